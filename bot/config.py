@@ -1,0 +1,84 @@
+"""Settings from the environment and an optional `.env` file, with clear errors for bad ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every setting zns-bot reads. Names are the upper-case env variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    esms_api_key: SecretStr | None = None
+    esms_secret_key: SecretStr | None = None
+    esms_base_url: str = "https://rest.esms.vn/MainService.svc/json/"
+    esms_callback_api_url: str = "https://status-sms.esms.vn/ZaloCallback/"
+    esms_oaid: str | None = None
+    esms_sandbox: bool = False
+    esms_sms_type: str = "25"
+    esms_timeout: float = Field(15.0, gt=0)
+    esms_max_attempts: int = Field(3, ge=1, le=10)
+    esms_retry_backoff: float = Field(0.5, ge=0)
+
+    zns_approval_channel: str | None = None
+    zns_notify_channel: str | None = None
+    zns_approvers: CommaList = Field(default_factory=list)
+    zns_requesters: CommaList = Field(default_factory=list)
+    zns_allow_self_approval: bool = False
+    zns_approval_ttl: int = Field(24 * 3600, gt=0)
+    zns_template_ttl: int = Field(600, gt=0)
+    zns_data_dir: Path = Path("./data")
+    zns_fsync: bool = True
+
+    public_base_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=0, le=65535)
+
+    @field_validator("zns_approvers", "zns_requesters", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("esms_base_url", "esms_callback_api_url", "slack_api_url", mode="after")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    def require(self, *names: str) -> None:
+        """Raise one ConfigError naming every missing setting and where it comes from."""
+        missing = [name.upper() for name in names if getattr(self, name.lower()) in (None, "")]
+        if missing:
+            raise ConfigError(
+                f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
+                "(set in the environment or in .env; see .env.example)"
+            )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load settings, turning pydantic's validation report into one readable ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(part) for part in err["loc"]).upper()
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("invalid setting " + "; ".join(problems)) from None
