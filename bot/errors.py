@@ -132,7 +132,9 @@ class EsmsError(ZnsBotError):
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, endpoint={self.endpoint!r}, {str(self)!r})"
+        return (
+            f"{type(self).__name__}(code={self.code!r}, endpoint={self.endpoint!r}, {str(self)!r})"
+        )
 
 
 class EsmsConfigError(EsmsError):

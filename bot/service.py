@@ -1,0 +1,324 @@
+"""The send workflow: validate a request, record it, decide it, and submit it to eSMS once."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.config import Settings
+from bot.errors import EsmsError, InputError, PhoneError, TemplateError, ZnsBotError
+from bot.esms import EsmsClient
+from bot.esms_types import SubmitOutcome, Template, ZnsMessage
+from bot.phones import mask_phone, normalize_phone
+from bot.templates import TemplateCatalogue, validate_params
+from storage.sends import SendState
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+ORDER_ID_MAX = 50
+CAMPAIGN_MAX = 254
+NOTE_MAX = 500
+
+
+class DecisionError(ZnsBotError):
+    """A person may not make this decision (not an approver, or their own request)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """A request that passed every check and may be stored."""
+
+    phone: str
+    oaid: str
+    template_id: str
+    template_name: str
+    params: dict[str, str]
+    ordered_params: tuple[str, ...]
+    is_journey: bool = False
+    order_id: str | None = None
+    campaign: str | None = None
+    note: str | None = None
+    sandbox: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def callback_path(token: str) -> str:
+    return f"/esms/callback/{token}"
+
+
+def token_matches(record: Mapping[str, Any], token: str) -> bool:
+    """Constant-time check of a callback URL's token against the send's own."""
+    expected = record.get("callback_token") or ""
+    return bool(expected) and hmac.compare_digest(expected.encode(), token.encode())
+
+
+class SendService:
+    """Everything that changes a send, shared by the CLI and Slack."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        client: EsmsClient,
+        catalogue: TemplateCatalogue,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = client
+        self.catalogue = catalogue
+
+    def default_oaid(self, oaid: str | None = None) -> str:
+        chosen = (oaid or self.settings.esms_oaid or "").strip()
+        if not chosen:
+            raise InputError("choose a Zalo OA (or set ESMS_OAID)", {"oaid": "choose a Zalo OA"})
+        return chosen
+
+    async def prepare(
+        self,
+        *,
+        phone: str,
+        template_id: str,
+        params: Mapping[str, str],
+        oaid: str | None = None,
+        is_journey: bool = False,
+        order_id: str | None = None,
+        campaign: str | None = None,
+        note: str | None = None,
+        sandbox: bool = False,
+    ) -> SendRequest:
+        """Check everything that can be checked before storing; report every problem at once.
+
+        Problem keys: `phone`, `oaid`, `template`, `order_id`, `campaign`, `note`, and
+        `param:<name>` for each template parameter.
+        """
+        problems: dict[str, str] = {}
+        normalized = ""
+        try:
+            normalized = normalize_phone(phone)
+        except PhoneError as exc:
+            problems["phone"] = str(exc)
+        try:
+            chosen_oa = self.default_oaid(oaid)
+        except InputError as exc:
+            problems.update(exc.problems)
+            chosen_oa = ""
+        order = (order_id or "").strip() or None
+        if is_journey and not order:
+            problems["order_id"] = "a journey message needs the OrderId of its order"
+        elif order and len(order) > ORDER_ID_MAX:
+            problems["order_id"] = (
+                f"OrderId is {len(order)} characters; the limit is {ORDER_ID_MAX}"
+            )
+        if order and not is_journey:
+            problems["order_id"] = "an OrderId is only used for journey messages"
+        campaign = (campaign or "").strip() or None
+        if campaign and len(campaign) > CAMPAIGN_MAX:
+            problems["campaign"] = f"the campaign name is over {CAMPAIGN_MAX} characters"
+        note = (note or "").strip() or None
+        if note and len(note) > NOTE_MAX:
+            problems["note"] = f"the note is over {NOTE_MAX} characters"
+        if sandbox is False and self.settings.esms_sandbox:
+            sandbox = True
+        template: Template | None = None
+        ordered: tuple[str, ...] = ()
+        if not str(template_id or "").strip():
+            problems["template"] = "choose a template"
+        elif chosen_oa:
+            try:
+                template = await self.catalogue.sendable(str(template_id).strip(), chosen_oa)
+            except TemplateError as exc:
+                problems["template"] = str(exc)
+            except EsmsError as exc:
+                problems["template"] = f"could not load templates from eSMS: {exc}"
+        if template is not None:
+            try:
+                ordered = validate_params(template, params)
+            except InputError as exc:
+                problems.update({f"param:{k}": v for k, v in exc.problems.items()})
+        if problems:
+            raise InputError("the request has problems: " + "; ".join(problems.values()), problems)
+        assert template is not None
+        return SendRequest(
+            phone=normalized,
+            oaid=chosen_oa,
+            template_id=template.id,
+            template_name=template.name,
+            params={p.name: (params.get(p.name) or "").strip() for p in template.ordered_params},
+            ordered_params=ordered,
+            is_journey=is_journey,
+            order_id=order,
+            campaign=campaign,
+            note=note,
+            sandbox=sandbox,
+        )
+
+    def create(self, request: SendRequest, *, actor: str) -> dict[str, Any]:
+        """Store a valid request as pending_approval (audited)."""
+        fields = asdict(request)
+        fields["ordered_params"] = list(request.ordered_params)
+        fields["requester"] = actor
+        fields["callback_token"] = secrets.token_urlsafe(24)
+        return self.store.sends.create(fields, actor=actor, reason="requested")
+
+    def is_approver(self, user: str, groups: frozenset[str] = frozenset()) -> bool:
+        approvers = set(self.settings.zns_approvers)
+        return user in approvers or bool(groups & approvers)
+
+    def approve(
+        self, send_id: str, *, actor: str, reason: str = "", check_self: bool = True
+    ) -> dict[str, Any] | None:
+        """pending_approval → approved, once. None means someone else decided first."""
+        record = self.store.sends.get(send_id)
+        if (
+            check_self
+            and not self.settings.zns_allow_self_approval
+            and record.get("requester") == actor
+        ):
+            raise DecisionError("you cannot approve your own request; ask another approver")
+        return self.store.sends.transition(
+            send_id,
+            SendState.APPROVED,
+            actor=actor,
+            reason=reason or "approved",
+            expect={SendState.PENDING_APPROVAL},
+            approver=actor,
+            decided_at=_now_iso(),
+        )
+
+    def reject(self, send_id: str, *, actor: str, reason: str) -> dict[str, Any] | None:
+        reason = (reason or "").strip()
+        if not reason:
+            raise InputError("say why the request is rejected", {"reason": "a reason is required"})
+        return self.store.sends.transition(
+            send_id,
+            SendState.REJECTED,
+            actor=actor,
+            reason=reason,
+            expect={SendState.PENDING_APPROVAL},
+            approver=actor,
+            decided_at=_now_iso(),
+            reject_reason=reason,
+        )
+
+    def cancel(self, send_id: str, *, actor: str) -> dict[str, Any] | None:
+        record = self.store.sends.get(send_id)
+        if record.get("requester") != actor:
+            raise DecisionError("only the person who made the request can cancel it")
+        return self.store.sends.transition(
+            send_id,
+            SendState.CANCELLED,
+            actor=actor,
+            reason="cancelled by the requester",
+            expect={SendState.PENDING_APPROVAL},
+        )
+
+    def expire_stale(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """End every approval older than ZNS_APPROVAL_TTL; return the expired records."""
+        now = now or datetime.now(UTC)
+        cutoff = now - timedelta(seconds=self.settings.zns_approval_ttl)
+        expired = []
+        for record in self.store.sends.in_states({SendState.PENDING_APPROVAL}):
+            if datetime.fromisoformat(record["created_at"]) <= cutoff:
+                done = self.store.sends.transition(
+                    record["id"],
+                    SendState.EXPIRED,
+                    actor="system",
+                    reason=f"not decided within {self.settings.zns_approval_ttl} s",
+                    expect={SendState.PENDING_APPROVAL},
+                )
+                if done:
+                    expired.append(done)
+        return expired
+
+    def callback_url(self, record: Mapping[str, Any]) -> str | None:
+        base = self.settings.public_base_url
+        if not base:
+            return None
+        return base.rstrip("/") + callback_path(record["callback_token"])
+
+    async def submit(self, send_id: str, *, actor: str = "system") -> dict[str, Any]:
+        """approved → submitting → accepted | failed | unknown. Sends at most once per call race.
+
+        Returns the record as it stands afterwards (possibly unchanged when another caller
+        is already submitting it).
+        """
+        record = self.store.sends.transition(
+            send_id,
+            SendState.SUBMITTING,
+            actor=actor,
+            reason="submitting to eSMS",
+            expect={SendState.APPROVED},
+        )
+        if record is None:
+            return self.store.sends.get(send_id)
+        message = ZnsMessage(
+            phone=record["phone"],
+            template_id=record["template_id"],
+            params=tuple(record["ordered_params"]),
+            oaid=record["oaid"],
+            request_id=record["id"],
+            is_journey=bool(record.get("is_journey")),
+            order_id=record.get("order_id"),
+            campaign=record.get("campaign"),
+            callback_url=self.callback_url(record),
+            sandbox=bool(record.get("sandbox")),
+        )
+        log.info(
+            "submitting send=%s phone=%s template=%s",
+            send_id,
+            mask_phone(record["phone"]),
+            record["template_id"],
+        )
+        try:
+            result = await self.client.send_zns(message)
+        except EsmsError as exc:
+            return self._settle(
+                send_id,
+                SendState.FAILED,
+                str(exc),
+                error_code=exc.code,
+                error_category=exc.category.value,
+                error=str(exc),
+            )
+        except Exception:
+            # We cannot tell whether the request left this process: never call it failed.
+            log.exception("unexpected error submitting send=%s", send_id)
+            return self._settle(send_id, SendState.UNKNOWN, "internal error while submitting")
+        if result.outcome is SubmitOutcome.ACCEPTED or (
+            result.outcome is SubmitOutcome.ALREADY_SUBMITTED and result.sms_id
+        ):
+            return self._settle(
+                send_id,
+                SendState.ACCEPTED,
+                f"accepted by eSMS, SMSID {result.sms_id}",
+                sms_id=result.sms_id,
+                accepted_at=_now_iso(),
+            )
+        reason = (
+            "eSMS says this request was already submitted (code 124); checking its outcome"
+            if result.outcome is SubmitOutcome.ALREADY_SUBMITTED
+            else "no reply from eSMS; the outcome is unknown, checking"
+        )
+        return self._settle(send_id, SendState.UNKNOWN, reason, unknown_reason=reason)
+
+    def _settle(self, send_id: str, to: SendState, reason: str, **fields: Any) -> dict[str, Any]:
+        done = self.store.sends.transition(
+            send_id,
+            to,
+            actor="esms",
+            reason=reason,
+            expect={SendState.SUBMITTING},
+            **fields,
+        )
+        return done if done is not None else self.store.sends.get(send_id)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()

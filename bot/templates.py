@@ -1,0 +1,188 @@
+"""The template catalogue (GetTemplate + GetZnsTemplateInfo, cached) and parameter validation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from bot.errors import EsmsError, ParamsError, TemplateError
+from bot.esms_types import ParamType, Template, TemplateInfo, TemplateParam, TemplateStatus
+
+log = logging.getLogger(__name__)
+
+NUMBER_MAX_DIGITS = 12  # Zalo's type_number: digits 0-9 only, at most 12
+_DATE = re.compile(r"^\d{2}/\d{2}/\d{4}$")
+
+
+class TemplateSource(Protocol):
+    """What the catalogue needs from the gateway (EsmsClient satisfies it)."""
+
+    async def list_templates(self, oaid: str) -> list[Template]: ...
+
+    async def template_info(self, template_id: str, oaid: str) -> TemplateInfo: ...
+
+
+def merge_info(template: Template, info: TemplateInfo | None) -> Template:
+    """Fold GetZnsTemplateInfo's status, timeout and tighter length limits into a template."""
+    if info is None:
+        return replace(template, status=TemplateStatus.UNKNOWN)
+    params = []
+    for param in template.params:
+        _, max_len, required = info.param_limits.get(param.name, (None, None, param.required))
+        limit = min(param.max_length, max_len) if max_len else param.max_length
+        params.append(replace(param, max_length=limit, required=required))
+    return replace(
+        template,
+        name=template.name or info.name,
+        params=tuple(params),
+        status=info.status,
+        tag=info.tag,
+        timeout_ms=info.timeout_ms,
+        preview_url=info.preview_url,
+    )
+
+
+class TemplateCatalogue:
+    """Templates per OA, fetched together and cached for `ttl` seconds.
+
+    A failed refresh keeps serving the last good list: an eSMS hiccup should not hide
+    templates from a person half-way through a request.
+    """
+
+    def __init__(
+        self,
+        source: TemplateSource,
+        *,
+        ttl: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._ttl = ttl
+        self._clock = clock
+        self._cache: dict[str, tuple[float, dict[str, Template]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def templates(self, oaid: str, *, refresh: bool = False) -> list[Template]:
+        """Every template of the OA, in eSMS's order, with status merged in."""
+        return list((await self._load(oaid, refresh=refresh)).values())
+
+    async def enabled(self, oaid: str) -> list[Template]:
+        return [t for t in await self.templates(oaid) if t.status is TemplateStatus.ENABLE]
+
+    async def get(self, template_id: str, oaid: str, *, refresh: bool = False) -> Template:
+        """One template by id; raises TemplateError if the OA has no such template."""
+        by_id = await self._load(oaid, refresh=refresh)
+        template = by_id.get(str(template_id))
+        if template is None and not refresh:
+            by_id = await self._load(oaid, refresh=True)
+            template = by_id.get(str(template_id))
+        if template is None:
+            raise TemplateError(f"template {template_id} is not registered for OA {oaid}")
+        return template
+
+    async def sendable(self, template_id: str, oaid: str) -> Template:
+        """A template that may be sent right now (status ENABLE, checked against fresh data)."""
+        template = await self.get(template_id, oaid)
+        if template.status is not TemplateStatus.ENABLE:
+            template = await self.get(template_id, oaid, refresh=True)
+        if template.status is not TemplateStatus.ENABLE:
+            raise TemplateError(
+                f"template {template.name} ({template.id}) is {template.status.value}, "
+                "not ENABLE; Zalo will not deliver it"
+            )
+        return template
+
+    async def refresh(self, oaid: str) -> list[Template]:
+        return await self.templates(oaid, refresh=True)
+
+    async def _load(self, oaid: str, *, refresh: bool) -> dict[str, Template]:
+        lock = self._locks.setdefault(oaid, asyncio.Lock())
+        async with lock:  # one fetch for many concurrent callers
+            cached = self._cache.get(oaid)
+            if cached and not refresh and self._clock() - cached[0] < self._ttl:
+                return cached[1]
+            try:
+                fetched = await self._fetch(oaid)
+            except EsmsError:
+                if cached is None:
+                    raise
+                log.warning("template refresh failed for OA %s; serving cached list", oaid)
+                return cached[1]
+            self._cache[oaid] = (self._clock(), fetched)
+            return fetched
+
+    async def _fetch(self, oaid: str) -> dict[str, Template]:
+        listed = await self._source.list_templates(oaid)
+        infos = await asyncio.gather(
+            *(self._source.template_info(t.id, oaid) for t in listed), return_exceptions=True
+        )
+        merged: dict[str, Template] = {}
+        for template, info in zip(listed, infos, strict=True):
+            if isinstance(info, BaseException):
+                if not isinstance(info, EsmsError):
+                    raise info
+                log.warning("no detail for template %s: %s", template.id, info)
+                info = None
+            merged[template.id] = merge_info(template, info)
+        return merged
+
+
+def check_value(param: TemplateParam, value: str) -> str | None:
+    """What is wrong with one value for one parameter, or None when it is fine."""
+    if not value:
+        return "is required" if param.required else None
+    if len(value) > param.max_length:
+        return f"is {len(value)} characters long; the limit is {param.max_length}"
+    if param.type is ParamType.NUMBER:
+        if not value.isascii() or not value.isdigit():
+            return "must contain digits 0-9 only (no spaces, dots or commas)"
+        if len(value) > NUMBER_MAX_DIGITS:
+            return f"must be at most {NUMBER_MAX_DIGITS} digits"
+    elif param.type is ParamType.DATE:
+        if not _DATE.match(value):
+            return "must be a date written dd/MM/yyyy, for example 09/02/2001"
+        try:
+            datetime.strptime(value, "%d/%m/%Y")  # noqa: DTZ007 - a calendar date, no time
+        except ValueError:
+            return f"{value} is not a real calendar date"
+    elif param.type is ParamType.URL:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or " " in value:
+            return "must be a full web address starting with https://"
+    return None
+
+
+def validate_params(template: Template, values: Mapping[str, str]) -> tuple[str, ...]:
+    """Check named values against the template; return eSMS's positional `Params` list.
+
+    Raises ParamsError listing every problem at once, keyed by parameter name.
+    """
+    problems: dict[str, str] = {}
+    known = {p.name for p in template.params}
+    for name in values:
+        if name not in known:
+            problems[name] = (
+                f"is not a parameter of template {template.name}; "
+                f"it takes: {', '.join(p.name for p in template.ordered_params) or 'nothing'}"
+            )
+    ordered: list[str] = []
+    seen: set[str] = set()
+    for param in template.ordered_params:
+        if param.name in seen:  # eSMS: a repeated parameter is passed once
+            continue
+        seen.add(param.name)
+        value = (values.get(param.name) or "").strip()
+        problem = check_value(param, value)
+        if problem:
+            problems[param.name] = problem
+        ordered.append(value)
+    if problems:
+        raise ParamsError(problems)
+    return tuple(ordered)
