@@ -18,7 +18,7 @@ _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 
 def normalize_phone(raw: str) -> str:
-    """Return the number as `0` + 9 digits, or raise PhoneError with a reason a person can act on."""
+    """Return `0` + 9 digits, or raise PhoneError with a reason a person can act on."""
     text = (raw or "").strip()
     if not text:
         raise PhoneError("enter the customer's mobile number, for example 0901 888 484")

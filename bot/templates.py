@@ -149,7 +149,7 @@ def check_value(param: TemplateParam, value: str) -> str | None:
         if not _DATE.match(value):
             return "must be a date written dd/MM/yyyy, for example 09/02/2001"
         try:
-            datetime.strptime(value, "%d/%m/%Y")  # noqa: DTZ007 - a calendar date, no time
+            datetime.strptime(value, "%d/%m/%Y")
         except ValueError:
             return f"{value} is not a real calendar date"
     elif param.type is ParamType.URL:
