@@ -1,4 +1,4 @@
-"""The `zns-bot` command line: send, check, audit verify/export (and serve, once Slack lands)."""
+"""The `zns-bot` command line: serve, send, check, and audit verify/export."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings, load_settings
-from bot.errors import InputError, ZnsBotError
+from bot.errors import ConfigError, InputError, ZnsBotError
 from bot.esms import EsmsClient
 from bot.phones import mask_phone
 from bot.service import SendService
@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--sandbox", action="store_true", help="validate only: not sent, not charged")
 
     sub.add_parser("check", help="validate the settings and show the eSMS balance")
+    sub.add_parser("serve", help="run the Slack app, callbacks and scheduler (HOST:PORT)")
 
     audit = sub.add_parser("audit", help="the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
@@ -200,6 +201,14 @@ def _export(settings: Settings, path: Path, unmask: bool) -> int:
     return EXIT_OK
 
 
+def _serve(settings: Settings) -> int:
+    from bot.app import serve  # Slack and the web server load only for this command
+
+    logging.getLogger().setLevel(logging.INFO)
+    asyncio.run(serve(settings))
+    return EXIT_OK
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -209,6 +218,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_send(args, settings))
         if args.command == "check":
             return asyncio.run(_check(settings))
+        if args.command == "serve":
+            return _serve(settings)
         if args.audit_command == "verify":
             return _verify(settings)
         return _export(settings, args.csv, args.unmask)
@@ -216,6 +227,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         print("error: the request was not sent:", file=sys.stderr)
         for field_name, problem in (exc.problems or {"input": str(exc)}).items():
             print(f"  - {field_name}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ZnsBotError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     zns_approvers: CommaList = Field(default_factory=list)
     zns_requesters: CommaList = Field(default_factory=list)
     zns_allow_self_approval: bool = False
+    zns_allow_sandbox: bool = True
     zns_approval_ttl: int = Field(24 * 3600, gt=0)
     zns_template_ttl: int = Field(600, gt=0)
     zns_data_dir: Path = Path("./data")

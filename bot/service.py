@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from bot.config import Settings
 from bot.errors import EsmsError, InputError, PhoneError, TemplateError, ZnsBotError
 from bot.esms import EsmsClient
 from bot.esms_types import SubmitOutcome, Template, ZnsMessage
+from bot.notify import CARD, DM, EPHEMERAL, THREAD
 from bot.phones import mask_phone, normalize_phone
 from bot.templates import TemplateCatalogue, validate_params
 from storage.sends import SendState
@@ -21,7 +23,21 @@ from storage.store import Store
 
 log = logging.getLogger(__name__)
 
+# States whose arrival is worth a reply in the request's thread.
+THREAD_STATES = frozenset(
+    {
+        SendState.APPROVED,
+        SendState.REJECTED,
+        SendState.CANCELLED,
+        SendState.EXPIRED,
+        SendState.ACCEPTED,
+        SendState.FAILED,
+        SendState.UNKNOWN,
+        SendState.DELIVERED,
+    }
+)
 ORDER_ID_MAX = 50
+ESTIMATE_WAIT_S = 5.0
 CAMPAIGN_MAX = 254
 NOTE_MAX = 500
 
@@ -68,11 +84,13 @@ class SendService:
         store: Store,
         client: EsmsClient,
         catalogue: TemplateCatalogue,
+        on_outbox: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.client = client
         self.catalogue = catalogue
+        self.on_outbox = on_outbox
 
     def default_oaid(self, oaid: str | None = None) -> str:
         chosen = (oaid or self.settings.esms_oaid or "").strip()
@@ -159,17 +177,109 @@ class SendService:
             sandbox=sandbox,
         )
 
-    def create(self, request: SendRequest, *, actor: str) -> dict[str, Any]:
-        """Store a valid request as pending_approval (audited)."""
+    def create(
+        self,
+        request: SendRequest,
+        *,
+        actor: str,
+        origin: str = "cli",
+        reply_channel: str | None = None,
+        estimate: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Store a valid request as pending_approval (audited) and queue its card."""
         fields = asdict(request)
         fields["ordered_params"] = list(request.ordered_params)
         fields["requester"] = actor
+        fields["origin"] = origin
         fields["callback_token"] = secrets.token_urlsafe(24)
-        return self.store.sends.create(fields, actor=actor, reason="requested")
+        fields["estimate"] = dict(estimate) if estimate else None
+        record = self.store.sends.create(fields, actor=actor, reason="requested")
+        if origin == "slack":
+            self._queue(record, CARD, f"{record['id']}:card:created")
+            self._queue(
+                record,
+                EPHEMERAL,
+                f"{record['id']}:posted",
+                {"channel": reply_channel, "user": actor},
+            )
+            self._kick()
+        return record
 
-    def is_approver(self, user: str, groups: frozenset[str] = frozenset()) -> bool:
-        approvers = set(self.settings.zns_approvers)
-        return user in approvers or bool(groups & approvers)
+    async def estimate(self, request: SendRequest) -> dict[str, Any] | None:
+        """SummaryZaloMessage's price for a request, or None when eSMS cannot say."""
+        message = self._message(request, request_id="estimate")
+        try:
+            # A slow estimate must not hold the request back: the card says "unavailable".
+            price = await asyncio.wait_for(self.client.estimate_price(message), ESTIMATE_WAIT_S)
+        except (EsmsError, TimeoutError) as exc:
+            log.info("price estimate unavailable: %s", exc or "timed out")
+            return None
+        return {"total_price": price.total_price, "total_receiver": price.total_receiver}
+
+    def _message(
+        self, source: Any, *, request_id: str, callback_url: str | None = None
+    ) -> ZnsMessage:
+        get = source.get if isinstance(source, Mapping) else lambda k: getattr(source, k)
+        return ZnsMessage(
+            phone=get("phone"),
+            template_id=get("template_id"),
+            params=tuple(get("ordered_params")),
+            oaid=get("oaid"),
+            request_id=request_id,
+            is_journey=bool(get("is_journey")),
+            order_id=get("order_id"),
+            campaign=get("campaign"),
+            callback_url=callback_url,
+            sandbox=bool(get("sandbox")),
+        )
+
+    def _move(
+        self,
+        send_id: str,
+        to: SendState,
+        *,
+        actor: str,
+        reason: str,
+        expect: set[SendState],
+        **fields: Any,
+    ) -> dict[str, Any] | None:
+        """One compare-and-set transition, then tell the request's thread about it."""
+        record = self.store.sends.transition(
+            send_id, to, actor=actor, reason=reason, expect=expect, **fields
+        )
+        if record is not None:
+            self._announce(record)
+        return record
+
+    def _announce(self, record: dict[str, Any]) -> None:
+        if record.get("origin") != "slack":
+            return
+        send_id, state = record["id"], record["state"]
+        self._queue(record, CARD, f"{send_id}:card:{record.get('version')}")
+        if state in THREAD_STATES:
+            self._queue(record, THREAD, f"{send_id}:thread:{state}", {"state": state})
+        if state == SendState.FAILED:
+            self._queue(record, DM, f"{send_id}:dm:{state}", {"state": state})
+        self._kick()
+
+    def _queue(
+        self,
+        record: Mapping[str, Any],
+        kind: str,
+        key: str,
+        payload: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.store.outbox.add(kind, dict(payload or {}), key=key, send_id=record["id"])
+
+    def _kick(self) -> None:
+        if self.on_outbox is not None:
+            self.on_outbox()
+
+    def note(
+        self, actor: str, action: str, *, send_id: str | None = None, reason: str = ""
+    ) -> None:
+        """Audit something that changed no send (a refusal, a stray click)."""
+        self.store.audit.append(actor, action, send_id=send_id, reason=reason)
 
     def approve(
         self, send_id: str, *, actor: str, reason: str = "", check_self: bool = True
@@ -182,7 +292,7 @@ class SendService:
             and record.get("requester") == actor
         ):
             raise DecisionError("you cannot approve your own request; ask another approver")
-        return self.store.sends.transition(
+        return self._move(
             send_id,
             SendState.APPROVED,
             actor=actor,
@@ -196,7 +306,7 @@ class SendService:
         reason = (reason or "").strip()
         if not reason:
             raise InputError("say why the request is rejected", {"reason": "a reason is required"})
-        return self.store.sends.transition(
+        return self._move(
             send_id,
             SendState.REJECTED,
             actor=actor,
@@ -211,7 +321,7 @@ class SendService:
         record = self.store.sends.get(send_id)
         if record.get("requester") != actor:
             raise DecisionError("only the person who made the request can cancel it")
-        return self.store.sends.transition(
+        return self._move(
             send_id,
             SendState.CANCELLED,
             actor=actor,
@@ -226,7 +336,7 @@ class SendService:
         expired = []
         for record in self.store.sends.in_states({SendState.PENDING_APPROVAL}):
             if datetime.fromisoformat(record["created_at"]) <= cutoff:
-                done = self.store.sends.transition(
+                done = self._move(
                     record["id"],
                     SendState.EXPIRED,
                     actor="system",
@@ -249,7 +359,7 @@ class SendService:
         Returns the record as it stands afterwards (possibly unchanged when another caller
         is already submitting it).
         """
-        record = self.store.sends.transition(
+        record = self._move(
             send_id,
             SendState.SUBMITTING,
             actor=actor,
@@ -258,17 +368,8 @@ class SendService:
         )
         if record is None:
             return self.store.sends.get(send_id)
-        message = ZnsMessage(
-            phone=record["phone"],
-            template_id=record["template_id"],
-            params=tuple(record["ordered_params"]),
-            oaid=record["oaid"],
-            request_id=record["id"],
-            is_journey=bool(record.get("is_journey")),
-            order_id=record.get("order_id"),
-            campaign=record.get("campaign"),
-            callback_url=self.callback_url(record),
-            sandbox=bool(record.get("sandbox")),
+        message = self._message(
+            record, request_id=record["id"], callback_url=self.callback_url(record)
         )
         log.info(
             "submitting send=%s phone=%s template=%s",
@@ -309,7 +410,7 @@ class SendService:
         return self._settle(send_id, SendState.UNKNOWN, reason, unknown_reason=reason)
 
     def _settle(self, send_id: str, to: SendState, reason: str, **fields: Any) -> dict[str, Any]:
-        done = self.store.sends.transition(
+        done = self._move(
             send_id,
             to,
             actor="esms",

@@ -13,7 +13,14 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from bot.errors import EsmsError, ParamsError, TemplateError
-from bot.esms_types import ParamType, Template, TemplateInfo, TemplateParam, TemplateStatus
+from bot.esms_types import (
+    OfficialAccount,
+    ParamType,
+    Template,
+    TemplateInfo,
+    TemplateParam,
+    TemplateStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +34,8 @@ class TemplateSource(Protocol):
     async def list_templates(self, oaid: str) -> list[Template]: ...
 
     async def template_info(self, template_id: str, oaid: str) -> TemplateInfo: ...
+
+    async def list_oas(self) -> list[OfficialAccount]: ...
 
 
 def merge_info(template: Template, info: TemplateInfo | None) -> Template:
@@ -68,6 +77,20 @@ class TemplateCatalogue:
         self._clock = clock
         self._cache: dict[str, tuple[float, dict[str, Template]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._oas: tuple[float, list[OfficialAccount]] | None = None
+
+    async def oas(self) -> list[OfficialAccount]:
+        """The account's Zalo OAs (cached like templates; stale on a failed refresh)."""
+        if self._oas and self._clock() - self._oas[0] < self._ttl:
+            return self._oas[1]
+        try:
+            listed = await self._source.list_oas()
+        except EsmsError:
+            if self._oas is None:
+                raise
+            return self._oas[1]
+        self._oas = (self._clock(), listed)
+        return listed
 
     async def templates(self, oaid: str, *, refresh: bool = False) -> list[Template]:
         """Every template of the OA, in eSMS's order, with status merged in."""

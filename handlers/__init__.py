@@ -1,1 +1,22 @@
 """Slack listeners and Block Kit builders: parse the payload, call bot/, render the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from handlers import actions, commands, views
+from handlers.deps import CONTEXT_KEY, SlackDeps
+
+
+def register_all(app: AsyncApp, deps: SlackDeps) -> None:
+    """Hand every listener its dependencies through the context, then register them."""
+
+    async def inject(context: dict[str, Any], next: Any) -> None:  # Bolt injects by name
+        context[CONTEXT_KEY] = deps
+        await next()
+
+    app.use(inject)
+    for module in (commands, actions, views):
+        module.register(app)

@@ -1,0 +1,181 @@
+"""The composition root: the one place that wires settings, store, eSMS, Slack and the server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+
+from bot.config import Settings
+from bot.errors import StoreError
+from bot.esms import EsmsClient
+from bot.jobs import RELAY_JOB, build_scheduler, run_soon
+from bot.relay import Relay
+from bot.service import SendService
+from bot.templates import TemplateCatalogue
+from bot.web import build_web
+from handlers import register_all
+from handlers.access import AccessList
+from handlers.deps import SlackDeps
+from handlers.notifier import SlackNotifier
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("esms_api_key", "esms_secret_key", "slack_bot_token", "zns_approval_channel")
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse to start without what the server needs, naming every missing setting."""
+    required = list(REQUIRED)
+    if not settings.slack_app_token:
+        required.append("slack_signing_secret")  # HTTP mode verifies every request
+    if not settings.zns_approvers:
+        required.append("zns_approvers")
+    settings.require(*required)
+
+
+def slack_client(settings: Settings) -> AsyncWebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+@dataclass
+class Runtime:
+    """Everything one zns-bot process runs, built but not yet started."""
+
+    settings: Settings
+    store: Store
+    esms: EsmsClient
+    service: SendService
+    relay: Relay
+    scheduler: AsyncIOScheduler
+    bolt: AsyncApp
+    deps: SlackDeps
+    socket: AsyncSocketModeHandler | None
+    asgi: Starlette
+
+    async def health(self) -> dict[str, Any]:
+        report: dict[str, Any] = {"ok": True, "store": "ok", "scheduler": self.scheduler.running}
+        try:
+            self.store.check_writable()
+        except StoreError as exc:
+            report.update(ok=False, store=str(exc))
+        if self.socket is not None:
+            connected = await self.socket.client.is_connected()
+            report["socket_mode"] = "connected" if connected else "down"
+            report["ok"] = report["ok"] and connected
+        else:
+            report["socket_mode"] = "off"
+        return report
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Start the scheduler (and Socket Mode) on this loop; stop them cleanly."""
+        self.scheduler.start()
+        run_soon(self.scheduler, RELAY_JOB)  # a backlog left by a previous run goes out now
+        if self.socket is not None:
+            try:
+                await self.socket.connect_async()
+            except Exception as exc:  # health reports it; HTTP keeps serving callbacks
+                log.error("socket mode could not connect: %s", type(exc).__name__)
+        try:
+            yield
+        finally:
+            if self.socket is not None:
+                with contextlib.suppress(Exception):
+                    await self.socket.close_async()
+            await self.deps.drain_tasks()
+            self.scheduler.shutdown(wait=False)
+            await self.esms.aclose()
+            self.store.close()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    check_settings(settings)
+    store = Store.open(settings.zns_data_dir, fsync=settings.zns_fsync)
+    esms = EsmsClient.from_settings(settings)
+    catalogue = TemplateCatalogue(esms, ttl=settings.zns_template_ttl)
+    service = SendService(settings=settings, store=store, client=esms, catalogue=catalogue)
+    client = slack_client(settings)
+    relay = Relay(store, SlackNotifier(client, settings))
+    scheduler = build_scheduler(service, relay, template_ttl=settings.zns_template_ttl)
+    service.on_outbox = lambda: run_soon(scheduler, RELAY_JOB)
+    signing = settings.slack_signing_secret
+    bolt = AsyncApp(
+        client=client,
+        signing_secret=signing.get_secret_value() if signing else None,
+        request_verification_enabled=not settings.slack_app_token,
+        token_verification_enabled=False,
+    )
+    deps = SlackDeps(
+        settings=settings,
+        service=service,
+        approvers=AccessList(settings.zns_approvers),
+        requesters=AccessList(settings.zns_requesters),
+    )
+    register_all(bolt, deps)
+    socket = None
+    if settings.slack_app_token:
+        socket = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+    handler = AsyncSlackRequestHandler(bolt)
+
+    async def slack_events(request: Request) -> Any:
+        return await handler.handle(request)
+
+    runtime = Runtime(
+        settings=settings,
+        store=store,
+        esms=esms,
+        service=service,
+        relay=relay,
+        scheduler=scheduler,
+        bolt=bolt,
+        deps=deps,
+        socket=socket,
+        asgi=Starlette(),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with runtime.running():
+            yield
+
+    runtime.asgi = build_web(slack_events=slack_events, health=runtime.health, lifespan=lifespan)
+    return runtime
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """Run the server until it is told to stop."""
+    runtime = build_runtime(settings)
+    config = uvicorn.Config(
+        runtime.asgi, host=settings.host, port=settings.port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    log.info("zns-bot listening on http://%s:%d", settings.host, settings.port)
+    await server.serve()

@@ -1,0 +1,34 @@
+"""The HTTP surface: Starlette routes for Slack events and health (no Slack imports here)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def build_web(
+    *,
+    slack_events: Endpoint,
+    health: HealthCheck,
+    lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+) -> Starlette:
+    async def healthz(request: Request) -> JSONResponse:
+        report = await health()
+        return JSONResponse(report, status_code=200 if report.get("ok") else 503)
+
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

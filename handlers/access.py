@@ -1,0 +1,56 @@
+"""Who may request and who may approve: Slack user ids and user groups, resolved and cached."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
+
+
+class AccessList:
+    """A set of user ids and user-group ids (`S…`); groups expand via usergroups.users.list."""
+
+    def __init__(
+        self,
+        entries: Iterable[str],
+        *,
+        ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.entries = [e for e in entries if e]
+        self._users = {e for e in self.entries if not e.startswith("S")}
+        self._groups = [e for e in self.entries if e.startswith("S")]
+        self._ttl = ttl
+        self._clock = clock
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not self.entries
+
+    async def contains(self, user_id: str, client: AsyncWebClient) -> bool:
+        if user_id in self._users:
+            return True
+        for group in self._groups:
+            if user_id in await self._members(group, client):
+                return True
+        return False
+
+    async def _members(self, group: str, client: AsyncWebClient) -> frozenset[str]:
+        cached = self._cache.get(group)
+        if cached and self._clock() - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            response = await client.usergroups_users_list(usergroup=group)
+        except SlackApiError as exc:
+            # A group we cannot read grants nothing; an old answer is better than none.
+            log.warning("cannot list user group %s: %s", group, exc.response.get("error"))
+            return cached[1] if cached else frozenset()
+        members = frozenset(response.get("users") or [])
+        self._cache[group] = (self._clock(), members)
+        return members

@@ -1,0 +1,44 @@
+"""What every listener needs, handed to it through Bolt's context."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.config import Settings
+from bot.service import SendService
+from handlers.access import AccessList
+
+CONTEXT_KEY = "zns"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SlackDeps:
+    settings: Settings
+    service: SendService
+    approvers: AccessList
+    requesters: AccessList
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run work after the ack; keep a reference so it is neither lost nor collected."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    async def drain_tasks(self) -> None:
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+
+def deps_of(context: dict[str, Any]) -> SlackDeps:
+    return context[CONTEXT_KEY]
