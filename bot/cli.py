@@ -166,35 +166,40 @@ def _verify(settings: Settings) -> int:
     return EXIT_FAILED
 
 
-EXPORT_COLUMNS = ("seq", "ts", "actor", "action", "send_id", "from", "to", "reason", "data", "hash")
-
-
-def _masked(value: Any) -> Any:
-    """Mask every value stored under a `phone` key, however deep."""
-    if isinstance(value, dict):
-        return {
-            k: mask_phone(v) if k == "phone" and isinstance(v, str) else _masked(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_masked(v) for v in value]
-    return value
+EXPORT_COLUMNS = (
+    "seq",
+    "ts",
+    "actor",
+    "action",
+    "send_id",
+    "phone",
+    "template_id",
+    "from",
+    "to",
+    "reason",
+    "data",
+    "hash",
+)
 
 
 def _export(settings: Settings, path: Path, unmask: bool) -> int:
+    """Write every audit event, joined with its send's phone and template."""
     count = 0
     with _open_store(settings) as store, path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(EXPORT_COLUMNS)
+        writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
         for event in store.audit.iter_events():
-            data = event.get("data")
-            if not unmask:
-                data = _masked(data)
-            row = dict(event, data=json.dumps(data, ensure_ascii=False, sort_keys=True))
-            row["from"], row["to"] = event.get("from_state"), event.get("to_state")
-            writer.writerow(
-                [row.get(col, "") if row.get(col) is not None else "" for col in EXPORT_COLUMNS]
-            )
+            send = store.sends.find(event["send_id"]) if event.get("send_id") else None
+            phone = (send or {}).get("phone") or ""
+            row = {
+                **event,
+                "phone": phone if unmask else mask_phone(phone),
+                "template_id": (send or {}).get("template_id") or "",
+                "from": event.get("from_state") or "",
+                "to": event.get("to_state") or "",
+                "data": json.dumps(event.get("data"), ensure_ascii=False, sort_keys=True),
+            }
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
             count += 1
     masking = "phones unmasked" if unmask else "phones masked"
     print(f"wrote {count} audit events to {path} ({masking})")

@@ -1,0 +1,207 @@
+"""The `zns-bot` console script, run as a real process against the eSMS stand-in."""
+
+import csv
+import getpass
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.esms_standin import DEMO_OAID, JOURNEY_TEMPLATE, ORDER_TEMPLATE, OTP_TEMPLATE
+from storage.store import Store
+from tests.conftest import ESMS_API_KEY, ESMS_SECRET_KEY
+
+ZNS_BOT = str(Path(sys.executable).parent / "zns-bot")
+
+
+@pytest.fixture
+def cli(tmp_path, esms_standin):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESMS_", "ZNS_", "SLACK_"))}
+    env.update(
+        ESMS_API_KEY=ESMS_API_KEY,
+        ESMS_SECRET_KEY=ESMS_SECRET_KEY,
+        ESMS_BASE_URL=esms_standin.base_url,
+        ESMS_CALLBACK_API_URL=esms_standin.callback_api_url,
+        ESMS_OAID=DEMO_OAID,
+        ESMS_TIMEOUT="0.5",
+        ESMS_RETRY_BACKOFF="0.01",
+        ZNS_DATA_DIR=str(tmp_path / "data"),
+    )
+
+    def run(*args: str, **overrides: str) -> subprocess.CompletedProcess[str]:
+        merged = {k: v for k, v in {**env, **overrides}.items() if v is not None}
+        return subprocess.run(
+            [ZNS_BOT, *args],
+            env=merged,
+            cwd=tmp_path,  # no stray .env
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    run.data_dir = tmp_path / "data"
+    return run
+
+
+def order_args(phone="0901 888 484"):
+    return [
+        "send",
+        "--phone",
+        phone,
+        "--template",
+        ORDER_TEMPLATE,
+        "--param",
+        "customer_name=Nguyễn Văn A",
+        "--param",
+        "order_code=DH-1001",
+        "--param",
+        "order_date=27/11/2026",
+        "--param",
+        "amount=150000",
+        "--param",
+        "tracking_url=https://shop.example/t/1",
+        "--campaign",
+        "cli-test",
+    ]
+
+
+def test_send_prints_smsid_records_and_audits(cli, esms_standin):
+    result = cli(*order_args())
+    assert result.returncode == 0, result.stderr
+    (sms_id,) = esms_standin.stored_sms_ids()
+    assert f"SMSID {sms_id}" in result.stdout
+    assert "090****484" in result.stdout and "0901888484" not in result.stdout
+    with Store.open(cli.data_dir) as store:
+        (record,) = store.sends.in_states({"accepted"})
+        assert record["sms_id"] == sms_id
+        events = store.audit.for_send(record["id"])
+        assert {e["actor"] for e in events} == {f"cli:{getpass.getuser()}", "esms"}
+        assert [e["to_state"] for e in events if e["to_state"]][-1] == "accepted"
+    (body,) = esms_standin.sends()
+    assert body["RequestId"] == record["id"] and body["campaignid"] == "cli-test"
+
+
+def test_journey_and_sandbox_flags(cli, esms_standin):
+    result = cli(
+        "send",
+        "--phone",
+        "84901888484",
+        "--template",
+        JOURNEY_TEMPLATE,
+        "--param",
+        "order_code=DH-9",
+        "--param",
+        "status=Đã giao",
+        "--param",
+        "eta=28/11/2026",
+        "--journey",
+        "--order-id",
+        "ORD-9",
+        "--sandbox",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "[SANDBOX]" in result.stdout
+    (body,) = esms_standin.sends()
+    assert body["IsJourney"] is True and body["OrderId"] == "ORD-9"
+    assert body["Sandbox"] == "1"
+    assert esms_standin.stored_sms_ids() == []  # sandbox: not stored, not delivered
+
+
+def test_bad_input_lists_every_problem_and_changes_nothing(cli, esms_standin):
+    result = cli(
+        "send", "--phone", "12ab", "--template", OTP_TEMPLATE, "--param", "otp=12345678901"
+    )
+    assert result.returncode == 2
+    assert "phone" in result.stderr and "param:otp" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert esms_standin.sends() == []
+    with Store.open(cli.data_dir) as store:
+        assert store.audit.verify().count == 0
+
+
+def test_esms_refusal_exits_non_zero_with_plain_words(cli, esms_standin):
+    esms_standin.inject("SendZaloMessage_V4_post_json", code=789)
+    result = cli(*order_args())
+    assert result.returncode == 1
+    assert "not configured for this OA" in result.stderr and "789" in result.stderr
+
+
+def test_lost_reply_exits_3_and_says_unknown(cli, esms_standin):
+    esms_standin.inject("SendZaloMessage_V4_post_json", delay=3, times=3)
+    result = cli(*order_args())
+    assert result.returncode == 3
+    assert "outcome unknown" in result.stderr
+
+
+def test_missing_setting_is_one_clear_line(cli):
+    result = cli("check", ESMS_API_KEY=None)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: missing setting: ESMS_API_KEY (set in the environment or in .env; see .env.example)"
+    ]
+
+
+def test_wrong_setting_is_one_clear_line(cli):
+    result = cli("check", ESMS_TIMEOUT="soon")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "ESMS_TIMEOUT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_prints_balance_and_oa(cli, esms_standin):
+    result = cli("check")
+    assert result.returncode == 0, result.stderr
+    assert "balance 5,000,000 VND" in result.stdout
+    assert "Demo Shop" in result.stdout
+
+
+def test_check_with_wrong_key_says_what_is_wrong_without_leaking_it(cli):
+    result = cli("check", ESMS_SECRET_KEY="wrong-secret-XYZ")
+    assert result.returncode == 1
+    assert "rejected the API key or secret key" in result.stderr
+    assert "wrong-secret-XYZ" not in result.stderr + result.stdout
+
+
+def test_audit_verify_detects_tampering(cli):
+    assert cli(*order_args()).returncode == 0
+    ok = cli("audit", "verify")
+    assert ok.returncode == 0 and "hash chain intact" in ok.stdout
+    # edit one stored audit event's reason on disk
+    for path in cli.data_dir.iterdir():
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if "submitting to eSMS" in text:
+            path.write_text(text.replace("submitting to eSMS", "submitting to eSMS!"))
+            break
+    else:
+        pytest.fail("audit event not found on disk")
+    broken = cli("audit", "verify")
+    assert broken.returncode == 1
+    assert "BROKEN" in broken.stderr
+
+
+def test_audit_export_masks_phones_unless_unmasked(cli, tmp_path):
+    assert cli(*order_args()).returncode == 0
+    masked, unmasked = tmp_path / "masked.csv", tmp_path / "full.csv"
+    assert cli("audit", "export", "--csv", str(masked)).returncode == 0
+    assert cli("audit", "export", "--csv", str(unmasked), "--unmask").returncode == 0
+    masked_text, full_text = masked.read_text(), unmasked.read_text()
+    assert "0901888484" not in masked_text and "090****484" in masked_text
+    assert "0901888484" in full_text
+    rows = list(csv.DictReader(masked.open()))
+    assert [r["seq"] for r in rows] == [str(n) for n in range(1, len(rows) + 1)]
+    assert rows[-1]["to"] == "accepted" and rows[-1]["template_id"] == ORDER_TEMPLATE
+    assert {r["phone"] for r in rows} == {"090****484"}
+    assert all(isinstance(json.loads(r["data"]), dict | None) for r in rows)
+
+
+def test_secrets_never_reach_the_store_or_output(cli):
+    result = cli(*order_args())
+    assert result.returncode == 0
+    blob = result.stdout + result.stderr
+    for path in cli.data_dir.rglob("*"):
+        if path.is_file():
+            blob += path.read_text(encoding="utf-8", errors="replace")
+    assert ESMS_API_KEY not in blob and ESMS_SECRET_KEY not in blob

@@ -1,0 +1,189 @@
+"""The send workflow end to end: real store on disk, eSMS stand-in over HTTP."""
+
+import asyncio
+
+import pytest
+
+from bot.config import Settings
+from bot.errors import InputError
+from bot.esms_standin import DEMO_OAID, DISABLED_TEMPLATE, JOURNEY_TEMPLATE, ORDER_TEMPLATE
+from bot.service import DecisionError, SendService
+from bot.templates import TemplateCatalogue
+from storage.store import Store
+
+ORDER_PARAMS = {
+    "customer_name": "Nguyễn Văn A",
+    "order_code": "DH-1001",
+    "order_date": "27/11/2026",
+    "amount": "150000",
+    "tracking_url": "https://shop.example/t/DH-1001",
+}
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open(tmp_path / "data") as opened:
+        yield opened
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(
+        _env_file=None,
+        esms_oaid=DEMO_OAID,
+        zns_data_dir=tmp_path / "data",
+        public_base_url="https://bot.example",
+    )
+
+
+@pytest.fixture
+def service(settings, store, esms_client):
+    return SendService(
+        settings=settings,
+        store=store,
+        client=esms_client,
+        catalogue=TemplateCatalogue(esms_client),
+    )
+
+
+async def approved(service, params=ORDER_PARAMS, **kw):
+    request = await service.prepare(
+        phone="+84 901 888 484", template_id=ORDER_TEMPLATE, params=params, **kw
+    )
+    record = service.create(request, actor="slack:UREQ")
+    service.approve(record["id"], actor="slack:UAPP")
+    return record
+
+
+async def test_accepted_send_goes_to_esms_with_ordered_params_and_callback(service, esms_standin):
+    record = await approved(service, campaign="Black Friday")
+    done = await service.submit(record["id"])
+    assert done["state"] == "accepted"
+    assert done["sms_id"] in esms_standin.stored_sms_ids()
+    (body,) = esms_standin.sends()
+    assert body["Phone"] == "0901888484"
+    # ParamLevel order: customer_name, order_code, order_date, amount, tracking_url
+    assert body["Params"] == [
+        "Nguyễn Văn A",
+        "DH-1001",
+        "27/11/2026",
+        "150000",
+        "https://shop.example/t/DH-1001",
+    ]
+    assert body["RequestId"] == record["id"]
+    assert body["campaignid"] == "Black Friday"
+    assert body["CallbackUrl"] == f"https://bot.example/esms/callback/{record['callback_token']}"
+    assert body["OAID"] == DEMO_OAID
+
+
+async def test_every_transition_is_audited(service, store):
+    record = await approved(service)
+    await service.submit(record["id"], actor="slack:UAPP")
+    moves = [(e["from_state"], e["to_state"]) for e in store.audit.for_send(record["id"])]
+    assert moves[-3:] == [
+        ("pending_approval", "approved"),
+        ("approved", "submitting"),
+        ("submitting", "accepted"),
+    ]
+    assert store.audit.verify().ok
+
+
+async def test_journey_send_carries_is_journey_and_order_id(service, esms_standin):
+    request = await service.prepare(
+        phone="0901888484",
+        template_id=JOURNEY_TEMPLATE,
+        params={"order_code": "DH-1", "status": "Đang giao", "eta": "28/11/2026"},
+        is_journey=True,
+        order_id="ORDER-77",
+    )
+    record = service.create(request, actor="cli:test")
+    service.approve(record["id"], actor="cli:test", check_self=False)
+    assert (await service.submit(record["id"]))["state"] == "accepted"
+    (body,) = esms_standin.sends()
+    assert body["IsJourney"] is True
+    assert body["OrderId"] == "ORDER-77"
+
+
+async def test_prepare_reports_every_problem_and_stores_nothing(service, store):
+    with pytest.raises(InputError) as info:
+        await service.prepare(
+            phone="12345",
+            template_id=ORDER_TEMPLATE,
+            params=dict(ORDER_PARAMS, amount="1.5", order_date="2026-11-27"),
+            is_journey=True,
+        )
+    assert set(info.value.problems) == {"phone", "order_id", "param:amount", "param:order_date"}
+    assert store.sends.count_by_state() == {} or sum(store.sends.count_by_state().values()) == 0
+    assert store.audit.verify().count == 0
+
+
+async def test_disabled_template_is_refused(service):
+    with pytest.raises(InputError) as info:
+        await service.prepare(
+            phone="0901888484", template_id=DISABLED_TEMPLATE, params={"customer_name": "A"}
+        )
+    assert "DISABLE" in info.value.problems["template"]
+
+
+async def test_twenty_concurrent_submits_send_once(service, esms_standin):
+    record = await approved(service)
+    results = await asyncio.gather(*(service.submit(record["id"]) for _ in range(20)))
+    assert len(esms_standin.sends()) == 1
+    assert {r["id"] for r in results} == {record["id"]}
+
+
+async def test_double_approval_decides_once(service, store):
+    request = await service.prepare(
+        phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER_PARAMS
+    )
+    record = service.create(request, actor="slack:UREQ")
+    first = service.approve(record["id"], actor="slack:UA")
+    second = service.approve(record["id"], actor="slack:UB")
+    assert first is not None and second is None
+    assert store.sends.get(record["id"])["approver"] == "slack:UA"
+
+
+async def test_self_approval_is_refused(service):
+    request = await service.prepare(
+        phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER_PARAMS
+    )
+    record = service.create(request, actor="slack:UREQ")
+    with pytest.raises(DecisionError):
+        service.approve(record["id"], actor="slack:UREQ")
+
+
+async def test_esms_error_fails_the_send_with_code_and_plain_reason(service, esms_standin):
+    record = await approved(service)
+    esms_standin.inject("SendZaloMessage_V4_post_json", code=103)
+    done = await service.submit(record["id"])
+    assert done["state"] == "failed"
+    assert done["error_code"] == 103
+    assert "balance" in done["error"]
+
+
+async def test_lost_reply_is_unknown_not_failed(service, esms_standin):
+    record = await approved(service)
+    esms_standin.inject("SendZaloMessage_V4_post_json", delay=5, times=3)
+    done = await service.submit(record["id"])
+    assert done["state"] == "unknown"
+    # every retry reused the request id, so eSMS could never send it twice
+    assert {b["RequestId"] for b in esms_standin.sends()} == {record["id"]}
+
+
+async def test_rejected_and_expired_can_never_be_approved(service, store):
+    request = await service.prepare(
+        phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER_PARAMS
+    )
+    rejected = service.create(request, actor="slack:UREQ")
+    with pytest.raises(InputError):
+        service.reject(rejected["id"], actor="slack:UA", reason="  ")
+    assert service.reject(rejected["id"], actor="slack:UA", reason="wrong customer")
+    assert service.approve(rejected["id"], actor="slack:UB") is None
+
+    stale = service.create(request, actor="slack:UREQ")
+    from datetime import UTC, datetime, timedelta
+
+    later = datetime.now(UTC) + timedelta(seconds=service.settings.zns_approval_ttl + 1)
+    assert [r["id"] for r in service.expire_stale(later)] == [stale["id"]]
+    assert service.approve(stale["id"], actor="slack:UB") is None
+    assert store.sends.get(stale["id"])["state"] == "expired"

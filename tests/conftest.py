@@ -1,0 +1,132 @@
+"""Shared fixtures: the eSMS stand-in, a client pointed at it, and a callback receiver."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.esms import EsmsClient
+from bot.esms_standin import EsmsStandIn, ServerThread
+
+# Distinctive on purpose: the secrets tests search every log line and error for them.
+ESMS_API_KEY = "apikey-ZQX7-do-not-leak-31f9"
+ESMS_SECRET_KEY = "secretkey-VWK2-do-not-leak-88c4"
+CLIENT_TIMEOUT = 0.5  # short, so timeout tests are quick; the stand-in answers in ~2 ms
+
+
+@pytest.fixture(scope="session")
+def esms_standin_server() -> Iterator[EsmsStandIn]:
+    with EsmsStandIn(api_key=ESMS_API_KEY, secret_key=ESMS_SECRET_KEY) as standin:
+        yield standin
+
+
+@pytest.fixture
+def esms_standin(esms_standin_server: EsmsStandIn) -> Iterator[EsmsStandIn]:
+    """The shared stand-in, with no requests, faults or sends left over from other tests."""
+    esms_standin_server.reset()
+    yield esms_standin_server
+    esms_standin_server.reset()
+
+
+@pytest.fixture
+async def esms_client(esms_standin: EsmsStandIn) -> AsyncIterator[EsmsClient]:
+    client = EsmsClient(
+        api_key=ESMS_API_KEY,
+        secret_key=ESMS_SECRET_KEY,
+        base_url=esms_standin.base_url,
+        callback_api_url=esms_standin.callback_api_url,
+        timeout=CLIENT_TIMEOUT,
+        max_attempts=3,
+        retry_backoff=0.01,
+    )
+    async with client:
+        yield client
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens (connections are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+@dataclass(frozen=True)
+class ReceivedCallback:
+    path: str
+    raw_query: str
+    query: dict[str, str]
+
+
+class CallbackReceiver:
+    """A tiny HTTP server that records every GET it receives, like the bot's callback route."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._received: list[ReceivedCallback] = []
+        self.status = 200
+        app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET"])])
+        self._server = ServerThread(app)
+
+    async def _handle(self, request: Request) -> Response:
+        item = ReceivedCallback(
+            path=request.url.path,
+            raw_query=request.scope["query_string"].decode("latin-1"),
+            query=dict(request.query_params),
+        )
+        with self._cond:
+            self._received.append(item)
+            self._cond.notify_all()
+            status = self.status
+        return PlainTextResponse("ok", status_code=status)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    @property
+    def received(self) -> list[ReceivedCallback]:
+        with self._cond:
+            return list(self._received)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedCallback]:
+        """Block until `count` callbacks have arrived (or fail after `timeout`)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._received) >= count, timeout):
+                raise AssertionError(f"expected {count} callbacks, got {len(self._received)}")
+            return list(self._received)
+
+    def reset(self) -> None:
+        with self._cond:
+            self._received.clear()
+            self.status = 200
+
+    def start(self) -> CallbackReceiver:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@pytest.fixture(scope="session")
+def callback_receiver_server() -> Iterator[CallbackReceiver]:
+    receiver = CallbackReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def callback_receiver(callback_receiver_server: CallbackReceiver) -> Iterator[CallbackReceiver]:
+    callback_receiver_server.reset()
+    yield callback_receiver_server
+    callback_receiver_server.reset()
