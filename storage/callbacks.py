@@ -1,0 +1,62 @@
+"""Raw eSMS delivery callbacks, kept for inspection and de-duplicated on (SMSID, status)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from storage.clock import Clock, iso
+from storage.engine import LogDB
+
+TABLE = "callbacks"
+
+
+class CallbackEvents:
+    def __init__(self, db: LogDB, clock: Clock) -> None:
+        self._clock = clock
+        self._table = db.table(TABLE)
+        for name in ("dedupe_key", "sms_id"):
+            self._table.create_index(name)
+
+    def record(
+        self,
+        sms_id: str | None,
+        send_status: str | int | None,
+        raw: Mapping[str, Any],
+        *,
+        valid: bool = True,
+        reason: str = "",
+    ) -> bool:
+        """Store a callback; False (nothing stored) when this valid one was seen before.
+
+        Invalid callbacks are always stored, marked valid=False, for someone to look at;
+        they never suppress a later valid one.
+        """
+        key = None
+        if valid:
+            if not sms_id or send_status is None or send_status == "":
+                raise ValueError("a valid callback needs an SMSID and a status")
+            # eSMS sends statuses as text or numbers: "1" and 1 are the same status.
+            key = json.dumps([str(sms_id), str(send_status)])
+            if self._table.find_ids_by("dedupe_key", key):
+                return False
+        self._table.insert(
+            {
+                "sms_id": sms_id,
+                "send_status": send_status,
+                "raw": dict(raw),
+                "valid": valid,
+                "reason": reason,
+                "received_at": iso(self._clock()),
+                "dedupe_key": key,
+            }
+        )
+        return True
+
+    def for_sms(self, sms_id: str) -> list[dict[str, Any]]:
+        """Every callback stored for this SMSID (valid or not), in arrival order."""
+        return [dict(doc) for doc in self._table.find_by("sms_id", sms_id)]
+
+    def count(self) -> int:
+        return len(self._table)

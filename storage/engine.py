@@ -1,0 +1,708 @@
+"""Crash-safe TinyDB: an append-only log Storage, a change-tracking Table, and `open_db()`."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from tinydb import TinyDB
+from tinydb.queries import QueryLike
+from tinydb.storages import Storage
+from tinydb.table import Document, Table
+
+from bot.errors import StoreError
+from storage import logfile
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COMPACT_MIN_OPS = 10_000
+DEFAULT_COMPACT_RATIO = 1.0
+# Names passed to `on_compaction_step`, in order; tests crash the process at each one.
+COMPACTION_STEPS = ("started", "temp_written", "temp_synced", "replaced", "dir_synced")
+
+
+Doc = dict[str, Any]
+_MISSING: Any = object()
+
+_encode = logfile.encode
+
+
+def json_copy(value: Any) -> Any:
+    """Deep-copy a JSON value; much faster than copy.deepcopy for plain dicts and lists."""
+    if type(value) is dict:
+        return {k: json_copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [json_copy(v) for v in value]
+    return value
+
+
+def index_key(value: Any) -> Any:
+    """The hashable key a value is indexed under: equal JSON values, JSON types kept apart."""
+    if isinstance(value, str):
+        return str(value)  # a StrEnum finds what was stored as its plain string
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int):
+        return ("int", int(value))
+    if isinstance(value, float):
+        return ("float", value)
+    if value is None:
+        return ("null",)
+    return ("json", json.dumps(value, sort_keys=True, default=str))
+
+
+class _Transaction:
+    """Encoded ops to append as one line, and how to undo their in-memory effect."""
+
+    __slots__ = ("ops", "undo")
+
+    def __init__(self) -> None:
+        self.ops: list[str] = []
+        # ("doc", table, sid, old doc | _MISSING) or ("table", table, old dict | _MISSING)
+        self.undo: list[tuple[Any, ...]] = []
+
+
+class LogStorage(Storage):
+    """A TinyDB Storage that keeps the data in memory and appends every change to a log."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        compact_min_ops: int = DEFAULT_COMPACT_MIN_OPS,
+        compact_ratio: float = DEFAULT_COMPACT_RATIO,
+        on_compaction_step: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._fsync = fsync
+        self._compact_min_ops = compact_min_ops
+        self._compact_ratio = compact_ratio
+        self._on_step = on_compaction_step
+        self._data: dict[str, dict[str, Doc]] = {}
+        # table -> field -> index key -> doc ids (str, as stored)
+        self._indexes: dict[str, dict[str, dict[Any, set[str]]]] = {}
+        self._versions: dict[str, int] = {}
+        self._tx: _Transaction | None = None
+        self._fd = -1
+        self._lock_fd = -1
+        self._size = 0
+        self._gen = 0
+        self._log_ops = 0
+        self._live = 0
+        self._compact_after = 0  # after a failed compaction: log size to wait for
+        self._broken: str | None = None
+        self._closed = False
+        self._lock()
+        try:
+            self._load()
+        except BaseException:
+            self._release()
+            raise
+
+    # ----------------------------------------------------------------- TinyDB Storage API
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        # Only the table map is copied (TinyDB's drop_table deletes from what it reads).
+        return dict(self._data)
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        """Generic whole-database write (TinyDB uses it only for drop_table/drop_tables)."""
+        with self.transaction():
+            for name in list(self._data):
+                if name not in data:
+                    self._drop(name)
+            for name, docs in data.items():
+                if docs is self._data.get(name):
+                    continue
+                if name in self._data:
+                    self._clear(name)
+                else:
+                    self._create(name)
+                for sid, doc in docs.items():
+                    self._put(name, str(sid), doc)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._release()
+
+    # ----------------------------------------------------------------- public extras
+
+    @property
+    def generation(self) -> int:
+        return self._gen
+
+    @property
+    def log_ops(self) -> int:
+        """Ops appended since the last snapshot."""
+        return self._log_ops
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def table_data(self, name: str) -> dict[str, Doc]:
+        """The live documents of a table (str doc id -> doc). Read only: never mutate."""
+        return self._data.get(name) or {}
+
+    def table_version(self, name: str) -> int:
+        """A counter that changes whenever the table's content changes (or is rolled back)."""
+        return self._versions.get(name, 0)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group commits: all of them reach the log as one line (one fsync), or none do.
+
+        Changes are visible in memory at once. If the block raises, or the write fails,
+        they are undone. Nested blocks join the outer one (an inner failure that the outer
+        block catches undoes only the inner block's changes).
+        """
+        self._check_open()
+        outer = self._tx is None
+        if outer:
+            self._tx = _Transaction()
+        tx = self._tx
+        assert tx is not None
+        mark = (len(tx.ops), len(tx.undo))
+        try:
+            yield
+        except BaseException:
+            self._rollback(tx, mark)
+            if outer:
+                self._tx = None
+            raise
+        if not outer:
+            return
+        self._tx = None
+        if not tx.ops:
+            return
+        try:
+            self._append(("[" + ",".join(tx.ops) + "]\n").encode())
+        except BaseException:
+            self._rollback(tx, (0, 0))
+            raise
+        self._log_ops += len(tx.ops)
+        self._maybe_compact()
+
+    def commit_tracked(self, name: str, view: TrackedTable) -> None:
+        """Apply what an updater did to a TrackedTable: only changed documents are logged."""
+        with self.transaction():
+            live = self._data.get(name)
+            if live is None:
+                # TinyDB creates a table on any write to it, even one that changes nothing.
+                self._create(name)
+                live = self._data[name]
+            if view.cleared:
+                self._clear(name)
+                live = self._data[name]
+            for doc_id in view.deleted:
+                if str(doc_id) in live:
+                    self._delete(name, str(doc_id))
+            for doc_id, doc in view.puts.items():
+                sid = str(doc_id)
+                if live.get(sid, _MISSING) == doc:
+                    continue  # read (or rewritten) but not changed
+                self._put(name, sid, doc)
+
+    def create_index(self, table: str, field: str) -> None:
+        indexes = self._indexes.setdefault(table, {})
+        if field not in indexes:
+            indexes[field] = self._build_index(table, field)
+
+    def lookup(self, table: str, field: str, value: Any) -> list[int]:
+        """Doc ids whose `field` equals `value` (exact JSON type), ascending."""
+        self.create_index(table, field)
+        sids = self._indexes[table][field].get(index_key(value))
+        return sorted(int(s) for s in sids) if sids else []
+
+    def count(self, table: str, field: str, value: Any) -> int:
+        """How many documents have `field` equal to `value`: O(1) once indexed."""
+        self.create_index(table, field)
+        return len(self._indexes[table][field].get(index_key(value), ()))
+
+    def compact(self) -> None:
+        """Write a snapshot of everything as a new generation and switch to it."""
+        self._check_writable()
+        if self._tx is not None:
+            raise StoreError("cannot compact the store inside a transaction")
+        self._write_generation(self._gen + 1)
+
+    def check_writable(self) -> None:
+        """Raise StoreError unless the store is open, its file in place and its disk writable."""
+        self._check_writable()
+        try:
+            st = os.fstat(self._fd)
+            on_disk = os.stat(self.path)
+        except OSError as exc:
+            raise StoreError(f"the store file {self.path} is gone: {exc.strerror}") from exc
+        if (st.st_dev, st.st_ino) != (on_disk.st_dev, on_disk.st_ino):
+            raise StoreError(f"the store file {self.path} was replaced by another program")
+        probe = self.path.with_name(f".{self.path.name}.probe-{os.getpid()}")
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, b"ok\n")
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write in the store directory {self.path.parent}: {exc.strerror}"
+            ) from exc
+
+    # ----------------------------------------------------------------- in-memory changes
+
+    def _tx_or_fail(self) -> _Transaction:
+        if self._tx is None:
+            raise RuntimeError("store changes must happen inside a transaction")
+        return self._tx
+
+    def _bump(self, table: str) -> None:
+        self._versions[table] = self._versions.get(table, 0) + 1
+
+    def _create(self, table: str) -> None:
+        tx = self._tx_or_fail()
+        tx.undo.append(("table", table, _MISSING))
+        tx.ops.append(f'["n",{_encode(table)}]')
+        self._data[table] = {}
+        self._bump(table)
+
+    def _put(self, table: str, sid: str, doc: Mapping[str, Any]) -> None:
+        tx = self._tx_or_fail()
+        encoded = _encode(doc)  # raises TypeError for non-JSON values before anything changes
+        # Keep exactly what a reopen would read back (tuples become lists, keys strings...).
+        stored = json.loads(encoded)
+        live = self._data[table]
+        old = live.get(sid, _MISSING)
+        tx.undo.append(("doc", table, sid, old))
+        tx.ops.append(f'["p",{_encode(table)},"{sid}",{encoded}]')
+        live[sid] = stored
+        self._reindex(table, sid, old, stored)
+        if old is _MISSING:
+            self._live += 1
+        self._bump(table)
+
+    def _delete(self, table: str, sid: str) -> None:
+        tx = self._tx_or_fail()
+        live = self._data[table]
+        old = live.pop(sid)
+        tx.undo.append(("doc", table, sid, old))
+        tx.ops.append(f'["d",{_encode(table)},"{sid}"]')
+        self._reindex(table, sid, old, _MISSING)
+        self._live -= 1
+        self._bump(table)
+
+    def _clear(self, table: str) -> None:
+        self._replace_table(table, {}, "c")
+
+    def _drop(self, table: str) -> None:
+        self._replace_table(table, _MISSING, "x")
+
+    def _replace_table(self, table: str, new: Any, op: str) -> None:
+        tx = self._tx_or_fail()
+        old = self._data.get(table, _MISSING)
+        tx.undo.append(("table", table, old))
+        tx.ops.append(f'["{op}",{_encode(table)}]')
+        self._set_table(table, new)
+
+    def _set_table(self, table: str, docs: Any) -> None:
+        old = self._data.pop(table, None)
+        self._live -= len(old or ())
+        if docs is not _MISSING:
+            self._data[table] = docs
+            self._live += len(docs)
+        for field in self._indexes.get(table, {}):
+            self._indexes[table][field] = self._build_index(table, field)
+        self._bump(table)
+
+    def _rollback(self, tx: _Transaction, mark: tuple[int, int]) -> None:
+        ops_mark, undo_mark = mark
+        for entry in reversed(tx.undo[undo_mark:]):
+            if entry[0] == "table":
+                self._set_table(entry[1], entry[2])
+                continue
+            _, table, sid, old = entry
+            live = self._data[table]
+            current = live.get(sid, _MISSING)
+            if old is _MISSING:
+                del live[sid]
+                self._live -= 1
+            else:
+                live[sid] = old
+                if current is _MISSING:
+                    self._live += 1
+            self._reindex(table, sid, current, old)
+            self._bump(table)
+        del tx.undo[undo_mark:]
+        del tx.ops[ops_mark:]
+
+    def _build_index(self, table: str, field: str) -> dict[Any, set[str]]:
+        # Runs over every document at open: kept tight (no per-doc set unless the key is new).
+        index: dict[Any, set[str]] = {}
+        bucket_of = index.get
+        for sid, doc in self._data.get(table, {}).items():
+            value = doc.get(field, _MISSING)
+            if value is _MISSING:
+                continue
+            key = value if type(value) is str else index_key(value)
+            bucket = bucket_of(key)
+            if bucket is None:
+                index[key] = {sid}
+            else:
+                bucket.add(sid)
+        return index
+
+    def _reindex(self, table: str, sid: str, old: Any, new: Any) -> None:
+        for field, index in self._indexes.get(table, {}).items():
+            old_value = _MISSING if old is _MISSING else old.get(field, _MISSING)
+            new_value = _MISSING if new is _MISSING else new.get(field, _MISSING)
+            old_key = _MISSING if old_value is _MISSING else index_key(old_value)
+            new_key = _MISSING if new_value is _MISSING else index_key(new_value)
+            if old_key == new_key:
+                continue
+            if old_key is not _MISSING:
+                bucket = index.get(old_key)
+                if bucket is not None:
+                    bucket.discard(sid)
+                    if not bucket:
+                        del index[old_key]
+            if new_key is not _MISSING:
+                index.setdefault(new_key, set()).add(sid)
+
+    # ----------------------------------------------------------------- the file
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store at {self.path} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._broken:
+            raise StoreError(f"the store at {self.path} cannot be written: {self._broken}")
+
+    def _append(self, line: bytes) -> None:
+        self._check_writable()
+        try:
+            logfile.write_all(self._fd, line)
+        except OSError as exc:
+            self._cut_back()
+            raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
+        if self._fsync:
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._cut_back()
+                # After a failed fsync the kernel's view of the file cannot be trusted.
+                self._broken = self._broken or f"fsync failed ({exc})"
+                raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
+        self._size += len(line)
+
+    def _cut_back(self) -> None:
+        # A half-written line followed by good ones would make the file unreadable.
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError as exc:
+            self._broken = f"a failed write could not be cut off ({exc})"
+
+    def _lock(self) -> None:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot open the store at {self.path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise StoreError(
+                f"the store at {self.path} is in use by another zns-bot process{who}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _release(self) -> None:
+        for fd in (self._fd, self._lock_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._fd = self._lock_fd = -1
+
+    def _load(self) -> None:
+        for stale in self.path.parent.glob(f"{self.path.name}.*.tmp"):
+            # Left by a compaction that crashed before its os.replace: never the live data.
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            raw = b""
+        except OSError as exc:
+            raise StoreError(f"cannot read the store at {self.path}: {exc.strerror}") from exc
+        if not raw or raw.isspace():
+            self._data = {}
+            self._write_generation(1)
+            return
+        parsed = logfile.parse(raw, self.path)
+        self._data = parsed.data
+        self._live = sum(len(docs) for docs in self._data.values())
+        self._gen = parsed.gen
+        if parsed.legacy:
+            log.warning("converting the TinyDB JSON file %s to the log format", self.path)
+            self._write_generation(1)
+            return
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+            if parsed.good_len < len(raw):
+                log.warning(
+                    "dropping %d bytes of an unfinished write at the end of %s",
+                    len(raw) - parsed.good_len,
+                    self.path,
+                )
+                os.ftruncate(self._fd, parsed.good_len)
+                os.fsync(self._fd)
+        except OSError as exc:
+            raise StoreError(f"cannot open the store at {self.path}: {exc.strerror}") from exc
+        self._size = parsed.good_len
+        self._log_ops = parsed.log_ops
+        self._maybe_compact()
+
+    def _compaction_due(self) -> bool:
+        threshold = max(self._compact_min_ops, self._compact_ratio * self._live)
+        return self._log_ops >= max(threshold, self._compact_after)
+
+    def _maybe_compact(self) -> None:
+        if self._tx is not None or not self._compaction_due():
+            return
+        try:
+            self._write_generation(self._gen + 1)
+        except StoreError as exc:
+            # The commit that got us here is durable; keep appending and try again later.
+            self._compact_after = self._log_ops + self._compact_min_ops
+            log.warning("store compaction failed, will retry later: %s", exc)
+
+    def _step(self, name: str) -> None:
+        if self._on_step is not None:
+            self._on_step(name)
+
+    def _write_generation(self, gen: int) -> None:
+        self._step("started")
+        tmp = self.path.with_name(f"{self.path.name}.{gen}.tmp")
+        try:
+            fd = os.open(
+                tmp, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
+            )
+        except OSError as exc:
+            raise StoreError(f"cannot compact the store at {self.path}: {exc}") from exc
+        try:
+            size = logfile.write_lines(fd, logfile.snapshot_lines(self._data, gen))
+            self._step("temp_written")
+            os.fsync(fd)  # even with fsync=False: a rename before the data could lose it all
+            self._step("temp_synced")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise StoreError(f"cannot compact the store at {self.path}: {exc}") from exc
+        # The new generation is the store from here on: switch before anything else can fail.
+        old_fd, self._fd = self._fd, fd
+        if old_fd >= 0:
+            os.close(old_fd)
+        self._gen, self._size, self._log_ops, self._compact_after = gen, size, 0, 0
+        self._step("replaced")
+        try:
+            logfile.fsync_dir(self.path.parent)
+        except OSError as exc:
+            self._broken = f"the directory could not be synced after compaction ({exc})"
+            raise StoreError(f"cannot compact the store at {self.path}: {exc}") from exc
+        self._step("dir_synced")
+
+
+class TrackedTable(MutableMapping[int, Doc]):
+    """What a TinyDB updater sees: the live table behind a copy-on-access overlay.
+
+    Reading a document hands out a private copy (TinyDB's update() mutates what it reads),
+    so the live data is untouched until the commit compares and applies the overlay.
+    A failing updater therefore changes nothing.
+    """
+
+    def __init__(self, live: Mapping[str, Doc]) -> None:
+        self._live = live
+        self.cleared = False
+        self.puts: dict[int, Doc] = {}
+        self.deleted: set[int] = set()
+
+    def _in_live(self, doc_id: int) -> bool:
+        return not self.cleared and doc_id not in self.deleted and str(doc_id) in self._live
+
+    def __getitem__(self, doc_id: int) -> Doc:
+        doc = self.puts.get(doc_id)
+        if doc is not None:
+            return doc
+        if not self._in_live(doc_id):
+            raise KeyError(doc_id)
+        doc = self.puts[doc_id] = json_copy(self._live[str(doc_id)])
+        return doc
+
+    def __setitem__(self, doc_id: int, doc: Doc) -> None:
+        self.deleted.discard(doc_id)
+        self.puts[doc_id] = doc
+
+    def __delitem__(self, doc_id: int) -> None:
+        existed = self._in_live(doc_id)
+        if self.puts.pop(doc_id, None) is None and not existed:
+            raise KeyError(doc_id)
+        if existed:
+            self.deleted.add(doc_id)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self.puts or (isinstance(doc_id, int) and self._in_live(doc_id))
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.cleared:
+            for sid in self._live:
+                doc_id = int(sid)
+                if doc_id not in self.deleted:
+                    yield doc_id
+        for doc_id in self.puts:
+            if self.cleared or str(doc_id) not in self._live:
+                yield doc_id
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def clear(self) -> None:
+        self.cleared = True
+        self.puts.clear()
+        self.deleted.clear()
+
+
+class LogTable(Table):
+    """A TinyDB Table over LogStorage: O(changed docs) writes, isolated reads, indexes."""
+
+    _storage: LogStorage
+
+    def __init__(self, storage: Storage, name: str, **kwargs: Any) -> None:
+        if not isinstance(storage, LogStorage):
+            raise TypeError("LogTable needs a LogStorage")
+        self._seen_version = -1
+        super().__init__(storage, name, **kwargs)
+
+    def _read_table(self) -> dict[str, Mapping]:
+        return self._storage.table_data(self.name)  # type: ignore[return-value]
+
+    def _update_table(self, updater: Callable[[dict[int, Mapping]], None]) -> None:
+        view = TrackedTable(self._storage.table_data(self.name))
+        updater(view)  # type: ignore[arg-type]
+        self._storage.commit_tracked(self.name, view)
+        self.clear_cache()
+
+    # Reads hand out deep copies: the live documents must never be mutated by callers.
+
+    def search(self, cond: QueryLike) -> list[Document]:
+        version = self._storage.table_version(self.name)
+        if version != self._seen_version:
+            # A rolled-back transaction can change a table without a _update_table call.
+            self.clear_cache()
+            self._seen_version = version
+        return [_copy_doc(doc) for doc in super().search(cond)]
+
+    def get(  # type: ignore[override]
+        self,
+        cond: QueryLike | None = None,
+        doc_id: int | None = None,
+        doc_ids: list[int] | None = None,
+    ) -> Document | list[Document] | None:
+        found = super().get(cond=cond, doc_id=doc_id, doc_ids=doc_ids)  # type: ignore[call-overload]
+        if found is None:
+            return None
+        if isinstance(found, list):
+            return [_copy_doc(doc) for doc in found]
+        return _copy_doc(found)
+
+    def __iter__(self) -> Iterator[Document]:
+        for sid, doc in list(self._read_table().items()):
+            yield Document(json_copy(doc), int(sid))
+
+    def raw_docs(self) -> Mapping[str, Mapping[str, Any]]:
+        """The live documents by str doc id, uncopied: for fast scans that never mutate."""
+        return self._storage.table_data(self.name)
+
+    # Secondary indexes: in memory, built on first use, maintained on every commit.
+
+    def create_index(self, field: str) -> None:
+        self._storage.create_index(self.name, field)
+
+    def find_ids_by(self, field: str, value: Any) -> list[int]:
+        return self._storage.lookup(self.name, field, value)
+
+    def count_by(self, field: str, value: Any) -> int:
+        return self._storage.count(self.name, field, value)
+
+    def find_by(self, field: str, value: Any) -> list[Document]:
+        """Documents whose `field` equals `value`, by doc id (indexes the field if needed)."""
+        return self.get_many(self.find_ids_by(field, value))
+
+    def get_many(self, doc_ids: Iterable[int]) -> list[Document]:
+        """The existing documents among `doc_ids`, in the order given: O(len(doc_ids))."""
+        live = self._read_table()
+        return [
+            Document(json_copy(live[str(doc_id)]), doc_id)
+            for doc_id in doc_ids
+            if str(doc_id) in live
+        ]
+
+
+def _copy_doc(doc: Document) -> Document:
+    return Document(json_copy(dict(doc)), doc.doc_id)
+
+
+class LogDB(TinyDB):
+    """TinyDB on a LogStorage, with LogTables, transactions and compaction."""
+
+    table_class = LogTable
+    default_storage_class = LogStorage
+
+    @property
+    def storage(self) -> LogStorage:
+        return self._storage  # type: ignore[return-value]
+
+    def table(self, name: str, **kwargs: Any) -> LogTable:
+        return super().table(name, **kwargs)  # type: ignore[return-value]
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        return self.storage.transaction()
+
+    def compact(self) -> None:
+        self.storage.compact()
+
+
+def open_db(
+    path: str | os.PathLike[str],
+    *,
+    fsync: bool = True,
+    compact_min_ops: int = DEFAULT_COMPACT_MIN_OPS,
+    compact_ratio: float = DEFAULT_COMPACT_RATIO,
+    on_compaction_step: Callable[[str], None] | None = None,
+) -> LogDB:
+    """Open (or create) the store file at `path`, locked against other processes."""
+    return LogDB(
+        path,
+        storage=LogStorage,
+        fsync=fsync,
+        compact_min_ops=compact_min_ops,
+        compact_ratio=compact_ratio,
+        on_compaction_step=on_compaction_step,
+    )

@@ -1,0 +1,182 @@
+"""The store's file format: a snapshot followed by a log of transactions."""
+
+# File format (one file, UTF-8, one JSON value per line):
+#
+#     {"format": "zns-store-log", "version": 1, "gen": 7}          header
+#     {"table": "sends", "docs": {"1": {...}, "2": {...}}}           snapshot chunk (0..n)
+#     {"snapshot_end": 7, "docs": 2}                                 end of snapshot
+#     [["p", "sends", "3", {...}], ["p", "audit", "9", {...}]]       one committed transaction
+#     [["d", "sends", "2"]]                                          ...
+#
+# Log ops: ``p`` put a whole document, ``d`` delete a document, ``c`` clear a table,
+# ``x`` drop a table, ``n`` create an empty table. A line is written with one ``os.write``
+# and fsynced before the commit returns; a line without its newline was never acknowledged.
+# Compaction writes ``<file>.<gen>.tmp``, fsyncs it, ``os.replace``s it over the file and
+# fsyncs the directory, so the file on disk is always either the old or the new generation.
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bot.errors import StoreError
+
+FORMAT = "zns-store-log"
+FORMAT_VERSION = 1
+SNAPSHOT_CHUNK = 5_000  # docs per snapshot line: bounds the size of one json.dumps
+WRITE_BUFFER = 1 << 20
+
+Doc = dict[str, Any]
+
+encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class Parsed:
+    __slots__ = ("data", "gen", "good_len", "legacy", "log_ops")
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, Doc]] = {}
+        self.gen = 0
+        self.good_len = 0
+        self.log_ops = 0
+        self.legacy = False
+
+
+def parse(raw: bytes, path: Path) -> Parsed:
+    parsed = Parsed()
+    lines = raw.split(b"\n")
+    try:
+        header = json.loads(lines[0])
+    except ValueError:
+        header = None
+    if not (isinstance(header, dict) and header.get("format") == FORMAT):
+        return _parse_legacy(raw, path)
+    if header.get("version") != FORMAT_VERSION:
+        raise StoreError(f"the store at {path} has unsupported format version {header!r}")
+    parsed.gen = int(header["gen"])
+    data = parsed.data
+    offset = len(lines[0]) + 1
+    i = 1
+    snapshot_docs = 0
+    # The snapshot part was written whole before an os.replace: any fault in it is corruption.
+    while True:
+        if i >= len(lines) - 1:
+            raise StoreError(f"the store at {path} is corrupt: its snapshot is incomplete")
+        try:
+            entry = json.loads(lines[i])
+            if "snapshot_end" in entry:
+                if entry["snapshot_end"] != parsed.gen or entry["docs"] != snapshot_docs:
+                    raise StoreError(f"the store at {path} is corrupt: snapshot totals differ")
+                break
+            data.setdefault(entry["table"], {}).update(entry["docs"])
+            snapshot_docs += len(entry["docs"])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise StoreError(f"the store at {path} is corrupt at byte {offset}") from None
+        finally:
+            offset += len(lines[i]) + 1
+            i += 1
+    parsed.good_len = offset
+    bad_at: int | None = None
+    # The last piece has no newline: an unacknowledged (torn) write, or empty.
+    for line in lines[i:-1]:
+        ops = _decode_ops(line)
+        if ops is None:
+            bad_at = offset if bad_at is None else bad_at
+        elif bad_at is not None:
+            raise StoreError(
+                f"the store at {path} is corrupt at byte {bad_at} (valid data follows it)"
+            )
+        else:
+            _replay(data, ops)
+            parsed.log_ops += len(ops)
+            parsed.good_len = offset + len(line) + 1
+        offset += len(line) + 1
+    return parsed
+
+
+def _decode_ops(line: bytes) -> list[list[Any]] | None:
+    try:
+        ops = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(ops, list) or not ops:
+        return None
+    for op in ops:
+        if not (isinstance(op, list) and len(op) >= 2 and op[0] in "pdcxn"):
+            return None
+        if op[0] == "p" and not (len(op) == 4 and isinstance(op[3], dict)):
+            return None
+    return ops
+
+
+def _replay(data: dict[str, dict[str, Doc]], ops: list[list[Any]]) -> None:
+    for op in ops:
+        kind, table = op[0], op[1]
+        if kind == "p":
+            data.setdefault(table, {})[op[2]] = op[3]
+        elif kind == "d":
+            data.get(table, {}).pop(op[2], None)
+        elif kind == "c":
+            data[table] = {}
+        elif kind == "x":
+            data.pop(table, None)
+        else:
+            data.setdefault(table, {})
+
+
+def _parse_legacy(raw: bytes, path: Path) -> Parsed:
+    """A plain TinyDB JSONStorage file: import it whole."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if not (isinstance(data, dict) and all(isinstance(t, dict) for t in data.values())):
+        raise StoreError(f"{path} is not a zns-bot store (unknown format)")
+    parsed = Parsed()
+    parsed.data = data
+    parsed.legacy = True
+    return parsed
+
+
+def snapshot_lines(data: Mapping[str, Mapping[str, Doc]], gen: int) -> Iterable[bytes]:
+    yield (encode({"format": FORMAT, "version": FORMAT_VERSION, "gen": gen}) + "\n").encode()
+    total = 0
+    for table, docs in data.items():
+        items = list(docs.items())
+        for start in range(0, max(len(items), 1), SNAPSHOT_CHUNK):
+            chunk = dict(items[start : start + SNAPSHOT_CHUNK])
+            total += len(chunk)
+            yield (encode({"table": table, "docs": chunk}) + "\n").encode()
+    yield (encode({"snapshot_end": gen, "docs": total}) + "\n").encode()
+
+
+def write_lines(fd: int, lines: Iterable[bytes]) -> int:
+    size = 0
+    buffer: list[bytes] = []
+    pending = 0
+    for line in lines:
+        buffer.append(line)
+        pending += len(line)
+        if pending >= WRITE_BUFFER:
+            write_all(fd, b"".join(buffer))
+            size, buffer, pending = size + pending, [], 0
+    write_all(fd, b"".join(buffer))
+    return size + pending
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,115 @@
+"""The outbox: Slack posts still to make, each idempotent on a key and retried until done."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tinydb.table import Document
+
+from bot.errors import NotFoundError
+from storage.clock import Clock, iso
+from storage.engine import LogDB
+
+TABLE = "outbox"
+PENDING = "pending"
+DONE = "done"
+
+
+class Outbox:
+    """Items {id, key, kind, payload, send_id, channel, status, attempts, ...} by doc id."""
+
+    def __init__(self, db: LogDB, clock: Clock) -> None:
+        self._clock = clock
+        self._table = db.table(TABLE)
+        for name in ("key", "status"):
+            self._table.create_index(name)
+
+    def add(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        key: str,
+        send_id: str | None = None,
+        channel: str | None = None,
+    ) -> bool:
+        """Queue a post; False (nothing queued) when an item with this key already exists."""
+        if self._table.find_ids_by("key", key):
+            return False
+        now = iso(self._clock())
+        self._table.insert(
+            {
+                "key": key,
+                "kind": kind,
+                "payload": payload,
+                "send_id": send_id,
+                "channel": channel,
+                "status": PENDING,
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+                "last_error": None,
+                "result": None,
+                "done_at": None,
+            }
+        )
+        return True
+
+    def due(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Pending items whose next attempt is due, oldest (first queued) first."""
+        cutoff = iso(now)
+        docs = self._table.raw_docs()
+        due_ids = [
+            doc_id
+            for doc_id in self._table.find_ids_by("status", PENDING)
+            if docs[str(doc_id)]["next_attempt_at"] <= cutoff
+        ][:limit]
+        return [_item(doc) for doc in self._table.get_many(due_ids)]
+
+    def get(self, item_id: int) -> dict[str, Any]:
+        doc = self._table.get(doc_id=item_id)
+        if doc is None:
+            raise NotFoundError(f"no outbox item {item_id}")
+        return _item(doc)
+
+    def mark_done(self, item_id: int, result: dict[str, Any]) -> None:
+        item = self.get(item_id)
+        if item["status"] == DONE:
+            return
+        self._table.update(
+            {"status": DONE, "result": result, "done_at": iso(self._clock())},
+            doc_ids=[item_id],
+        )
+
+    def mark_failed_attempt(self, item_id: int, error: str, retry_at: datetime) -> None:
+        item = self.get(item_id)
+        if item["status"] == DONE:
+            return
+        self._table.update(
+            {
+                "attempts": item["attempts"] + 1,
+                "last_error": error,
+                "last_attempt_at": iso(self._clock()),
+                "next_attempt_at": iso(retry_at),
+            },
+            doc_ids=[item_id],
+        )
+
+    def depth(self) -> int:
+        """How many items are not done yet."""
+        return len(self._table.find_ids_by("status", PENDING))
+
+    def oldest_pending_age(self, now: datetime) -> float | None:
+        """Seconds since the oldest not-done item was queued; None when there is none."""
+        docs = self._table.raw_docs()
+        created = [
+            docs[str(doc_id)]["created_at"] for doc_id in self._table.find_ids_by("status", PENDING)
+        ]
+        if not created:
+            return None
+        return (now - datetime.fromisoformat(min(created))).total_seconds()
+
+
+def _item(doc: Document) -> dict[str, Any]:
+    return {**doc, "id": doc.doc_id}

@@ -1,0 +1,213 @@
+"""Send records and their state machine: compare-and-set transitions, each one audited."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+from tinydb.table import Document
+
+from bot.errors import NotFoundError, StoreError
+from storage.audit import AuditLog
+from storage.clock import Clock, iso
+from storage.engine import LogDB
+
+TABLE = "sends"
+MAX_ID_LENGTH = 50  # the id is eSMS's RequestId
+# Only create() and transition() may set these.
+RESERVED_FIELDS = frozenset({"id", "state", "version", "created_at", "updated_at"})
+
+
+class SendState(enum.StrEnum):
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    SUBMITTING = "submitting"
+    ACCEPTED = "accepted"
+    UNKNOWN = "unknown"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+FINAL_STATES = frozenset(
+    {
+        SendState.REJECTED,
+        SendState.EXPIRED,
+        SendState.CANCELLED,
+        SendState.DELIVERED,
+        SendState.FAILED,
+    }
+)
+
+_S = SendState
+TRANSITIONS: dict[SendState, frozenset[SendState]] = {
+    _S.PENDING_APPROVAL: frozenset({_S.APPROVED, _S.REJECTED, _S.EXPIRED, _S.CANCELLED}),
+    _S.APPROVED: frozenset({_S.SUBMITTING}),
+    _S.SUBMITTING: frozenset({_S.ACCEPTED, _S.FAILED, _S.UNKNOWN}),
+    _S.UNKNOWN: frozenset({_S.ACCEPTED, _S.FAILED, _S.DELIVERED}),
+    # accepted -> unknown: polling gave up without an answer.
+    _S.ACCEPTED: frozenset({_S.DELIVERED, _S.FAILED, _S.UNKNOWN}),
+    **{state: frozenset() for state in FINAL_STATES},
+}
+
+
+class SendRecords:
+    """The sends table, indexed by id, sms_id and state."""
+
+    def __init__(self, db: LogDB, audit: AuditLog, clock: Clock) -> None:
+        self._db = db
+        self._audit = audit
+        self._clock = clock
+        self._table = db.table(TABLE)
+        for name in ("id", "sms_id", "state"):
+            self._table.create_index(name)
+
+    def create(self, fields: Mapping[str, Any], *, actor: str, reason: str = "") -> dict[str, Any]:
+        """Store a new send in pending_approval (audited "created"); `id` is generated if absent."""
+        reserved = (RESERVED_FIELDS - {"id"}) & fields.keys()
+        if reserved:
+            raise ValueError(f"create() sets these itself: {', '.join(sorted(reserved))}")
+        send_id = fields.get("id") or f"zns-{uuid.uuid4().hex}"
+        if not isinstance(send_id, str) or len(send_id) > MAX_ID_LENGTH:
+            raise ValueError(f"a send id must be a string of at most {MAX_ID_LENGTH} characters")
+        if self._table.find_ids_by("id", send_id):
+            raise StoreError(f"a send with id {send_id} already exists")
+        now = iso(self._clock())
+        record = {
+            **fields,
+            "id": send_id,
+            "state": SendState.PENDING_APPROVAL,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        with self._db.transaction():
+            self._table.insert(record)
+            self._audit.append(
+                actor,
+                "created",
+                send_id=send_id,
+                to_state=SendState.PENDING_APPROVAL,
+                reason=reason,
+            )
+        return self.get(send_id)
+
+    def get(self, send_id: str) -> dict[str, Any]:
+        record = self.find(send_id)
+        if record is None:
+            raise NotFoundError(f"no send with id {send_id}")
+        return record
+
+    def find(self, send_id: str) -> dict[str, Any] | None:
+        found = self._table.find_by("id", send_id)
+        return dict(found[0]) if found else None
+
+    def by_sms_id(self, sms_id: str) -> dict[str, Any] | None:
+        """The send eSMS knows by this SMSID (the latest one, should eSMS ever reuse it)."""
+        found = self._table.find_by("sms_id", sms_id)
+        return dict(found[-1]) if found else None
+
+    def transition(
+        self,
+        send_id: str,
+        to: SendState | str,
+        *,
+        actor: str,
+        reason: str = "",
+        expect: Collection[SendState | str] | None = None,
+        **fields: Any,
+    ) -> dict[str, Any] | None:
+        """Compare-and-set the state; None (and nothing written) when the move is not allowed.
+
+        Losing a race is normal: a second click or a replayed callback finds the send
+        already moved on and gets None. `fields` are stored with the new state.
+        """
+        target = SendState(to)
+        _refuse_reserved(fields)
+        doc = self._doc(send_id)
+        current = SendState(doc["state"])
+        if target not in TRANSITIONS[current]:
+            return None
+        if expect is not None and current not in {SendState(s) for s in expect}:
+            return None
+        version = doc["version"] + 1
+        changes = {
+            **fields,
+            "state": target,
+            "version": version,
+            "updated_at": iso(self._clock()),
+        }
+        data: dict[str, Any] = {"version": version}
+        if fields:
+            # Names only: values may be personal data, and the record itself holds them.
+            data["fields"] = sorted(fields)
+        with self._db.transaction():
+            self._table.update(changes, doc_ids=[doc.doc_id])
+            self._audit.append(
+                actor,
+                "transition",
+                send_id=send_id,
+                from_state=current,
+                to_state=target,
+                reason=reason,
+                data=data,
+            )
+        return self.get(send_id)
+
+    def update_fields(
+        self, send_id: str, *, actor: str = "system", reason: str = "", **fields: Any
+    ) -> dict[str, Any]:
+        """Change non-state data. Audited (action "update") only when a reason is given.
+
+        Bookkeeping such as the card's Slack ts needs no reason and leaves no audit event;
+        a change a person should be able to trace later should pass one.
+        """
+        _refuse_reserved(fields)
+        doc = self._doc(send_id)
+        changed = {k: v for k, v in fields.items() if k not in doc or doc[k] != v}
+        if not changed:
+            return dict(doc)
+        version = doc["version"] + 1
+        with self._db.transaction():
+            self._table.update(
+                {**changed, "version": version, "updated_at": iso(self._clock())},
+                doc_ids=[doc.doc_id],
+            )
+            if reason:
+                self._audit.append(
+                    actor,
+                    "update",
+                    send_id=send_id,
+                    reason=reason,
+                    data={"version": version, "fields": sorted(changed)},
+                )
+        return self.get(send_id)
+
+    def in_states(self, states: Iterable[SendState | str]) -> list[dict[str, Any]]:
+        """Sends in any of `states`, oldest (first created) first."""
+        doc_ids: set[int] = set()
+        for state in states:
+            doc_ids.update(self._table.find_ids_by("state", str(SendState(state))))
+        return [dict(doc) for doc in self._table.get_many(sorted(doc_ids))]
+
+    def count_by_state(self) -> dict[str, int]:
+        return {str(state): self._table.count_by("state", str(state)) for state in SendState}
+
+    def count(self) -> int:
+        return len(self._table)
+
+    def _doc(self, send_id: str) -> Document:
+        found = self._table.find_by("id", send_id)
+        if not found:
+            raise NotFoundError(f"no send with id {send_id}")
+        return found[0]
+
+
+def _refuse_reserved(fields: Mapping[str, Any]) -> None:
+    reserved = RESERVED_FIELDS & fields.keys()
+    if reserved:
+        raise ValueError(f"these fields cannot be set here: {', '.join(sorted(reserved))}")

@@ -1,0 +1,84 @@
+"""The zns-bot store: one TinyDB log file in a data directory, with its record types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+
+from bot.errors import StoreError
+from storage.audit import AuditLog
+from storage.callbacks import CallbackEvents
+from storage.clock import Clock, utcnow
+from storage.engine import DEFAULT_COMPACT_MIN_OPS, DEFAULT_COMPACT_RATIO, LogDB, open_db
+from storage.outbox import Outbox
+from storage.sends import SendRecords
+
+FILE_NAME = "zns.db"
+
+
+class Store:
+    """Sends, audit events, callback events and the outbox, sharing one LogDB.
+
+    Use it from one thread (the event loop's): a compare-and-set is atomic because
+    nothing else runs between its read and its write.
+    """
+
+    def __init__(self, db: LogDB, data_dir: Path, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.data_dir = data_dir
+        self.clock = clock
+        self.audit = AuditLog(db, clock)
+        self.sends = SendRecords(db, self.audit, clock)
+        self.callbacks = CallbackEvents(db, clock)
+        self.outbox = Outbox(db, clock)
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path | str,
+        *,
+        fsync: bool = True,
+        clock: Clock = utcnow,
+        compact_min_ops: int = DEFAULT_COMPACT_MIN_OPS,
+        compact_ratio: float = DEFAULT_COMPACT_RATIO,
+    ) -> Store:
+        """Open (creating the directory and file if needed) and lock the store."""
+        data_dir = Path(data_dir)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the data directory {data_dir}: {exc}") from exc
+        db = open_db(
+            data_dir / FILE_NAME,
+            fsync=fsync,
+            compact_min_ops=compact_min_ops,
+            compact_ratio=compact_ratio,
+        )
+        try:
+            return cls(db, data_dir, clock)
+        except BaseException:
+            db.close()
+            raise
+
+    @property
+    def path(self) -> Path:
+        """The store file."""
+        return self.db.storage.path
+
+    def check_writable(self) -> None:
+        """Raise StoreError unless a write would be accepted right now (for health checks)."""
+        self.db.storage.check_writable()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,50 @@
+"""Callback events are kept raw and de-duplicated on (SMSID, status), across restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from storage.store import Store
+
+
+def test_a_replayed_callback_is_recorded_once(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        raw = {"SMSID": "S1", "SendStatus": "1", "error_info": "%7B%7D"}
+        assert store.callbacks.record("S1", "1", raw) is True
+        size = store.path.stat().st_size
+        assert store.callbacks.record("S1", 1, raw) is False  # "1" and 1 are one status
+        assert store.path.stat().st_size == size
+        assert store.callbacks.record("S1", "2", raw) is True  # a new status is news
+        assert store.callbacks.record("S2", "1", raw) is True
+        stored = store.callbacks.for_sms("S1")
+        assert [(c["send_status"], c["raw"], c["valid"]) for c in stored] == [
+            ("1", raw, True),
+            ("2", raw, True),
+        ]
+        assert store.callbacks.count() == 3
+    with Store.open(tmp_path) as store:
+        assert store.callbacks.record("S1", "1", {"again": True}) is False
+
+
+def test_invalid_callbacks_are_kept_and_never_deduped(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        junk = {"SMSID": "S1", "SendStatus": "??"}
+        assert store.callbacks.record("S1", "??", junk, valid=False, reason="bad status")
+        assert store.callbacks.record("S1", "??", junk, valid=False, reason="bad status")
+        assert store.callbacks.record(None, None, {}, valid=False, reason="no SMSID")
+        # Invalid ones never hide a later valid callback with the same values.
+        assert store.callbacks.record("S1", "??", junk) is True
+        assert [c["valid"] for c in store.callbacks.for_sms("S1")] == [False, False, True]
+        assert store.callbacks.for_sms("S1")[0]["reason"] == "bad status"
+        assert store.callbacks.count() == 4
+
+
+def test_a_valid_callback_needs_an_smsid_and_status(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        with pytest.raises(ValueError):
+            store.callbacks.record(None, "1", {})
+        with pytest.raises(ValueError):
+            store.callbacks.record("S1", None, {})
+        assert store.callbacks.count() == 0

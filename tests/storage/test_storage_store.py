@@ -1,0 +1,61 @@
+"""Store.open wires the records onto one locked file and reports whether it can write."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from tests.storage.storage_helpers import FakeClock
+
+from bot.errors import StoreError
+from storage.sends import SendState
+from storage.store import Store
+
+
+def test_open_creates_the_directory_and_one_shared_file(tmp_path: Path) -> None:
+    data_dir = tmp_path / "a" / "b"
+    with Store.open(data_dir, fsync=False) as store:
+        assert store.path == data_dir / "zns.db"
+        send = store.sends.create({"phone": "0901888484"}, actor="U1")
+        store.callbacks.record("S1", "1", {})
+        store.outbox.add("card", {}, key="k", send_id=send["id"])
+    assert sorted(p.name for p in data_dir.iterdir()) == ["zns.db", "zns.db.lock"]
+    with Store.open(data_dir) as store:
+        assert store.sends.get(send["id"])["state"] == SendState.PENDING_APPROVAL
+        assert store.audit.verify().ok
+        assert (store.callbacks.count(), store.outbox.depth()) == (1, 1)
+
+
+def test_the_clock_is_injectable(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with Store.open(tmp_path, clock=clock) as store:
+        assert store.clock is clock
+        assert store.audit.append("U1", "x")["ts"] == "2026-03-01T09:00:00.000000+00:00"
+
+
+def test_only_one_process_may_hold_the_store(tmp_path: Path) -> None:
+    with (
+        Store.open(tmp_path),
+        pytest.raises(StoreError, match="in use by another zns-bot process"),
+    ):
+        Store.open(tmp_path)
+
+
+def test_check_writable(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.check_writable()
+    os.rename(store.path, tmp_path / "moved")
+    with pytest.raises(StoreError, match="gone"):
+        store.check_writable()
+    os.rename(tmp_path / "moved", store.path)
+    store.check_writable()
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.check_writable()
+
+
+def test_an_unusable_data_dir_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="cannot create the data directory"):
+        Store.open(tmp_path / "file" / "data")
