@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint format bench demo clean
+.PHONY: test lint format bench demo serve clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+demo: $(STAMP)
+	$(BIN)/python -m bot.demo
+
+serve: $(STAMP)
+	$(BIN)/zns-bot serve
 
 bench: $(STAMP)
 	$(BIN)/python bench/storage_bench.py

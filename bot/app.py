@@ -26,9 +26,10 @@ from starlette.requests import Request
 from bot.config import Settings
 from bot.errors import StoreError
 from bot.esms import EsmsClient
-from bot.jobs import RELAY_JOB, build_scheduler, run_soon
+from bot.jobs import RELAY_JOB, build_scheduler, kick_relay, run_soon
 from bot.relay import Relay
 from bot.service import SendService
+from bot.serving import quiet_config
 from bot.templates import TemplateCatalogue
 from bot.web import build_web
 from handlers import register_all
@@ -125,13 +126,12 @@ def build_runtime(settings: Settings) -> Runtime:
     client = slack_client(settings)
     relay = Relay(store, SlackNotifier(client, settings))
     scheduler = build_scheduler(service, relay, template_ttl=settings.zns_template_ttl)
-    service.on_outbox = lambda: run_soon(scheduler, RELAY_JOB)
+    service.on_outbox = lambda: kick_relay(scheduler, relay)
     signing = settings.slack_signing_secret
     bolt = AsyncApp(
         client=client,
         signing_secret=signing.get_secret_value() if signing else None,
         request_verification_enabled=not settings.slack_app_token,
-        token_verification_enabled=False,
     )
     deps = SlackDeps(
         settings=settings,
@@ -170,12 +170,10 @@ def build_runtime(settings: Settings) -> Runtime:
     return runtime
 
 
-async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
-    """Run the server until it is told to stop."""
+async def serve(settings: Settings) -> None:
+    """Run the server until it is told to stop (SIGINT / SIGTERM)."""
     runtime = build_runtime(settings)
-    config = uvicorn.Config(
-        runtime.asgi, host=settings.host, port=settings.port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
+    # Quiet access log: eSMS callbacks carry phone numbers in their query strings.
+    config = quiet_config(runtime.asgi, host=settings.host, port=settings.port, lifespan="on")
     log.info("zns-bot listening on http://%s:%d", settings.host, settings.port)
-    await server.serve()
+    await uvicorn.Server(config).serve()

@@ -7,10 +7,9 @@ import asyncio
 import contextlib
 import json
 import re
-import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
@@ -18,13 +17,12 @@ from typing import Any, Literal, Self
 from urllib.parse import quote
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
-from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from bot.serving import ServerThread
 
 DEFAULT_API_KEY = "standin-api-key"
 DEFAULT_SECRET_KEY = "standin-secret-key"  # noqa: S105 - a fake key for the fake gateway
@@ -160,128 +158,6 @@ _ZALO_MESSAGES = {
     -144: "OA has exceeded the daily quota",
     1001: "Timeout",
 }
-
-
-# --- a generic background uvicorn server -------------------------------------------------
-
-
-class _QuietH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol without the access log, which would print query strings
-    (eSMS GET requests carry ApiKey/SecretKey there). `access_log=False` is not enough:
-    uvicorn still logs whenever the access logger has a handler, as under pytest."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.access_log = False
-
-
-class _NotifyingServer(uvicorn.Server):
-    """A uvicorn server that signals a threading.Event once startup is over (or failed)."""
-
-    def __init__(self, config: uvicorn.Config, ready: threading.Event) -> None:
-        super().__init__(config)
-        self._ready = ready
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets=sockets)
-        finally:
-            self._ready.set()
-
-
-class ServerThread:
-    """Serve an ASGI app with uvicorn on an ephemeral 127.0.0.1 port, in its own thread and loop.
-
-    Usable from sync and async code alike: the app never shares the caller's event loop.
-    """
-
-    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._app = app
-        self._host = host
-        self._requested_port = port
-        self._ready = threading.Event()
-        self._server: _NotifyingServer | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._crash: BaseException | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self.port}"
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            raise RuntimeError("the server is not running")
-        return self._loop
-
-    def start(self, timeout: float = 10.0) -> Self:
-        if self._thread is not None:
-            raise RuntimeError("the server was already started")
-        # Binding here, before uvicorn runs, makes the port known without any polling.
-        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when
-        # the listening socket says TCP, and without it every reply stalls ~40 ms (Nagle).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._requested_port))
-        self._sock = sock
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app,
-            http=_QuietH11Protocol,
-            ws="none",
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=2,
-        )
-        self._server = _NotifyingServer(config, self._ready)
-        self._thread = threading.Thread(target=self._run, name=f"asgi-{self.port}", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout) or not self._server.started:
-            self.stop()
-            raise RuntimeError(f"the server on {self.url} did not start: {self._crash!r}")
-        return self
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # uvicorn calls sys.exit() on a failed startup
-            self._crash = exc
-        finally:
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        assert self._server is not None and self._sock is not None
-        self._loop = asyncio.get_running_loop()
-        await self._server.serve(sockets=[self._sock])
-
-    def call_soon(self, callback: Callable[[], object]) -> None:
-        """Run `callback` on the server's loop (from any thread)."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(callback)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._sock is not None:
-            self._sock.close()
-        self._loop = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # --- the eSMS stand-in ------------------------------------------------------------------

@@ -18,10 +18,7 @@ RELAY_INTERVAL_S = 2.0
 
 async def relay_job(relay: Relay) -> int:
     """Drain the outbox until nothing more is deliverable right now."""
-    total = 0
-    while (sent := await relay.drain()) > 0:
-        total += sent
-    return total
+    return await relay.run_until_idle()
 
 
 def expire_job(service: SendService) -> int:
@@ -37,7 +34,18 @@ async def templates_job(service: SendService) -> None:
         await service.catalogue.refresh(oaid)
 
 
+class _SkipNoise(logging.Filter):
+    """A job still running when its next tick comes is expected here (max_instances=1 is the
+    point), so APScheduler's warning about the skipped tick is noise, not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
 def build_scheduler(service: SendService, relay: Relay, *, template_ttl: float) -> AsyncIOScheduler:
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _SkipNoise) for f in scheduler_log.filters):
+        scheduler_log.addFilter(_SkipNoise())
     scheduler = AsyncIOScheduler(
         timezone=UTC, job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
     )
@@ -47,6 +55,12 @@ def build_scheduler(service: SendService, relay: Relay, *, template_ttl: float) 
         templates_job, "interval", args=[service], seconds=template_ttl, id="templates"
     )
     return scheduler
+
+
+def kick_relay(scheduler: AsyncIOScheduler, relay: Relay) -> None:
+    """New outbox items: a running drain takes them, otherwise the relay job runs now."""
+    if not relay.request_run():
+        run_soon(scheduler, RELAY_JOB)
 
 
 def run_soon(scheduler: AsyncIOScheduler, job_id: str) -> None:

@@ -32,6 +32,27 @@ class Relay:
         self.store = store
         self.notifier = notifier
         self.clock = clock
+        self.busy = False
+        self._again = False
+
+    def request_run(self) -> bool:
+        """Note that new items wait; True when a running drain will pick them up itself."""
+        self._again = True
+        return self.busy
+
+    async def run_until_idle(self) -> int:
+        """Drain until nothing more is deliverable now, including items added meanwhile."""
+        self.busy = True
+        total = 0
+        try:
+            while True:
+                self._again = False
+                sent = await self.drain()
+                total += sent
+                if sent == 0 and not self._again:
+                    return total
+        finally:
+            self.busy = False
 
     async def drain(self, limit: int = 100) -> int:
         """Deliver what is due now; return how many items Slack confirmed."""

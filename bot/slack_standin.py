@@ -9,7 +9,6 @@ import copy
 import itertools
 import json
 import logging
-import socket
 import threading
 import time
 import unicodedata
@@ -19,12 +18,12 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from bot.serving import ServerThread
 
 DEFAULT_BOT_TOKEN = "xoxb-test"  # noqa: S105 - a fake token for the fake workspace
 TEAM_ID = "T0ZNSTEAM"
@@ -93,29 +92,6 @@ class _BadRequest(Exception):
         self.error = error
 
 
-class _QuietH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol without the access log: `access_log=False` alone is not enough
-    when the access logger has handlers (as under pytest), and GET query strings carry args."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.access_log = False
-
-
-class _NotifyingServer(uvicorn.Server):
-    """A uvicorn server that sets a threading.Event once startup is over, or has failed."""
-
-    def __init__(self, config: uvicorn.Config, ready: threading.Event) -> None:
-        super().__init__(config)
-        self._ready = ready
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets=sockets)
-        finally:
-            self._ready.set()
-
-
 class SlackStandIn:
     """Answers Slack Web API calls like Slack, keeps the workspace's state, records every call.
 
@@ -132,8 +108,6 @@ class SlackStandIn:
         port: int = 0,
     ) -> None:
         self._host = host
-        self._requested_port = port
-        self._port = 0
         # A re-entrant lock: predicates given to wait_for may call the read helpers.
         self._cond = threading.Condition(threading.RLock())
         self._bot_token = bot_token
@@ -164,22 +138,18 @@ class SlackStandIn:
             "users.info": self._users_info,
             "conversations.open": self._conversations_open,
         }
-        self._app = Starlette(
-            routes=[Route("/api/{method}", self._handle, methods=["GET", "POST"])]
+        app = Starlette(routes=[Route("/api/{method}", self._handle, methods=["GET", "POST"])])
+        self._server = ServerThread(
+            app, host=host, port=port, name="Slack stand-in", thread_name="slack-standin"
         )
-        self._ready = threading.Event()
-        self._server: _NotifyingServer | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-        self._crash: BaseException | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        if not self._port:
+        if not self._server.port:
             raise RuntimeError("the Slack stand-in is not started")
-        return self._port
+        return self._server.port
 
     @property
     def url(self) -> str:
@@ -191,51 +161,11 @@ class SlackStandIn:
         return f"{self.url}/api/"
 
     def start(self, timeout: float = 10.0) -> Self:
-        if self._thread is not None:
-            raise RuntimeError("the Slack stand-in was already started")
-        # Binding here, before uvicorn runs, makes the port known without polling.
-        # IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the
-        # listening socket says TCP; without it replies stall ~40 ms (Nagle + delayed ACK).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._requested_port))
-        self._sock = sock
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app,
-            http=_QuietH11Protocol,
-            ws="none",
-            lifespan="off",
-            log_config=None,  # leave the process's logging configuration alone
-            access_log=False,
-            timeout_graceful_shutdown=2,
-        )
-        self._server = _NotifyingServer(config, self._ready)
-        self._thread = threading.Thread(
-            target=self._run, name=f"slack-standin-{self._port}", daemon=True
-        )
-        self._thread.start()
-        if not self._ready.wait(timeout) or not self._server.started:
-            self.stop()
-            raise RuntimeError(f"the Slack stand-in on {self.url} did not start: {self._crash!r}")
+        self._server.start(timeout)
         return self
 
-    def _run(self) -> None:
-        assert self._server is not None and self._sock is not None
-        try:
-            asyncio.run(self._server.serve(sockets=[self._sock]))
-        except BaseException as exc:  # uvicorn calls sys.exit() when startup fails
-            self._crash = exc
-        finally:
-            self._ready.set()
-
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._sock is not None:
-            self._sock.close()
+        self._server.stop()
 
     def __enter__(self) -> Self:
         return self.start()

@@ -55,8 +55,13 @@ async def _tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None
 
 
 def decided_text(record: dict[str, Any]) -> str:
-    who = user_ref(record.get("approver") or record.get("requester"))
-    return f"This request is already {record['state'].replace('_', ' ')} (by {who})."
+    """Tell a late clicker who decided first (the send may have moved on since)."""
+    state = record["state"]
+    if state in ("rejected", "expired", "cancelled"):
+        who = user_ref(record.get("approver") or record.get("requester"))
+        by = "" if state == "expired" else f" (by {who})"
+        return f"This request is already {state}{by}."
+    return f"This request was already approved (by {user_ref(record.get('approver'))})."
 
 
 async def handle_review(

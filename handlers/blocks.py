@@ -126,9 +126,18 @@ def request_modal(
             )
         )
     if templates is None:
+        # Inputs would need a submit button; there is nothing to submit until templates load.
         blocks.append(
             SectionBlock(text=MarkdownTextObject(text=":hourglass: Loading templates from eSMS…"))
         )
+        return View(
+            type="modal",
+            callback_id=REQUEST_VIEW,
+            title=_plain("Send a ZNS message"),
+            close=_plain("Cancel"),
+            private_metadata=json.dumps(metadata, separators=(",", ":")),
+            blocks=blocks,
+        ).to_dict()
     else:
         if len(oas) > 1:
             oa_options = [
@@ -248,7 +257,7 @@ def request_modal(
         type="modal",
         callback_id=REQUEST_VIEW,
         title=_plain("Send a ZNS message"),
-        submit=_plain("Request approval") if templates is not None else None,
+        submit=_plain("Request approval"),
         close=_plain("Cancel"),
         private_metadata=json.dumps(metadata, separators=(",", ":")),
         blocks=blocks,

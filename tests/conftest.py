@@ -14,7 +14,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.esms import EsmsClient
-from bot.esms_standin import EsmsStandIn, ServerThread
+from bot.esms_standin import EsmsStandIn
+from bot.serving import ServerThread
 
 # Distinctive on purpose: the secrets tests search every log line and error for them.
 ESMS_API_KEY = "apikey-ZQX7-do-not-leak-31f9"
@@ -130,3 +131,22 @@ def callback_receiver(callback_receiver_server: CallbackReceiver) -> Iterator[Ca
     callback_receiver_server.reset()
     yield callback_receiver_server
     callback_receiver_server.reset()
+
+
+@pytest.fixture(scope="session")
+def slack_standin_server():
+    from bot.slack_standin import SlackStandIn
+    from tests.harness import APPROVER_GROUP, BOT_TOKEN, GROUP_APPROVER
+
+    with SlackStandIn(
+        bot_token=BOT_TOKEN, usergroups={APPROVER_GROUP: [GROUP_APPROVER]}
+    ) as standin:
+        yield standin
+
+
+@pytest.fixture
+def slack_standin(slack_standin_server):
+    """The shared Slack stand-in, with no calls, messages, views or faults left over."""
+    slack_standin_server.reset()
+    yield slack_standin_server
+    slack_standin_server.reset()

@@ -23,7 +23,6 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack_standin import BOT_USER_ID, SlackStandIn
 from bot.slack_payloads import (
     block_action_body,
     checkboxes_state,
@@ -32,6 +31,7 @@ from bot.slack_payloads import (
     slash_command_body,
     view_submission_body,
 )
+from bot.slack_standin import BOT_USER_ID, SlackStandIn
 
 TOKEN = "xoxb-standin-test-token"
 SECRET = "signing-secret-for-tests"

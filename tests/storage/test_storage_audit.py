@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.storage.storage_helpers import FakeClock, edit_table_on_disk
 
 from storage.audit import GENESIS
 from storage.store import Store
+from tests.storage.storage_helpers import FakeClock, edit_table_on_disk
 
 
 def _sha(event: dict[str, Any]) -> str:

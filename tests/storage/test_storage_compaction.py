@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.storage.storage_helpers import log_lines, state_of
 
 from bot.errors import StoreError
 from storage.engine import COMPACTION_STEPS, open_db
+from tests.storage.storage_helpers import log_lines, state_of
 
 
 class Crash(BaseException):

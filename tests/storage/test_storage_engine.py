@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.storage.storage_helpers import log_lines, state_of
 from tinydb import Query, TinyDB
 from tinydb.operations import delete, increment
 from tinydb.table import Document
 
 from bot.errors import StoreError
 from storage.engine import LogDB, open_db
+from tests.storage.storage_helpers import log_lines, state_of
 
 Q = Query()
 

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.storage.storage_helpers import FakeClock
 
 from bot.errors import NotFoundError
 from storage.store import Store
+from tests.storage.storage_helpers import FakeClock
 
 
 @pytest.fixture

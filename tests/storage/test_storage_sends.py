@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.storage.storage_helpers import FakeClock
 
 from bot.errors import NotFoundError, StoreError
 from storage.sends import FINAL_STATES, TRANSITIONS, SendState
 from storage.store import Store
+from tests.storage.storage_helpers import FakeClock
 
 S = SendState
 ROUTE: dict[SendState, list[SendState]] = {

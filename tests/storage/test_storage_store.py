@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.storage.storage_helpers import FakeClock
 
 from bot.errors import StoreError
 from storage.sends import SendState
 from storage.store import Store
+from tests.storage.storage_helpers import FakeClock
 
 
 def test_open_creates_the_directory_and_one_shared_file(tmp_path: Path) -> None:

@@ -1,0 +1,168 @@
+"""`make demo`: one ZNS request driven through the real bot, with local Slack and eSMS stand-ins."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot.app import build_runtime
+from bot.config import Settings
+from bot.esms_standin import DEMO_OAID, ORDER_TEMPLATE, EsmsStandIn
+from bot.serving import serve_in_loop
+from bot.slack_driver import AGENT, APPROVAL_CHANNEL, APPROVER, NOTIFY_CHANNEL, SlackDriver
+from bot.slack_standin import SlackStandIn
+
+SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - the stand-in's, not a real one
+BOT_TOKEN = "xoxb-demo"  # noqa: S105
+ORDER = {
+    "customer_name": "Nguyễn Văn An",
+    "order_code": "DH-2611",
+    "order_date": "27/11/2026",
+    "amount": "459000",
+    "tracking_url": "https://shop.example/track/DH-2611",
+}
+
+
+def flatten(blocks: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What a person sees in Block Kit blocks, one line per text, roughly as Slack lays it out."""
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind in ("header", "section"):
+            if block.get("text"):
+                lines.append(block["text"]["text"])
+            for field in block.get("fields") or []:
+                lines.append(field["text"].replace("\n", ": ", 1))
+        elif kind == "context":
+            lines.extend(e.get("text", "") for e in block.get("elements") or [])
+        elif kind == "input":
+            element = block.get("element") or {}
+            shown = element.get("initial_value") or ""
+            options = ", ".join(o["text"]["text"] for o in element.get("options") or [])
+            extra = f" [{options}]" if options else (f" = {shown}" if shown else "")
+            lines.append(f"[input] {block['label']['text']}{extra}")
+        elif kind == "actions":
+            buttons = " ".join(f"[{e['text']['text']}]" for e in block.get("elements") or [])
+            lines.append(buttons)
+    return lines
+
+
+class Transcript:
+    def __init__(self, out: Any = sys.stdout) -> None:
+        self.out = out
+
+    def say(self, who: str, what: str, lines: Iterable[str] = ()) -> None:
+        print(f"\n{who}: {what}", file=self.out)
+        for line in lines:
+            for part in line.splitlines():
+                print(f"    │ {part}", file=self.out)
+
+
+def demo_settings(data_dir: Path, slack: SlackStandIn, esms: EsmsStandIn) -> Settings:
+    return Settings(
+        _env_file=None,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.api_url,
+        esms_api_key=esms.api_key,
+        esms_secret_key=esms.secret_key,
+        esms_base_url=esms.base_url,
+        esms_callback_api_url=esms.callback_api_url,
+        esms_oaid=DEMO_OAID,
+        zns_approval_channel=APPROVAL_CHANNEL,
+        zns_notify_channel=NOTIFY_CHANNEL,
+        zns_approvers=[APPROVER],
+        zns_data_dir=data_dir,
+    )
+
+
+async def drive(driver: SlackDriver, show: Transcript) -> str:
+    """Slash command → modal → template → submit → Review → Approve → thread replies."""
+    show.say(f"<@{AGENT}> in #support", "/zns 0901 888 484")
+    await driver.slash("0901 888 484")
+    view = await driver.modal()
+    show.say("zns-bot → modal", view["title"]["text"], flatten(view["blocks"]))
+    view = await driver.choose(view, "template_select", ORDER_TEMPLATE)
+    show.say(f"<@{AGENT}>", "chooses “Order confirmation”; the modal grows one input per parameter")
+    show.say("zns-bot → modal", view["title"]["text"], flatten(view["blocks"]))
+    filled = [f"{k} = {v}" for k, v in ORDER.items()]
+    show.say(f"<@{AGENT}>", "fills it in and presses “Request approval”", filled)
+    response = await driver.submit_request(
+        view, phone="0901 888 484", params=ORDER, campaign="Black Friday", note="VIP customer"
+    )
+    response.raise_for_status()
+    card = await driver.card()
+    show.say(f"zns-bot → #approvals ({APPROVAL_CHANNEL})", "request card", flatten(card["blocks"]))
+    confirmation = await driver.slack.await_for(method="chat.postEphemeral")
+    show.say(f"zns-bot → <@{AGENT}> (only visible to you)", confirmation.args["text"])
+    review = await driver.review(card, user=APPROVER)
+    show.say(f"<@{APPROVER}>", "clicks Review")
+    show.say("zns-bot → approval modal", review["title"]["text"], flatten(review["blocks"]))
+    response = await driver.decide(review, "approve", user=APPROVER)
+    response.raise_for_status()
+    show.say(f"<@{APPROVER}>", "chooses “Approve and send” and confirms")
+    accepted = await driver.thread_text(card, "Accepted by eSMS")
+    replies = driver.slack.thread(APPROVAL_CHANNEL, card["ts"])
+    show.say("zns-bot → thread under the card", "", [r["text"] for r in replies])
+    updated = driver.slack.message(APPROVAL_CHANNEL, card["ts"])
+    show.say("zns-bot → card, updated in place", "", flatten(updated["blocks"]))
+    return accepted
+
+
+async def run_demo(data_dir: Path) -> int:
+    show = Transcript()
+    with (
+        EsmsStandIn() as esms,
+        SlackStandIn(bot_token=BOT_TOKEN) as slack,
+    ):
+        settings = demo_settings(data_dir, slack, esms)
+        runtime = build_runtime(settings)
+        print("zns-bot demo: the real server, store and scheduler; Slack and eSMS are local")
+        print(f"  Slack Web API stand-in  {slack.api_url}")
+        print(f"  eSMS stand-in           {esms.base_url}")
+        async with serve_in_loop(runtime.asgi) as url:
+            print(f"  zns-bot                 {url}  (POST /slack/events, GET /healthz)")
+            driver = SlackDriver(
+                url, store=runtime.store, slack=slack, esms=esms, signing_secret=SIGNING_SECRET
+            )
+            try:
+                await drive(driver, show)
+                verification = runtime.store.audit.verify()
+                events = list(runtime.store.audit.iter_events())
+            finally:
+                await driver.aclose()
+        (sent,) = esms.sends()
+    print("\nWhat eSMS received (credentials hidden):")
+    for key in ("Phone", "TempID", "OAID", "Params", "RequestId", "campaignid", "Sandbox"):
+        print(f"    {key}: {sent.get(key)}")
+    print(
+        f"\nAudit log: {len(events)} events, hash chain {'intact' if verification.ok else 'BROKEN'}"
+    )
+    for event in events:
+        move = f"{event.get('from_state') or ''} → {event.get('to_state') or ''}".strip(" →")
+        print(f"    #{event['seq']} {event['actor']:<18} {event['action']:<11} {move}")
+    print(f"\nStore: {runtime.store.path}")
+    print(
+        f"Inspect it: ZNS_DATA_DIR={data_dir} .venv/bin/zns-bot audit verify   "
+        f"(or: audit export --csv audit.csv)"
+    )
+    return 0 if verification.ok else 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bot.demo", description=__doc__)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    parser.add_argument("--data-dir", type=Path, default=Path("data") / f"demo-{stamp}")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(asyncio.run(run_demo(args.data_dir)))
+
+
+if __name__ == "__main__":
+    main()
