@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -99,15 +100,18 @@ class Runtime:
         """Start the scheduler (and Socket Mode) on this loop; stop them cleanly."""
         self.scheduler.start()
         run_soon(self.scheduler, RELAY_JOB)  # a backlog left by a previous run goes out now
+        connecting = None
         if self.socket is not None:
-            try:
-                await self.socket.connect_async()
-            except Exception as exc:  # health reports it; HTTP keeps serving callbacks
-                log.error("socket mode could not connect: %s", type(exc).__name__)
+            # slack_sdk retries a failed connect forever; in the background, so HTTP (eSMS
+            # callbacks, health) serves meanwhile and /healthz reports the socket as down.
+            connecting = asyncio.get_running_loop().create_task(self.socket.connect_async())
         try:
             yield
         finally:
-            if self.socket is not None:
+            if self.socket is not None and connecting is not None:
+                connecting.cancel()
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await connecting
                 with contextlib.suppress(Exception):
                     await self.socket.close_async()
             await self.deps.drain_tasks()

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
 
     def require(self, *names: str) -> None:
         """Raise one ConfigError naming every missing setting and where it comes from."""
-        missing = [name.upper() for name in names if getattr(self, name.lower()) in (None, "")]
+        missing = [name.upper() for name in names if not getattr(self, name.lower())]
         if missing:
             raise ConfigError(
                 f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "

@@ -1,0 +1,64 @@
+"""`zns-bot serve` start-up rules, Socket Mode health, and Slack's retry handlers."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.harness import APPROVAL_CHANNEL, bot_settings, running_bot
+from tests.handlers.test_slack_flow import ORDER, open_order_modal
+
+ZNS_BOT = str(Path(sys.executable).parent / "zns-bot")
+
+
+def test_serve_refuses_to_start_naming_every_missing_setting(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESMS_", "ZNS_", "SLACK_"))}
+    result = subprocess.run(
+        [ZNS_BOT, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    for name in (
+        "ESMS_API_KEY",
+        "ESMS_SECRET_KEY",
+        "SLACK_BOT_TOKEN",
+        "ZNS_APPROVAL_CHANNEL",
+        "SLACK_SIGNING_SECRET",
+        "ZNS_APPROVERS",
+    ):
+        assert name in line
+    assert "environment or in .env" in line
+
+
+async def test_socket_mode_down_is_reported_while_http_keeps_serving(
+    tmp_path, slack_standin, esms_standin
+):
+    settings = bot_settings(
+        tmp_path / "d", slack_standin, esms_standin, slack_app_token="xapp-1-test"
+    )
+    async with running_bot(settings, slack_standin, esms_standin) as bot:
+        # The stand-in has no Socket Mode endpoint, so apps.connections.open keeps failing.
+        health = await bot.http.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["socket_mode"] == "down" and health.json()["store"] == "ok"
+        assert (await bot.slash("help")).status_code == 200  # HTTP still answers
+
+
+async def test_slack_429_and_500_are_retried_and_the_card_posted_once(
+    tmp_path, slack_standin, esms_standin
+):
+    settings = bot_settings(tmp_path / "d", slack_standin, esms_standin)
+    async with running_bot(settings, slack_standin, esms_standin) as bot:
+        view = await open_order_modal(bot)
+        slack_standin.inject("chat.postMessage", status=429, retry_after=1)
+        slack_standin.inject("chat.postMessage", status=500)
+        response = await bot.submit_request(view, phone="0901888484", params=ORDER)
+        assert response.status_code == 200
+        card = await bot.card(count=3)  # two faulted attempts, then the real one
+        assert card["ts"]
+        posted = [
+            c
+            for c in slack_standin.calls("chat.postMessage")
+            if c.ok and c.args.get("channel") == APPROVAL_CHANNEL
+        ]
+        assert len(posted) == 1
