@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.harness import APPROVAL_CHANNEL, bot_settings, running_bot
 from tests.handlers.test_slack_flow import ORDER, open_order_modal
+from tests.harness import APPROVAL_CHANNEL, bot_settings, running_bot
 
 ZNS_BOT = str(Path(sys.executable).parent / "zns-bot")
 
