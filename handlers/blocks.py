@@ -46,13 +46,12 @@ _TYPE_WORDS = {
 
 STATUS_LINES = {
     "pending_approval": ":hourglass_flowing_sand: Waiting for an approver",
-    "approved": ":white_check_mark: Approved — sending",
+    "approved": ":white_check_mark: Sending",
     "submitting": ":outbox_tray: Sending to eSMS",
     "accepted": ":incoming_envelope: Accepted by eSMS — waiting for the delivery report",
     "unknown": ":grey_question: Outcome unknown — checking with eSMS",
     "delivered": ":white_check_mark: Delivered",
     "failed": ":x: Failed",
-    "rejected": ":no_entry_sign: Rejected",
     "expired": ":hourglass: Expired — nobody approved it in time",
     "cancelled": ":heavy_multiplication_x: Cancelled by the requester",
 }
@@ -296,16 +295,18 @@ def price_text(estimate: Mapping[str, Any] | None) -> str:
 
 
 def status_line(record: Mapping[str, Any]) -> str:
+    """The card's status: who decided, then where the send stands now."""
     state = record["state"]
-    line = STATUS_LINES.get(state, state)
-    if record.get("approver") and state not in ("rejected", "pending_approval"):
-        line += f" · approved by {user_ref(record['approver'])}"
     if state == "rejected":
-        line = f"{line} by {user_ref(record.get('approver'))}: {record.get('reject_reason', '')}"
-    elif state == "failed" and record.get("error"):
+        who = user_ref(record.get("approver"))
+        return f":no_entry_sign: Rejected by {who}: {record.get('reject_reason', '')}"
+    line = STATUS_LINES.get(state, state)
+    if state == "failed" and record.get("error"):
         line += f": {record['error']}"
     if record.get("sms_id") and state in ("accepted", "delivered", "failed", "unknown"):
         line += f" · SMSID `{record['sms_id']}`"
+    if record.get("approver"):
+        line = f"Approved by {user_ref(record['approver'])} · {line}"
     return line
 
 

@@ -215,7 +215,7 @@ async def test_approve_updates_card_sends_and_replies_in_thread(bot, slack_stand
     await bot.thread_text(card, f"Approved by <@{APPROVER}>")
     updated = slack_standin.message(APPROVAL_CHANNEL, card["ts"])
     assert not any(b["type"] == "actions" for b in updated["blocks"])
-    assert f"approved by <@{APPROVER}>" in texts(updated)
+    assert f"Approved by <@{APPROVER}> · :incoming_envelope: Accepted by eSMS" in texts(updated)
 
 
 async def test_the_ack_does_not_wait_for_esms(bot, esms_standin):
@@ -374,3 +374,32 @@ async def test_healthz_503_when_the_store_cannot_be_written(bot, monkeypatch):
     monkeypatch.setattr(bot.store, "check_writable", broken)
     response = await bot.http.get("/healthz")
     assert response.status_code == 503 and "disk full" in response.json()["store"]
+
+
+async def test_choosing_another_oa_lists_its_templates(bot):
+    from bot.esms_standin import SECOND_OAID, SECOND_OA_TEMPLATE
+
+    await bot.slash()
+    view = await bot.modal()
+    assert ORDER_TEMPLATE in texts(view) and SECOND_OA_TEMPLATE not in texts(view)
+    view = await bot.choose(view, "oa_select", SECOND_OAID)
+    assert SECOND_OA_TEMPLATE in texts(view) and ORDER_TEMPLATE not in texts(view)
+
+
+async def test_sandbox_checkbox_only_when_allowed(tmp_path, slack_standin, esms_standin):
+    settings = bot_settings(tmp_path / "d", slack_standin, esms_standin, zns_allow_sandbox=False)
+    async with running_bot(settings, slack_standin, esms_standin) as bot:
+        await bot.slash()
+        view = await bot.modal()
+        assert "sandbox" not in {b.get("block_id") for b in view["blocks"]}
+
+
+async def test_sandbox_checkbox_makes_a_sandbox_send(bot, esms_standin):
+    view = await open_order_modal(bot)
+    assert "sandbox" in {b.get("block_id") for b in view["blocks"]}
+    await bot.submit_request(view, phone="0901888484", params=ORDER, sandbox=True)
+    card = await bot.card()
+    assert "SANDBOX" in card["text"]
+    await bot.decide(await bot.review(card), "approve")
+    await bot.thread_text(card, "Accepted by eSMS [SANDBOX]")
+    assert esms_standin.sends()[0]["Sandbox"] == "1"
