@@ -320,6 +320,7 @@ class SendService:
     def cancel(self, send_id: str, *, actor: str) -> dict[str, Any] | None:
         record = self.store.sends.get(send_id)
         if record.get("requester") != actor:
+            self.note(actor, "cancel_refused", send_id=send_id, reason="not the requester")
             raise DecisionError("only the person who made the request can cancel it")
         return self._move(
             send_id,

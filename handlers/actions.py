@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import EsmsError, NotFoundError
+from bot.service import DecisionError
 from handlers.blocks import (
     CANCEL_ACTION,
     OA_ACTION,
@@ -64,26 +65,35 @@ def decided_text(record: dict[str, Any]) -> str:
     return f"This request was already approved (by {user_ref(record.get('approver'))})."
 
 
+async def _pending(
+    deps: SlackDeps, client: AsyncWebClient, body: dict[str, Any], send_id: str
+) -> dict[str, Any] | None:
+    """The clicked request if it still waits for a decision; otherwise tell the clicker."""
+    try:
+        record = deps.service.store.sends.get(send_id)
+    except NotFoundError:
+        await _tell(client, body, "This request no longer exists.")
+        return None
+    if record["state"] != "pending_approval":
+        await _tell(client, body, decided_text(record))
+        return None
+    return record
+
+
 async def handle_review(
     ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]
 ) -> None:
     """Review opens the approval modal, for approvers only."""
     await ack()
     deps = deps_of(context)
-    user = body["user"]["id"]
-    send_id = body["actions"][0]["value"]
+    user, send_id = body["user"]["id"], body["actions"][0]["value"]
     actor = f"slack:{user}"
     if not await deps.approvers.contains(user, client):
         deps.service.note(actor, "review_refused", send_id=send_id, reason="not an approver")
         await _tell(client, body, ":no_entry: Only approvers can review ZNS requests.")
         return
-    try:
-        record = deps.service.store.sends.get(send_id)
-    except NotFoundError:
-        await _tell(client, body, "This request no longer exists.")
-        return
-    if record["state"] != "pending_approval":
-        await _tell(client, body, decided_text(record))
+    record = await _pending(deps, client, body, send_id)
+    if record is None:
         return
     if record.get("requester") == actor and not deps.settings.zns_allow_self_approval:
         deps.service.note(actor, "review_refused", send_id=send_id, reason="own request")
@@ -113,21 +123,18 @@ async def quota_text(deps: SlackDeps, oaid: str) -> str:
 async def handle_cancel(
     ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]
 ) -> None:
+    """The requester withdraws a pending request; anyone else is told no (and audited)."""
     await ack()
     deps = deps_of(context)
-    user = body["user"]["id"]
     send_id = body["actions"][0]["value"]
-    actor = f"slack:{user}"
+    if await _pending(deps, client, body, send_id) is None:
+        return
     try:
-        record = deps.service.store.sends.get(send_id)
-    except NotFoundError:
-        await _tell(client, body, "This request no longer exists.")
+        done = deps.service.cancel(send_id, actor=f"slack:{body['user']['id']}")
+    except DecisionError as exc:
+        await _tell(client, body, f"{str(exc)[0].upper()}{str(exc)[1:]}.")
         return
-    if record.get("requester") != actor:
-        deps.service.note(actor, "cancel_refused", send_id=send_id, reason="not the requester")
-        await _tell(client, body, "Only the person who made the request can cancel it.")
-        return
-    if deps.service.cancel(send_id, actor=actor) is None:
+    if done is None:
         await _tell(client, body, decided_text(deps.service.store.sends.get(send_id)))
 
 
