@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings, load_settings
-from bot.errors import ConfigError, InputError, ZnsBotError
+from bot.errors import ZNS_ERRORS, ConfigError, InputError
 from bot.esms import EsmsClient
 from bot.phones import mask_phone
 from bot.service import SendService
@@ -236,7 +236,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ZnsBotError as exc:
+    except ZNS_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

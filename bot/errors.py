@@ -5,9 +5,18 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
+# storage/ sits below bot/ and must not import it, so its errors are defined there; they are
+# part of this hierarchy by re-export, and callers catch `ZNS_ERRORS` to get them all.
+from storage.errors import NotFoundError as NotFoundError
+from storage.errors import StoreError as StoreError
+
 
 class ZnsBotError(Exception):
     """Base of every error zns-bot raises on purpose. `str()` is fit to show a person."""
+
+
+ZNS_ERRORS = (ZnsBotError, StoreError)
+"""Every error zns-bot raises on purpose, for `except` at the edges (CLI, listeners)."""
 
 
 class ConfigError(ZnsBotError):
@@ -39,14 +48,6 @@ class ParamsError(InputError):
 
 class TemplateError(ZnsBotError):
     """A template is unknown or cannot be sent now (for example not ENABLE)."""
-
-
-class StoreError(ZnsBotError):
-    """The store cannot be opened or written."""
-
-
-class NotFoundError(ZnsBotError):
-    """A record does not exist."""
 
 
 class ErrorCategory(enum.StrEnum):

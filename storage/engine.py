@@ -16,8 +16,8 @@ from tinydb.queries import QueryLike
 from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
-from bot.errors import StoreError
 from storage import logfile
+from storage.errors import StoreError
 
 log = logging.getLogger(__name__)
 

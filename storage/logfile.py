@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bot.errors import StoreError
+from storage.errors import StoreError
 
 FORMAT = "zns-store-log"
 FORMAT_VERSION = 1

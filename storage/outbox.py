@@ -7,9 +7,9 @@ from typing import Any
 
 from tinydb.table import Document
 
-from bot.errors import NotFoundError
 from storage.clock import Clock, iso
 from storage.engine import LogDB
+from storage.errors import NotFoundError
 
 TABLE = "outbox"
 PENDING = "pending"

@@ -9,10 +9,10 @@ from typing import Any
 
 from tinydb.table import Document
 
-from bot.errors import NotFoundError, StoreError
 from storage.audit import AuditLog
 from storage.clock import Clock, iso
 from storage.engine import LogDB
+from storage.errors import NotFoundError, StoreError
 
 TABLE = "sends"
 MAX_ID_LENGTH = 50  # the id is eSMS's RequestId

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from types import TracebackType
 
-from bot.errors import StoreError
 from storage.audit import AuditLog
 from storage.callbacks import CallbackEvents
 from storage.clock import Clock, utcnow
 from storage.engine import DEFAULT_COMPACT_MIN_OPS, DEFAULT_COMPACT_RATIO, LogDB, open_db
+from storage.errors import StoreError
 from storage.outbox import Outbox
 from storage.sends import SendRecords
 
