@@ -40,7 +40,6 @@ from typing import Any
 
 import httpx
 
-from bot.errors import StoreError
 from bot.esms_standin import DEMO_OAID, ORDER_TEMPLATE, SEND_ENDPOINT, EsmsStandIn
 from bot.slack_driver import (
     AGENT,
@@ -61,6 +60,7 @@ from bot.slack_payloads import (
 )
 from bot.slack_standin import Call, SlackStandIn
 from storage import logfile
+from storage.errors import StoreError
 from storage.sends import SendState
 from storage.store import FILE_NAME, Store
 
@@ -126,6 +126,7 @@ class Report:
     stop_s: float = 0.0
     log_levels: Counter[str] = field(default_factory=Counter)
     log_problems: list[str] = field(default_factory=list)
+    shutdown_complete: bool = False
 
 
 # --- the bot, as a `zns-bot serve` subprocess ---------------------------------------------
@@ -338,7 +339,8 @@ class SlackSide:
 
         with contextlib.suppress(TimeoutError):
             await self.slack.await_for(is_card, timeout, method="chat.postMessage", count=count)
-        return len(self.cards())
+        # Top-level messages: a decided card has lost its buttons but is still the card.
+        return len(self.slack.messages(APPROVAL_CHANNEL))
 
 
 def send_id_of(card: Mapping[str, Any]) -> str | None:
@@ -504,6 +506,8 @@ def scan_log(path: Path, report: Report) -> None:
                 report.log_problems.append(line[:200])
         elif line.startswith("Traceback"):
             report.log_levels["Traceback"] += 1
+        if "Application shutdown complete" in line:  # uvicorn, after the lifespan's exit
+            report.shutdown_complete = True
 
 
 async def run(opts: Options) -> Report:
@@ -527,6 +531,7 @@ async def run(opts: Options) -> Report:
                 began = time.perf_counter()
                 prepared = await prepare(side, counts)
                 jobs = build_jobs(side, prepared, counts, opts.seed)
+                await settle(slack)  # setup's own cards and ephemerals are out: a quiet start
                 report.setup_s = time.perf_counter() - began
 
                 # Every send from now on is held by "eSMS" before it answers.
@@ -652,9 +657,11 @@ def print_report(opts: Options, report: Report, total_s: float) -> None:
         f"audit chain {'intact' if report.audit_ok else 'BROKEN'}"
     )
     levels = ", ".join(f"{n} {k}" for k, n in report.log_levels.items()) or "no warnings/errors"
+    # uvicorn re-raises the SIGTERM it caught once its graceful shutdown is done: exit -15.
+    shutdown = "lifespan shutdown complete" if report.shutdown_complete else "NO clean shutdown"
     print(
-        f"bot: startup {report.startup_s:.2f} s, SIGTERM -> exit code {report.exit_code} "
-        f"in {report.stop_s:.2f} s; log: {levels}"
+        f"bot: startup {report.startup_s:.2f} s; SIGTERM -> {shutdown}, exit code "
+        f"{report.exit_code} in {report.stop_s:.2f} s; log: {levels}"
     )
     for line in report.log_problems:
         print(f"  {line}")
