@@ -95,11 +95,23 @@ class Runtime:
             report["socket_mode"] = "off"
         return report
 
+    async def _warm(self) -> None:
+        """Fill the caches a first click would otherwise wait for (best effort)."""
+        client = self.bolt.client
+        try:
+            await self.deps.approvers.warm(client)
+            await self.deps.requesters.warm(client)
+            for oa in await self.service.catalogue.oas():
+                await self.service.catalogue.templates(oa.oaid)
+        except Exception as exc:  # the caches fill on first use instead
+            log.warning("could not warm caches: %s", type(exc).__name__)
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Start the scheduler (and Socket Mode) on this loop; stop them cleanly."""
         self.scheduler.start()
         run_soon(self.scheduler, RELAY_JOB)  # a backlog left by a previous run goes out now
+        warming = asyncio.get_running_loop().create_task(self._warm())
         connecting = None
         if self.socket is not None:
             # slack_sdk retries a failed connect forever; in the background, so HTTP (eSMS
@@ -114,7 +126,9 @@ class Runtime:
                     await connecting
                 with contextlib.suppress(Exception):
                     await self.socket.close_async()
+            warming.cancel()
             await self.deps.drain_tasks()
+            await self.service.catalogue.settled()
             self.scheduler.shutdown(wait=False)
             await self.esms.aclose()
             self.store.close()

@@ -61,8 +61,8 @@ def merge_info(template: Template, info: TemplateInfo | None) -> Template:
 class TemplateCatalogue:
     """Templates per OA, fetched together and cached for `ttl` seconds.
 
-    A failed refresh keeps serving the last good list: an eSMS hiccup should not hide
-    templates from a person half-way through a request.
+    A stale list is served at once while a refresh runs in the background, and a failed
+    refresh keeps the last good list: an eSMS hiccup must not stall or empty a modal.
     """
 
     def __init__(
@@ -77,6 +77,7 @@ class TemplateCatalogue:
         self._clock = clock
         self._cache: dict[str, tuple[float, dict[str, Template]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._refreshing: dict[str, asyncio.Task[dict[str, Template]]] = {}
         self._oas: tuple[float, list[OfficialAccount]] | None = None
 
     async def oas(self) -> list[OfficialAccount]:
@@ -126,11 +127,21 @@ class TemplateCatalogue:
         return await self.templates(oaid, refresh=True)
 
     async def _load(self, oaid: str, *, refresh: bool) -> dict[str, Template]:
+        cached = self._cache.get(oaid)
+        if cached and not refresh:
+            # Stale-while-revalidate: a person waiting on a modal gets the list we have now;
+            # eSMS is asked again in the background.
+            if self._clock() - cached[0] >= self._ttl and oaid not in self._refreshing:
+                task = asyncio.get_running_loop().create_task(self._refetch(oaid))
+                self._refreshing[oaid] = task
+                task.add_done_callback(lambda _: self._refreshing.pop(oaid, None))
+            return cached[1]
+        return await self._refetch(oaid)
+
+    async def _refetch(self, oaid: str) -> dict[str, Template]:
         lock = self._locks.setdefault(oaid, asyncio.Lock())
         async with lock:  # one fetch for many concurrent callers
             cached = self._cache.get(oaid)
-            if cached and not refresh and self._clock() - cached[0] < self._ttl:
-                return cached[1]
             try:
                 fetched = await self._fetch(oaid)
             except EsmsError:
@@ -140,6 +151,11 @@ class TemplateCatalogue:
                 return cached[1]
             self._cache[oaid] = (self._clock(), fetched)
             return fetched
+
+    async def settled(self) -> None:
+        """Wait for background refreshes (for shutdown and tests)."""
+        while self._refreshing:
+            await asyncio.gather(*list(self._refreshing.values()), return_exceptions=True)
 
     async def _fetch(self, oaid: str) -> dict[str, Template]:
         listed = await self._source.list_templates(oaid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ class AccessList:
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._refreshing: dict[str, asyncio.Task[frozenset[str]]] = {}
 
     @property
     def empty(self) -> bool:
@@ -41,10 +43,24 @@ class AccessList:
                 return True
         return False
 
+    async def warm(self, client: AsyncWebClient) -> None:
+        """Fetch every group's members now, so the first click does not wait on Slack."""
+        for group in self._groups:
+            await self._fetch(group, client)
+
     async def _members(self, group: str, client: AsyncWebClient) -> frozenset[str]:
         cached = self._cache.get(group)
-        if cached and self._clock() - cached[0] < self._ttl:
-            return cached[1]
+        if cached is None:
+            return await self._fetch(group, client)
+        if self._clock() - cached[0] >= self._ttl and group not in self._refreshing:
+            # Answer from the last list now (acks have 3 s); ask Slack again meanwhile.
+            task = asyncio.get_running_loop().create_task(self._fetch(group, client))
+            self._refreshing[group] = task
+            task.add_done_callback(lambda _: self._refreshing.pop(group, None))
+        return cached[1]
+
+    async def _fetch(self, group: str, client: AsyncWebClient) -> frozenset[str]:
+        cached = self._cache.get(group)
         try:
             response = await client.usergroups_users_list(usergroup=group)
         except SlackApiError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ from handlers.deps import deps_of
 from handlers.forms import errors_for_view, metadata, state_values, template_params
 
 log = logging.getLogger(__name__)
+PREPARE_WAIT_S = 2.0  # checks that need eSMS must finish well inside Slack's 3 s
 
 
 async def handle_request(
@@ -28,19 +30,27 @@ async def handle_request(
     meta = metadata(view)
     values = state_values(view)
     try:
-        request = await deps.service.prepare(
-            phone=values.get("phone") or "",
-            template_id=values.get("template") or meta.get("template") or "",
-            params=template_params(values),
-            oaid=values.get("oaid") or meta.get("oaid"),
-            is_journey="yes" in (values.get("journey") or []),
-            order_id=values.get("order_id"),
-            campaign=values.get("campaign"),
-            note=values.get("note"),
-            sandbox="yes" in (values.get("sandbox") or []),
+        request = await asyncio.wait_for(
+            deps.service.prepare(
+                phone=values.get("phone") or "",
+                template_id=values.get("template") or meta.get("template") or "",
+                params=template_params(values),
+                oaid=values.get("oaid") or meta.get("oaid"),
+                is_journey="yes" in (values.get("journey") or []),
+                order_id=values.get("order_id"),
+                campaign=values.get("campaign"),
+                note=values.get("note"),
+                sandbox="yes" in (values.get("sandbox") or []),
+            ),
+            PREPARE_WAIT_S,
         )
     except InputError as exc:
         await ack(response_action="errors", errors=errors_for_view(exc.problems, view))
+        return
+    except TimeoutError:
+        # Slack drops an ack after 3 s; say so in the modal rather than time out silently.
+        slow = {"template": "eSMS is slow to answer right now. Nothing was saved; submit again."}
+        await ack(response_action="errors", errors=errors_for_view(slow, view))
         return
     await ack()
 

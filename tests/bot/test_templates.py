@@ -140,8 +140,12 @@ async def test_catalogue_merges_detail_and_caches_for_ttl():
     await catalogue.get("300", "oa1")
     assert source.list_calls == 1
     clock.now = 61
-    await catalogue.templates("oa1")
+    source.status = TemplateStatus.DISABLE
+    stale = await catalogue.get("300", "oa1")
+    assert stale.status is TemplateStatus.ENABLE  # served at once, from the cache
+    await catalogue.settled()
     assert source.list_calls == 2
+    assert (await catalogue.get("300", "oa1")).status is TemplateStatus.DISABLE
 
 
 async def test_catalogue_serves_stale_list_when_refresh_fails():
@@ -150,6 +154,9 @@ async def test_catalogue_serves_stale_list_when_refresh_fails():
     await catalogue.templates("oa1")
     source.fail, clock.now = True, 120
     assert [t.id for t in await catalogue.templates("oa1")] == ["300"]
+    await catalogue.settled()
+    assert source.list_calls == 2  # it did try
+    assert [t.id for t in await catalogue.templates("oa1", refresh=True)] == ["300"]
 
 
 async def test_catalogue_without_cache_raises_the_esms_error():

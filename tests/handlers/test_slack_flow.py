@@ -358,7 +358,9 @@ async def test_journey_request_from_the_modal(bot, esms_standin):
 async def test_unsigned_or_forged_requests_are_refused(bot, slack_standin):
     response = await bot.post(b"command=%2Fzns&text=&user_id=U1", secret="not-the-secret")
     assert response.status_code == 401
-    assert slack_standin.calls() == []
+    warmup = {"usergroups.users.list"}  # the start-up cache fill, not this request
+    assert [c.method for c in slack_standin.calls() if c.method not in warmup] == []
+    assert bot.store.audit.verify().count == 0
 
 
 async def test_healthz(bot, tmp_path):
@@ -405,3 +407,20 @@ async def test_sandbox_checkbox_makes_a_sandbox_send(bot, esms_standin):
     await bot.decide(await bot.review(card), "approve")
     await bot.thread_text(card, "Accepted by eSMS [SANDBOX]")
     assert esms_standin.sends()[0]["Sandbox"] == "1"
+
+
+async def test_slow_esms_during_submit_answers_inside_slacks_3_seconds(
+    tmp_path, slack_standin, esms_standin
+):
+    settings = bot_settings(tmp_path / "d", slack_standin, esms_standin, esms_timeout=5)
+    async with running_bot(settings, slack_standin, esms_standin) as bot:
+        view = await open_order_modal(bot)
+        # A template that is not ENABLE forces a fresh look-up at eSMS, which now hangs.
+        esms_standin.inject("GetTemplate", delay=4)
+        response = await bot.submit_request(
+            view, phone="0901888484", params={"customer_name": "A"}, template=DISABLED_TEMPLATE
+        )
+        body = response.json()
+        assert body["response_action"] == "errors"
+        assert "eSMS is slow" in body["errors"]["template"]
+        assert bot.store.audit.verify().count == 0
