@@ -23,7 +23,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from bot.callbacks import CallbackEndpoint
 from bot.config import Settings
+from bot.delivery import DeliveryTracker
 from bot.errors import StoreError
 from bot.esms import EsmsClient
 from bot.jobs import RELAY_JOB, build_scheduler, kick_relay, run_soon
@@ -74,6 +76,7 @@ class Runtime:
     store: Store
     esms: EsmsClient
     service: SendService
+    tracker: DeliveryTracker
     relay: Relay
     scheduler: AsyncIOScheduler
     bolt: AsyncApp
@@ -170,6 +173,7 @@ def build_runtime(settings: Settings) -> Runtime:
         store=store,
         esms=esms,
         service=service,
+        tracker=DeliveryTracker(service),
         relay=relay,
         scheduler=scheduler,
         bolt=bolt,
@@ -183,7 +187,12 @@ def build_runtime(settings: Settings) -> Runtime:
         async with runtime.running():
             yield
 
-    runtime.asgi = build_web(slack_events=slack_events, health=runtime.health, lifespan=lifespan)
+    runtime.asgi = build_web(
+        slack_events=slack_events,
+        esms_callback=CallbackEndpoint(runtime.tracker).handle,
+        health=runtime.health,
+        lifespan=lifespan,
+    )
     return runtime
 
 

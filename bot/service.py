@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.errors import EsmsError, InputError, PhoneError, TemplateError, ZnsBotError
 from bot.esms import EsmsClient
 from bot.esms_types import SubmitOutcome, Template, ZnsMessage
-from bot.notify import CARD, DM, EPHEMERAL, THREAD
+from bot.notify import CARD, DM, EPHEMERAL, NOTIFY, THREAD
 from bot.phones import mask_phone, normalize_phone
 from bot.templates import TemplateCatalogue, validate_params
 from storage.sends import SendState
@@ -233,7 +233,7 @@ class SendService:
             sandbox=bool(get("sandbox")),
         )
 
-    def _move(
+    def move(
         self,
         send_id: str,
         to: SendState,
@@ -260,6 +260,8 @@ class SendService:
             self._queue(record, THREAD, f"{send_id}:thread:{state}", {"state": state})
         if state == SendState.FAILED:
             self._queue(record, DM, f"{send_id}:dm:{state}", {"state": state})
+        if state in (SendState.DELIVERED, SendState.FAILED):
+            self._queue(record, NOTIFY, f"{send_id}:notify:{state}", {"state": state})
         self._kick()
 
     def _queue(
@@ -292,7 +294,7 @@ class SendService:
             and record.get("requester") == actor
         ):
             raise DecisionError("you cannot approve your own request; ask another approver")
-        return self._move(
+        return self.move(
             send_id,
             SendState.APPROVED,
             actor=actor,
@@ -306,7 +308,7 @@ class SendService:
         reason = (reason or "").strip()
         if not reason:
             raise InputError("say why the request is rejected", {"reason": "a reason is required"})
-        return self._move(
+        return self.move(
             send_id,
             SendState.REJECTED,
             actor=actor,
@@ -322,7 +324,7 @@ class SendService:
         if record.get("requester") != actor:
             self.note(actor, "cancel_refused", send_id=send_id, reason="not the requester")
             raise DecisionError("only the person who made the request can cancel it")
-        return self._move(
+        return self.move(
             send_id,
             SendState.CANCELLED,
             actor=actor,
@@ -337,7 +339,7 @@ class SendService:
         expired = []
         for record in self.store.sends.in_states({SendState.PENDING_APPROVAL}):
             if datetime.fromisoformat(record["created_at"]) <= cutoff:
-                done = self._move(
+                done = self.move(
                     record["id"],
                     SendState.EXPIRED,
                     actor="system",
@@ -360,7 +362,7 @@ class SendService:
         Returns the record as it stands afterwards (possibly unchanged when another caller
         is already submitting it).
         """
-        record = self._move(
+        record = self.move(
             send_id,
             SendState.SUBMITTING,
             actor=actor,
@@ -411,7 +413,7 @@ class SendService:
         return self._settle(send_id, SendState.UNKNOWN, reason, unknown_reason=reason)
 
     def _settle(self, send_id: str, to: SendState, reason: str, **fields: Any) -> dict[str, Any]:
-        done = self._move(
+        done = self.move(
             send_id,
             to,
             actor="esms",

@@ -1,4 +1,4 @@
-"""The HTTP surface: Starlette routes for Slack events and health (no Slack imports here)."""
+"""The HTTP surface: Slack events, eSMS callbacks and health, as Starlette routes."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 def build_web(
     *,
     slack_events: Endpoint,
+    esms_callback: Endpoint,
     health: HealthCheck,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
 ) -> Starlette:
@@ -28,6 +29,7 @@ def build_web(
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/esms/callback/{token}", esms_callback, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,

@@ -424,9 +424,22 @@ def thread_text(record: Mapping[str, Any], state: str) -> str:
 
 def failure_dm(record: Mapping[str, Any], permalink: str | None) -> str:
     where = f" (<{permalink}|request thread>)" if permalink else ""
+    advice = f"\nWhat to do: {record['suggestion']}." if record.get("suggestion") else ""
     return (
-        f":x: Your ZNS message ({record['template_name']} to {mask_phone(record['phone'])}) "
-        f"was not delivered: {record.get('error') or 'unknown reason'}{where}"
+        f":x: Your ZNS message{sandbox_tag(record)} ({record['template_name']} to "
+        f"{mask_phone(record['phone'])}) was not delivered: "
+        f"{record.get('error') or 'unknown reason'}{where}{advice}"
+    )
+
+
+def notify_text(record: Mapping[str, Any], permalink: str | None) -> str:
+    """The notification-channel line for a final result: template, phone, requester, link."""
+    icon = ":white_check_mark:" if record["state"] == "delivered" else ":x:"
+    result = "delivered" if record["state"] == "delivered" else f"failed: {record.get('error')}"
+    link = f" · <{permalink}|thread>" if permalink else ""
+    return (
+        f"{icon} ZNS{sandbox_tag(record)} {record['template_name']} to "
+        f"{mask_phone(record['phone'])} for {user_ref(record.get('requester'))}: {result}{link}"
     )
 
 

@@ -56,14 +56,14 @@ TRANSITIONS: dict[SendState, frozenset[SendState]] = {
 
 
 class SendRecords:
-    """The sends table, indexed by id, sms_id and state."""
+    """The sends table, indexed by id, sms_id, state and callback token."""
 
     def __init__(self, db: LogDB, audit: AuditLog, clock: Clock) -> None:
         self._db = db
         self._audit = audit
         self._clock = clock
         self._table = db.table(TABLE)
-        for name in ("id", "sms_id", "state"):
+        for name in ("id", "sms_id", "state", "callback_token"):
             self._table.create_index(name)
 
     def create(self, fields: Mapping[str, Any], *, actor: str, reason: str = "") -> dict[str, Any]:
@@ -110,6 +110,11 @@ class SendRecords:
         """The send eSMS knows by this SMSID (the latest one, should eSMS ever reuse it)."""
         found = self._table.find_by("sms_id", sms_id)
         return dict(found[-1]) if found else None
+
+    def by_callback_token(self, token: str) -> dict[str, Any] | None:
+        """The send whose eSMS CallbackUrl carries this token."""
+        found = self._table.find_by("callback_token", token)
+        return dict(found[0]) if found else None
 
     def transition(
         self,

@@ -21,6 +21,7 @@ BOT_TOKEN = "xoxb-e2e-bot-token"
 GROUP_APPROVER = "U0APPROVER2"
 APPROVER_GROUP = "S0APPROVERS"
 STRANGER = "U0STRANGER"
+PUBLIC_URL_FROM_SERVER = "http://bot-under-test.invalid"
 
 
 class Bot(SlackDriver):
@@ -47,7 +48,7 @@ def bot_settings(
         "zns_notify_channel": NOTIFY_CHANNEL,
         "zns_approvers": [APPROVER, APPROVER_GROUP],
         "zns_data_dir": data_dir,
-        "public_base_url": "https://zns-bot.example",
+        "public_base_url": "https://zns-bot.example",  # PUBLIC_URL_FROM_SERVER: the real one
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -59,6 +60,9 @@ async def running_bot(
 ) -> AsyncIterator[Bot]:
     runtime = build_runtime(settings)
     async with serve_in_loop(runtime.asgi) as url:
+        if settings.public_base_url == PUBLIC_URL_FROM_SERVER:
+            # The port is known only now; this is the URL eSMS's callbacks would reach.
+            runtime.settings.public_base_url = url
         bot = Bot(url, store=runtime.store, slack=slack, esms=esms, signing_secret=SIGNING_SECRET)
         bot.runtime = runtime
         try:

@@ -1,0 +1,68 @@
+"""`GET /esms/callback/{token}`: eSMS delivery callbacks, checked, stored raw, applied once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from bot.delivery import DeliveryTracker
+from bot.errors import InputError
+from bot.service import token_matches
+
+log = logging.getLogger(__name__)
+SOURCE = "esms-callback"
+
+Count = Callable[[str], None]
+
+
+def _no_count(outcome: str) -> None:
+    return None
+
+
+class CallbackEndpoint:
+    """Answers eSMS fast and makes no Slack call inline: changes go out through the outbox."""
+
+    def __init__(self, tracker: DeliveryTracker, *, count: Count = _no_count) -> None:
+        self.tracker = tracker
+        self.store = tracker.store
+        self.count = count
+
+    async def handle(self, request: Request) -> Response:
+        token = request.path_params.get("token") or ""
+        caller = request.client.host if request.client else "unknown"
+        record = self.store.sends.by_callback_token(token) if token else None
+        if record is None or not token_matches(record, token):
+            # The token is the only credential a callback has; never echo it back.
+            log.warning("refused eSMS callback with an unknown token from %s", caller)
+            self.count("bad_token")
+            return PlainTextResponse("not found", status_code=404)
+        query = dict(request.query_params)
+        try:
+            report = self.tracker.parse(query)
+        except InputError as exc:
+            self.store.callbacks.record(
+                query.get("SMSID"), query.get("SendStatus"), query, valid=False, reason=str(exc)
+            )
+            self.count("malformed")
+            return PlainTextResponse(f"bad callback: {exc}", status_code=400)
+        if record.get("sms_id") and report.sms_id != record["sms_id"]:
+            reason = f"callback SMSID {report.sms_id} is not this send's ({record['sms_id']})"
+            self.store.callbacks.record(
+                report.sms_id, report.send_status, query, valid=False, reason=reason
+            )
+            self.tracker.service.note(
+                SOURCE, "callback_refused", send_id=record["id"], reason=reason
+            )
+            log.warning(
+                "refused eSMS callback for send=%s from %s: %s", record["id"], caller, reason
+            )
+            self.count("mismatch")
+            return PlainTextResponse("SMSID does not match this callback URL", status_code=400)
+        if not self.store.callbacks.record(report.sms_id, report.send_status, query):
+            self.count("duplicate")
+            return PlainTextResponse("ok (duplicate)")
+        self.count(self.tracker.apply(record, report, source=SOURCE))
+        return PlainTextResponse("ok")
