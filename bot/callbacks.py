@@ -61,8 +61,10 @@ class CallbackEndpoint:
             )
             self.count("mismatch")
             return PlainTextResponse("SMSID does not match this callback URL", status_code=400)
-        if not self.store.callbacks.record(report.sms_id, report.send_status, query):
-            self.count("duplicate")
-            return PlainTextResponse("ok (duplicate)")
-        self.count(self.tracker.apply(record, report, source=SOURCE))
-        return PlainTextResponse("ok")
+        with self.store.db.transaction():  # the raw callback and its effects: one write
+            if not self.store.callbacks.record(report.sms_id, report.send_status, query):
+                outcome = "duplicate"
+            else:
+                outcome = self.tracker.apply(record, report, source=SOURCE)
+        self.count(outcome)
+        return PlainTextResponse("ok (duplicate)" if outcome == "duplicate" else "ok")

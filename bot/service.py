@@ -193,6 +193,12 @@ class SendService:
         fields["origin"] = origin
         fields["callback_token"] = secrets.token_urlsafe(24)
         fields["estimate"] = dict(estimate) if estimate else None
+        with self.store.db.transaction():
+            return self._create(fields, actor=actor, origin=origin, reply_channel=reply_channel)
+
+    def _create(
+        self, fields: dict[str, Any], *, actor: str, origin: str, reply_channel: str | None
+    ) -> dict[str, Any]:
         record = self.store.sends.create(fields, actor=actor, reason="requested")
         if origin == "slack":
             self._queue(record, CARD, f"{record['id']}:card:created")
@@ -243,12 +249,13 @@ class SendService:
         expect: set[SendState],
         **fields: Any,
     ) -> dict[str, Any] | None:
-        """One compare-and-set transition, then tell the request's thread about it."""
-        record = self.store.sends.transition(
-            send_id, to, actor=actor, reason=reason, expect=expect, **fields
-        )
-        if record is not None:
-            self._announce(record)
+        """One compare-and-set transition and its Slack messages, written as one."""
+        with self.store.db.transaction():
+            record = self.store.sends.transition(
+                send_id, to, actor=actor, reason=reason, expect=expect, **fields
+            )
+            if record is not None:
+                self._announce(record)
         return record
 
     def _announce(self, record: dict[str, Any]) -> None:
