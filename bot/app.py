@@ -29,6 +29,8 @@ from bot.delivery import DeliveryTracker
 from bot.errors import StoreError
 from bot.esms import EsmsClient
 from bot.jobs import RELAY_JOB, build_scheduler, kick_relay, run_soon
+from bot.logs import log_event
+from bot.metrics import Metrics
 from bot.relay import Relay
 from bot.service import SendService
 from bot.serving import quiet_config
@@ -74,6 +76,7 @@ class Runtime:
 
     settings: Settings
     store: Store
+    metrics: Metrics
     esms: EsmsClient
     service: SendService
     tracker: DeliveryTracker
@@ -140,7 +143,8 @@ class Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     check_settings(settings)
     store = Store.open(settings.zns_data_dir, fsync=settings.zns_fsync)
-    esms = EsmsClient.from_settings(settings)
+    metrics = Metrics(store)
+    esms = EsmsClient.from_settings(settings, on_call=metrics.esms_latency)
     catalogue = TemplateCatalogue(esms, ttl=settings.zns_template_ttl)
     service = SendService(settings=settings, store=store, client=esms, catalogue=catalogue)
     client = slack_client(settings)
@@ -171,6 +175,7 @@ def build_runtime(settings: Settings) -> Runtime:
     runtime = Runtime(
         settings=settings,
         store=store,
+        metrics=metrics,
         esms=esms,
         service=service,
         tracker=DeliveryTracker(service),
@@ -189,8 +194,9 @@ def build_runtime(settings: Settings) -> Runtime:
 
     runtime.asgi = build_web(
         slack_events=slack_events,
-        esms_callback=CallbackEndpoint(runtime.tracker).handle,
+        esms_callback=CallbackEndpoint(runtime.tracker, count=metrics.callback_received).handle,
         health=runtime.health,
+        metrics=metrics.render,
         lifespan=lifespan,
     )
     return runtime
@@ -201,5 +207,5 @@ async def serve(settings: Settings) -> None:
     runtime = build_runtime(settings)
     # Quiet access log: eSMS callbacks carry phone numbers in their query strings.
     config = quiet_config(runtime.asgi, host=settings.host, port=settings.port, lifespan="on")
-    log.info("zns-bot listening on http://%s:%d", settings.host, settings.port)
+    log_event(log, "listening", url=f"http://{settings.host}:{settings.port}")
     await uvicorn.Server(config).serve()

@@ -16,6 +16,7 @@ from typing import Any
 from bot.config import Settings, load_settings
 from bot.errors import ZNS_ERRORS, ConfigError, InputError
 from bot.esms import EsmsClient
+from bot.logs import configure_logging, secrets_from_settings
 from bot.phones import mask_phone
 from bot.service import SendService
 from bot.templates import TemplateCatalogue
@@ -209,7 +210,7 @@ def _export(settings: Settings, path: Path, unmask: bool) -> int:
 def _serve(settings: Settings) -> int:
     from bot.app import serve  # Slack and the web server load only for this command
 
-    logging.getLogger().setLevel(logging.INFO)
+    configure_logging(settings.log_level, json=True, secrets=secrets_from_settings(settings))
     asyncio.run(serve(settings))
     return EXIT_OK
 

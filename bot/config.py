@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     zns_fsync: bool = True
 
     public_base_url: str | None = None
+    log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=0, le=65535)
 

@@ -10,7 +10,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -177,7 +177,9 @@ class EsmsClient:
         retry_backoff: float = 0.5,
         sms_type: str = "25",
         transport: httpx.AsyncBaseTransport | None = None,
+        on_call: Callable[[str, float, str], None] | None = None,
     ) -> None:
+        self._on_call = on_call  # (endpoint, seconds, code) after each call, e.g. for metrics
         self._api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         self._secret_key = (
             secret_key if isinstance(secret_key, SecretStr) else SecretStr(secret_key)
@@ -203,7 +205,9 @@ class EsmsClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> EsmsClient:
+    def from_settings(
+        cls, settings: Settings, *, on_call: Callable[[str, float, str], None] | None = None
+    ) -> EsmsClient:
         missing = [
             name
             for name, value in (
@@ -227,6 +231,7 @@ class EsmsClient:
             max_attempts=settings.esms_max_attempts,
             retry_backoff=settings.esms_retry_backoff,
             sms_type=settings.esms_sms_type,
+            on_call=on_call,
         )
 
     def __repr__(self) -> str:
@@ -509,14 +514,18 @@ class EsmsClient:
                     )
                 break
             await asyncio.sleep(self._backoff(attempts))
+        elapsed = time.perf_counter() - started
         log.debug(
             "esms call endpoint=%s code=%s attempts=%d elapsed_ms=%d result=%s",
             _name(endpoint),
             attempt.code,
             attempts,
-            (time.perf_counter() - started) * 1000,
+            elapsed * 1000,
             "ok" if result.error is None else type(result.error).__name__,
         )
+        if self._on_call is not None:
+            code = attempt.code if attempt.code is not None else type(result.error).__name__
+            self._on_call(_name(endpoint), elapsed, str(code))
         return result
 
     async def _attempt(

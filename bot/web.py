@@ -1,4 +1,4 @@
-"""The HTTP surface: Slack events, eSMS callbacks and health, as Starlette routes."""
+"""The HTTP surface: Slack events, eSMS callbacks, health and metrics, as Starlette routes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
+MetricsRender = Callable[[], tuple[bytes, str]]
 
 
 def build_web(
@@ -20,17 +21,24 @@ def build_web(
     slack_events: Endpoint,
     esms_callback: Endpoint,
     health: HealthCheck,
+    metrics: MetricsRender,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
 ) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         report = await health()
         return JSONResponse(report, status_code=200 if report.get("ok") else 503)
 
+    async def metrics_endpoint(request: Request) -> Response:
+        # async on purpose: the store may be read only from the event loop's thread
+        body, content_type = metrics()
+        return Response(body, media_type=content_type)
+
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/esms/callback/{token}", esms_callback, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

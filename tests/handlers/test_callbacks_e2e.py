@@ -178,3 +178,32 @@ async def test_every_documented_callback_vector(bot, query, state, reason):
         assert reason in final["error"]
     if "-114" in query or "%3A-114" in query:
         assert final["error_code"] == -114
+
+
+async def test_metrics_show_sends_callbacks_outbox_and_esms_latency(bot, esms_standin):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    card, record = await accepted_send(bot)
+    esms_standin.deliver(record["sms_id"])
+    await esms_standin.fire_callback(record["sms_id"], success=True)
+    await esms_standin.fire_callback(record["sms_id"], success=True)  # duplicate
+    await bot.http.get("/esms/callback/forged")
+    response = await bot.http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+    assert samples[("zns_sends", (("state", "delivered"),))] == 1
+    assert samples[("zns_sends", (("state", "pending_approval"),))] == 0
+    assert samples[("zns_callbacks_total", (("outcome", "delivered"),))] == 1
+    assert samples[("zns_callbacks_total", (("outcome", "duplicate"),))] == 1
+    assert samples[("zns_callbacks_total", (("outcome", "bad_token"),))] == 1
+    assert ("zns_outbox_depth", ()) in samples
+    sends = samples[
+        ("zns_esms_requests_total", (("code", "100"), ("endpoint", "SendZaloMessage_V4_post_json")))
+    ]
+    assert sends == 1
+    assert "0901888484" not in response.text and record["callback_token"] not in response.text

@@ -1,0 +1,296 @@
+"""Structured logging: one event per line on stderr, secrets redacted and phones masked.
+
+`configure_logging()` installs one handler on the root logger (and replaces only the one it
+installed before, so pytest's caplog and anything else on the root logger keep working).
+The handler's `RedactionFilter` rewrites each record it sees before it is written:
+
+- every configured secret value, `ApiKey=`/`SecretKey=`/token-like query values, Slack
+  `xox?-`/`xapp-` tokens, `Bearer` credentials and the per-send token in eSMS callback URLs
+  become `***`, in the message, in the `extra` fields and in the exception text;
+- a `phone` (or `*_phone`) extra is replaced by its masked form (`090****484`).
+
+The record itself is rewritten, so handlers that run after this one see the clean version too.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from bot.phones import mask_phone
+
+MASK = "***"
+MIN_SECRET_LENGTH = 4  # shorter "secrets" would blank ordinary text; they are ignored
+
+# Attributes every LogRecord has; whatever else is on a record came from `extra=`.
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
+}
+_CORE_KEYS = ("ts", "level", "logger", "msg", "exc", "stack")
+_SCRUBBED = "_zns_scrubbed"
+_OURS = "_zns_logs_handler"
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Credentials and tokens in query strings and form bodies: ApiKey=..., token=...
+    (
+        re.compile(
+            r"(?i)\b(api_?key|secret_?key|[a-z_]*token|client_secret|password|passwd|"
+            r"signature|sig)=[^&\s\"'#,;]*"
+        ),
+        r"\1=" + MASK,
+    ),
+    # Slack tokens: bot/user/app-level/refresh/configuration.
+    (re.compile(r"\bxox[a-z]-[A-Za-z0-9-]+"), MASK),
+    (re.compile(r"\bxapp-[A-Za-z0-9-]+"), MASK),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK),
+    # The unguessable per-send token in the eSMS CallbackUrl path.
+    (re.compile(r"(/esms/callback/)[^/?\s\"'#]+"), r"\1" + MASK),
+)
+
+
+def _secret_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    getter = getattr(value, "get_secret_value", None)  # pydantic SecretStr
+    text = getter() if callable(getter) else value
+    return text if isinstance(text, str) else str(text)
+
+
+class RedactionFilter(logging.Filter):
+    """Blanks secrets and masks phones on each record; never drops a record."""
+
+    def __init__(self, secrets: Iterable[Any] = ()) -> None:
+        super().__init__()
+        values = {_secret_text(s) for s in secrets}
+        # Longest first, so a secret that contains another is blanked whole.
+        self.secrets: tuple[str, ...] = tuple(
+            sorted((v for v in values if v and len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+        )
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, _SCRUBBED, False):
+            return True
+        record.msg = self.redact(_message(record))
+        record.args = ()
+        for key in _extra_keys(record):
+            value = record.__dict__[key]
+            if _is_phone_key(key):
+                value = _mask(value)
+            record.__dict__[key] = self._scrub(value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _FORMATTER.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        setattr(record, _SCRUBBED, True)
+        return True
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, Mapping):
+            return {
+                self.redact(str(k)): _mask(v) if _is_phone_key(str(k)) else self._scrub(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self._scrub(v) for v in value]
+        return self.redact(str(value))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, the extra fields, exc."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = {
+            "ts": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": _message(record),
+        }
+        for key in _extra_keys(record):
+            name = key if key not in _CORE_KEYS else f"{key}_"
+            value = record.__dict__[key]
+            event[name] = _mask(value) if _is_phone_key(key) else value
+        exc = _exception_text(record)
+        if exc:
+            event["exc"] = exc
+        if record.stack_info:
+            event["stack"] = record.stack_info
+        return jsonlib.dumps(event, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """`ts LEVEL logger: msg key=value ...`, newlines escaped so an event stays on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = [_timestamp(record), record.levelname, f"{record.name}:", _message(record)]
+        for key in _extra_keys(record):
+            value = record.__dict__[key]
+            value = _mask(value) if _is_phone_key(key) else value
+            text = value if isinstance(value, str) else jsonlib.dumps(value, default=str)
+            parts.append(f"{key}={text}")
+        exc = _exception_text(record)
+        if exc:
+            parts.append(f"exc={exc}")
+        return _one_line(" ".join(parts))
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the given stream, or to whatever `sys.stderr` is at the time of writing."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._fixed = stream
+        super().__init__(stream)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return self._fixed if self._fixed is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO | None) -> None:
+        self._fixed = value
+
+    def format(self, record: logging.LogRecord) -> str:
+        # A formatter that let a newline through would split one event over several lines.
+        return _one_line(super().format(record))
+
+
+def configure_logging(
+    level: str | int = "INFO",
+    *,
+    json: bool = True,
+    secrets: Iterable[Any] = (),
+    stream: TextIO | None = None,
+) -> logging.Handler:
+    """Send every log event to stderr (or `stream`), one line each; returns the handler.
+
+    `secrets` are values never to print (str, or pydantic SecretStr; None is skipped).
+    Calling it again replaces the handler it installed before; other handlers stay.
+    """
+    numeric = _level(level)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(old)
+        old.close()
+    handler = _StderrHandler(stream)
+    setattr(handler, _OURS, True)
+    handler.setFormatter(JsonFormatter() if json else TextFormatter())
+    handler.addFilter(RedactionFilter(secrets))
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    return handler
+
+
+def log_event(
+    logger: logging.Logger | str,
+    event: str,
+    *,
+    level: int | str = logging.INFO,
+    exc_info: Any = None,
+    **fields: Any,
+) -> None:
+    """Log `event` as the message with `fields` as extra fields (a `phone` field is masked).
+
+    A field whose name a LogRecord already uses (`name`, `msg`, `args`, ...) gets a trailing
+    underscore instead of breaking the call.
+    """
+    if isinstance(logger, str):
+        logger = logging.getLogger(logger)
+    numeric = _level(level)
+    if not logger.isEnabledFor(numeric):
+        return
+    extra = {}
+    for key, value in fields.items():
+        name = f"{key}_" if key in _RECORD_ATTRS else key
+        extra[name] = _mask(value) if _is_phone_key(key) else value
+    # Masked here already; the filter must not mask the masked value again.
+    logger.log(numeric, event, extra=extra, exc_info=exc_info, stacklevel=2)
+
+
+def secrets_from_settings(settings: Any) -> list[str]:
+    """Every SecretStr value set on a Settings object, to pass as `secrets=`."""
+    values = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name, None)
+        if hasattr(value, "get_secret_value"):
+            text = _secret_text(value)
+            if text:
+                values.append(text)
+    return values
+
+
+_FORMATTER = logging.Formatter()
+
+
+def _level(level: str | int) -> int:
+    if isinstance(level, int):
+        return level
+    numeric = logging.getLevelName(str(level).strip().upper())
+    if not isinstance(numeric, int):
+        raise ValueError(
+            f"unknown log level {level!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
+    return numeric
+
+
+def _message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:  # bad %-args must not lose the event (or raise from a filter)
+        return f"{record.msg!s} {record.args!r}"
+
+
+def _extra_keys(record: logging.LogRecord) -> list[str]:
+    return [k for k in record.__dict__ if k not in _RECORD_ATTRS and not k.startswith("_zns_")]
+
+
+def _exception_text(record: logging.LogRecord) -> str:
+    if record.exc_info and not record.exc_text:
+        record.exc_text = _FORMATTER.formatException(record.exc_info)
+    return record.exc_text or ""
+
+
+def _is_phone_key(key: str) -> bool:
+    lowered = key.lower()
+    return lowered == "phone" or lowered.endswith("_phone")
+
+
+def _mask(value: Any) -> Any:
+    """Mask a phone value once; an already masked one (it has '*') is left as it is."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_mask(v) for v in value]
+    text = str(value)
+    if "*" in text:
+        return text
+    return mask_phone(text)
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    moment = datetime.fromtimestamp(record.created, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
