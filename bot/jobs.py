@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.delivery import DeliveryTracker
+from bot.polling import DeliveryPoller
 from bot.relay import Relay
 from bot.service import SendService
 
@@ -14,11 +16,33 @@ log = logging.getLogger(__name__)
 
 RELAY_JOB = "relay"
 RELAY_INTERVAL_S = 2.0
+POLL_JOB = "poll"
+POLL_INTERVAL_S = 10.0  # how often due sends are looked for; each send has its own schedule
+RECONCILE_JOB = "reconcile"
+RECONCILE_INTERVAL_S = 60.0
 
 
 async def relay_job(relay: Relay) -> int:
     """Drain the outbox until nothing more is deliverable right now."""
     return await relay.run_until_idle()
+
+
+async def poll_job(poller: DeliveryPoller) -> int:
+    """Ask eSMS about the accepted sends that are due; return how many were looked at."""
+    results = await poller.poll()
+    looked = sum(n for outcome, n in results.items() if outcome != "deferred")
+    if any(results[k] for k in ("delivered", "failed", "gave_up", "error", "deferred")):
+        log.info("poll: %s", dict(results))
+    return looked
+
+
+async def reconcile_job(poller: DeliveryPoller) -> int:
+    """Settle sends whose outcome is unknown; return how many were looked at."""
+    results = await poller.reconcile()
+    looked = sum(n for outcome, n in results.items() if outcome != "deferred")
+    if looked:
+        log.info("reconcile: %s", dict(results))
+    return looked
 
 
 def expire_job(service: SendService) -> int:
@@ -42,7 +66,14 @@ class _SkipNoise(logging.Filter):
         return "maximum number of running instances reached" not in record.getMessage()
 
 
-def build_scheduler(service: SendService, relay: Relay, *, template_ttl: float) -> AsyncIOScheduler:
+def build_scheduler(
+    service: SendService,
+    relay: Relay,
+    *,
+    template_ttl: float,
+    poller: DeliveryPoller | None = None,
+) -> AsyncIOScheduler:
+    """Every job, each at most one instance at a time; `poller` defaults to one on `service`."""
     scheduler_log = logging.getLogger("apscheduler.scheduler")
     if not any(isinstance(f, _SkipNoise) for f in scheduler_log.filters):
         scheduler_log.addFilter(_SkipNoise())
@@ -53,6 +84,11 @@ def build_scheduler(service: SendService, relay: Relay, *, template_ttl: float) 
     scheduler.add_job(expire_job, "interval", args=[service], seconds=60, id="expire")
     scheduler.add_job(
         templates_job, "interval", args=[service], seconds=template_ttl, id="templates"
+    )
+    poller = poller or DeliveryPoller(service, DeliveryTracker(service))
+    scheduler.add_job(poll_job, "interval", args=[poller], seconds=POLL_INTERVAL_S, id=POLL_JOB)
+    scheduler.add_job(
+        reconcile_job, "interval", args=[poller], seconds=RECONCILE_INTERVAL_S, id=RECONCILE_JOB
     )
     return scheduler
 

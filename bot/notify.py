@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 # Outbox kinds. Each item names a send; the Slack side renders it from the send's current
@@ -14,6 +15,19 @@ NOTIFY = "notify"  # a line in the notification channel (final states)
 EPHEMERAL = "ephemeral"  # a note only the requester sees (e.g. "your request is posted")
 
 
+def posts_new_message(kind: str, record: Mapping[str, Any]) -> bool:
+    """True when delivering this item adds a message Slack keeps and can show us again.
+
+    Such an item is delivered exactly once: the relay notes each attempt before it starts,
+    and a later attempt first looks for the message an earlier one may have posted. A card
+    already posted is updated in place (idempotent by nature), and an ephemeral cannot be
+    looked up afterwards, so neither needs this.
+    """
+    if kind == CARD:
+        return not record.get("card_ts")
+    return kind in (THREAD, DM, NOTIFY)
+
+
 class DeliveryError(Exception):
     """Slack did not take an outbox item. `retry_after` is Slack's hint, in seconds."""
 
@@ -23,11 +37,32 @@ class DeliveryError(Exception):
 
 
 class Notifier(Protocol):
-    """Delivers one outbox item to Slack and returns what Slack said (channel, ts, ...).
+    """Delivers outbox items to Slack."""
 
-    Raises DeliveryError when Slack refused or could not be reached.
-    """
+    def pace_key(
+        self, kind: str, record: Mapping[str, Any], payload: Mapping[str, Any]
+    ) -> str | None:
+        """Where the item will post, for pacing: a channel id, or a per-user lane for DMs and
+        ephemerals. Items with the same key go out about one per second. None: no pacing."""
+        ...
 
     async def deliver(
-        self, kind: str, record: Mapping[str, Any], payload: Mapping[str, Any]
-    ) -> dict[str, Any]: ...
+        self,
+        kind: str,
+        record: Mapping[str, Any],
+        payload: Mapping[str, Any],
+        *,
+        key: str,
+        tried_since: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Deliver one outbox item and return what Slack said (channel, ts, ...).
+
+        `key` is the item's outbox key; a posted message carries it so that it can be found
+        again. `tried_since` is set when an earlier attempt, begun at that time, may have
+        reached Slack (a crash or a lost reply since): the notifier then looks for a message
+        carrying `key` first and, when there is one, returns it with `"recovered": True`
+        instead of posting again.
+
+        Raises DeliveryError when Slack refused or could not be reached.
+        """
+        ...

@@ -1,18 +1,28 @@
-"""Drains the outbox into Slack through a Notifier, in order per send, keeping what failed."""
+"""Drains the outbox into Slack through a Notifier: in order per send, paced per channel,
+keeping what failed, and posting each message exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.notify import CARD, DeliveryError, Notifier
+from bot.notify import CARD, DeliveryError, Notifier, posts_new_message
 from storage.store import Store
 
 log = logging.getLogger(__name__)
 
+# Slack allows about one chat.postMessage per second per channel, with short bursts.
+PACE_S = 1.0
+BURST = 5
+BASE_BACKOFF_S = 2.0  # first retry after a failure; doubles with each further failure
 MAX_BACKOFF_S = 300.0
+# On the send record: {outbox key: when the first attempt to post it began (ISO time)}.
+# Written before Slack is called, so after a crash between "posted" and "marked done" the
+# next attempt knows to look for the message before posting it again.
+TRIED_FIELD = "outbox_tried"
 
 
 def _utcnow() -> datetime:
@@ -20,7 +30,21 @@ def _utcnow() -> datetime:
 
 
 class Relay:
-    """Delivers due outbox items. An item stays in the outbox until Slack has confirmed it."""
+    """Delivers due outbox items. An item stays in the outbox until Slack has confirmed it.
+
+    - Order: a send's items go out in the order they were queued; when one fails or must
+      wait, the send's later items wait behind it.
+    - Pace: at most one post per `pace` seconds for each channel (the notifier's pace key).
+      An item whose channel posted just now is skipped for this pass, while items for other
+      channels go out; `run_until_idle` comes back for it when its channel is free again.
+    - Failure: the item is retried after Slack's Retry-After, or after an exponential
+      backoff (`base_backoff`, doubling, capped at `max_backoff`). A Retry-After also holds
+      back the item's channel for that long.
+    - Exactly once: see TRIED_FIELD and Notifier.deliver's `tried_since`.
+
+    `clock` gives the time for pacing and scheduling, `sleep` waits for pacing; tests
+    inject both to run without waiting.
+    """
 
     def __init__(
         self,
@@ -28,37 +52,70 @@ class Relay:
         notifier: Notifier,
         *,
         clock: Callable[[], datetime] = _utcnow,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        pace: float = PACE_S,
+        burst: int = BURST,
+        base_backoff: float = BASE_BACKOFF_S,
+        max_backoff: float = MAX_BACKOFF_S,
     ) -> None:
         self.store = store
         self.notifier = notifier
         self.clock = clock
+        self.sleep = sleep
+        self.pace = pace
+        self.burst = burst
+        self.base_backoff = base_backoff
+        self.max_backoff = max_backoff
         self.busy = False
         self._again = False
+        self._wake = asyncio.Event()  # set when new items are queued during a pause
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tokens: dict[str, tuple[float, datetime]] = {}  # pace key -> posts left, as of
+        self._held: dict[str, datetime] = {}  # pace key -> Slack's Retry-After ends
+        self._ready_at: datetime | None = None  # earliest time a paced-out item may go
 
     def request_run(self) -> bool:
         """Note that new items wait; True when a running drain will pick them up itself."""
         self._again = True
+        self._wake.set()
         return self.busy
 
     async def run_until_idle(self) -> int:
-        """Drain until nothing more is deliverable now, including items added meanwhile."""
+        """Drain until nothing more is deliverable now, including items added meanwhile.
+
+        Items held back only by pacing are waited for (without blocking the event loop;
+        new items wake the wait early). Items waiting for a retry are left to a later run.
+        When a drain is already running, ask it to look again and wait for it to finish.
+        """
+        if self.busy:
+            self.request_run()
+            await self._idle.wait()
+            return 0
         self.busy = True
+        self._idle.clear()
         total = 0
         try:
             while True:
                 self._again = False
+                self._wake.clear()
                 sent = await self.drain()
                 total += sent
-                if sent == 0 and not self._again:
+                if sent or self._again:
+                    continue
+                if self._ready_at is None:
                     return total
+                await self._pause_until(self._ready_at)
         finally:
             self.busy = False
+            self._idle.set()
 
     async def drain(self, limit: int = 100) -> int:
         """Deliver what is due now; return how many items Slack confirmed."""
         now = self.clock()
+        self._ready_at = None
         delivered = 0
-        blocked: set[str] = set()  # sends whose earlier item failed: keep their order
+        blocked: set[str] = set()  # sends whose earlier item failed or waits: keep their order
         carded: set[str] = set()  # sends whose card was already refreshed in this pass
         for item in self.store.outbox.due(now, limit):
             send_id = item.get("send_id") or ""
@@ -69,6 +126,7 @@ class Relay:
                 self.store.outbox.mark_done(item["id"], {"skipped": "the send no longer exists"})
                 continue
             kind = item["kind"]
+            payload = item.get("payload") or {}
             if kind == CARD and send_id in carded:
                 # A card renders the send's current state, so one refresh covers them all.
                 self.store.outbox.mark_done(item["id"], {"coalesced": True})
@@ -76,12 +134,30 @@ class Relay:
             if kind != CARD and not record.get("card_ts"):
                 blocked.add(send_id)  # thread replies and links need the card first
                 continue
+            lane = self.notifier.pace_key(kind, record, payload)
+            free_at = self._free_at(lane) if lane else None
+            if free_at is not None:
+                blocked.add(send_id)
+                self._ready_at = free_at if self._ready_at is None else min(self._ready_at, free_at)
+                continue
+            tried_since = None
+            if posts_new_message(kind, record):
+                tried_since, record = self._note_attempt(item["key"], record)
             try:
-                result = await self.notifier.deliver(kind, record, item.get("payload") or {})
+                result = await self.notifier.deliver(
+                    kind, record, payload, key=item["key"], tried_since=tried_since
+                )
             except DeliveryError as exc:
                 blocked.add(send_id)
-                self._retry_later(item, exc, now)
+                self._retry_later(item, str(exc), exc.retry_after, now, lane)
                 continue
+            except Exception as exc:  # a bug must not stall the outbox behind this item
+                log.exception("slack delivery crashed item=%s kind=%s", item["id"], kind)
+                blocked.add(send_id)
+                self._retry_later(item, f"internal error: {type(exc).__name__}", None, now, lane)
+                continue
+            if lane and not result.get("recovered"):
+                self._spend(lane)
             if kind == CARD:
                 carded.add(send_id)
                 if not record.get("card_ts") and result.get("ts"):
@@ -92,9 +168,35 @@ class Relay:
             delivered += 1
         return delivered
 
-    def _retry_later(self, item: dict[str, Any], exc: DeliveryError, now: datetime) -> None:
+    def _note_attempt(
+        self, key: str, record: Mapping[str, Any]
+    ) -> tuple[datetime | None, Mapping[str, Any]]:
+        """Persist that posting `key` begins, before Slack is called (unless already noted).
+
+        Returns when an earlier attempt began (None for the first attempt) and the record.
+        """
+        tried = dict(record.get(TRIED_FIELD) or {})
+        if key in tried:
+            return datetime.fromisoformat(tried[key]), record
+        tried[key] = self.clock().isoformat()
+        return None, self.store.sends.update_fields(record["id"], **{TRIED_FIELD: tried})
+
+    def _retry_later(
+        self,
+        item: dict[str, Any],
+        error: str,
+        retry_after: float | None,
+        now: datetime,
+        lane: str | None,
+    ) -> None:
         attempts = int(item.get("attempts") or 0) + 1
-        delay = exc.retry_after if exc.retry_after else min(MAX_BACKOFF_S, 2.0**attempts)
+        if retry_after:
+            delay = retry_after
+            if lane:  # Slack asked the channel to slow down, not only this item
+                hold = self.clock() + timedelta(seconds=retry_after)
+                self._held[lane] = max(hold, self._held.get(lane, hold))
+        else:
+            delay = min(self.max_backoff, self.base_backoff * 2.0 ** (attempts - 1))
         log.warning(
             "slack delivery failed item=%s kind=%s send=%s attempt=%d retry_in=%.1fs: %s",
             item["id"],
@@ -102,6 +204,44 @@ class Relay:
             item.get("send_id"),
             attempts,
             delay,
-            exc,
+            error,
         )
-        self.store.outbox.mark_failed_attempt(item["id"], str(exc), now + timedelta(seconds=delay))
+        self.store.outbox.mark_failed_attempt(item["id"], error, now + timedelta(seconds=delay))
+
+    # Pacing: a token bucket per pace key. A post takes a token; tokens come back one per
+    # `pace` seconds, up to `burst`. So a lane sends at most `burst` posts at once and about
+    # one per `pace` seconds after that (burst=1: never two posts within `pace` seconds).
+
+    def _free_at(self, lane: str) -> datetime | None:
+        """When `lane` may post next; None when it may post now."""
+        now = self.clock()
+        held = self._held.get(lane)
+        if held is not None and held > now:
+            return held
+        missing = 1.0 - self._left(lane, now)
+        if missing <= 1e-9:
+            return None
+        return now + timedelta(seconds=missing * self.pace)
+
+    def _left(self, lane: str, now: datetime) -> float:
+        if self.pace <= 0 or lane not in self._tokens:
+            return float(self.burst)
+        tokens, at = self._tokens[lane]
+        return min(float(self.burst), tokens + (now - at).total_seconds() / self.pace)
+
+    def _spend(self, lane: str) -> None:
+        now = self.clock()
+        self._tokens[lane] = (self._left(lane, now) - 1.0, now)
+
+    async def _pause_until(self, when: datetime) -> None:
+        """Wait until `when` (by the relay's clock), or until new items are queued."""
+        seconds = (when - self.clock()).total_seconds()
+        if seconds <= 0 or self._again:
+            return
+        napping = asyncio.ensure_future(self.sleep(seconds))
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({napping, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (napping, woken):
+                task.cancel()

@@ -47,7 +47,7 @@ class SlackDriver:
         self,
         url: str,
         *,
-        store: Store,
+        store: Store | None = None,
         slack: SlackStandIn,
         esms: EsmsStandIn,
         signing_secret: str,
@@ -171,6 +171,7 @@ class SlackDriver:
         return await self.post(self.decision_body(view, decision, reason, user))
 
     def record_for(self, card: Mapping[str, Any]) -> dict[str, Any]:
+        assert self.store is not None, "the driver was given no store to look in"
         (record,) = [
             r for r in self.store.sends.in_states(set(STATES)) if r.get("card_ts") == card["ts"]
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import copy
 import itertools
@@ -14,6 +15,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl
@@ -34,8 +36,9 @@ BOT_ID = "B0ZNSBOT1"
 BOT_USER_ID = "U0ZNSBOT1"
 BOT_USER_NAME = "zns-bot"
 
-_FIRST_TS_MICROS = 1_700_000_000_000_100  # ts "1700000000.000100", like the brief's samples
-_TS_STEP_MICROS = 100
+_TS_STEP_MICROS = 100  # message ts are the posting time, at least this far apart
+_HISTORY_LIMIT = (100, 999)  # conversations.history: default and largest page
+_REPLIES_LIMIT = (1000, 1000)  # conversations.replies: default and largest page
 _MAX_VIEW_STACK = 3  # Slack's modal stack depth
 _FAULT_ERRORS = {429: "ratelimited", 500: "internal_error", 503: "service_unavailable"}
 # Fields slack_sdk may send as JSON strings inside form data, with Slack's error for bad JSON.
@@ -106,14 +109,17 @@ class SlackStandIn:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` (Unix seconds) stamps messages: a ts is its posting time, like Slack's."""
         self._host = host
+        self._clock = clock
+        self._last_ts_micros = 0
         # A re-entrant lock: predicates given to wait_for may call the read helpers.
         self._cond = threading.Condition(threading.RLock())
         self._bot_token = bot_token
         self._users: dict[str, UserSpec] = dict(users or {})
         self._usergroups: dict[str, list[str]] = {k: list(v) for k, v in (usergroups or {}).items()}
-        self._ts_counter = itertools.count()
         self._id_counter = itertools.count(1)
         self._calls: list[Call] = []
         self._messages: dict[str, list[dict[str, Any]]] = {}
@@ -137,6 +143,8 @@ class SlackStandIn:
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
             "conversations.open": self._conversations_open,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
         }
         app = Starlette(routes=[Route("/api/{method}", self._handle, methods=["GET", "POST"])])
         self._server = ServerThread(
@@ -465,7 +473,8 @@ class SlackStandIn:
     # --- state helpers (callers hold the lock) ---------------------------------------------
 
     def _next_ts(self) -> str:
-        micros = _FIRST_TS_MICROS + next(self._ts_counter) * _TS_STEP_MICROS
+        micros = max(int(self._clock() * 1_000_000), self._last_ts_micros + _TS_STEP_MICROS)
+        self._last_ts_micros = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _new_id(self, prefix: str) -> str:
@@ -725,6 +734,153 @@ class SlackStandIn:
             reply |= {"no_op": True, "already_open": True}
         return reply
 
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages (and thread broadcasts), newest first, a page at a time."""
+        channel = str(args.get("channel") or "")
+        if problem := self._check_conversation(channel):
+            return problem
+        window = _Window.parse(args, _HISTORY_LIMIT)
+        if isinstance(window, dict):
+            return window
+        shown = [
+            m
+            for m in reversed(self._messages.get(channel, []))
+            if m.get("thread_ts", m["ts"]) == m["ts"] or m.get("subtype") == "thread_broadcast"
+        ]
+        page, more = window.page(shown, newest_first=True)
+        reply: dict[str, Any] = {
+            "ok": True,
+            "messages": [_as_listed(m, window.metadata) for m in page],
+            "has_more": more,
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+            "response_metadata": {"next_cursor": _cursor(page[-1]["ts"]) if more else ""},
+        }
+        if args.get("latest"):
+            reply["latest"] = str(args["latest"])
+        return reply
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent first, then the replies oldest first, a page at a time.
+        The ts of a reply stands for its whole thread; an unthreaded message comes alone."""
+        channel = str(args.get("channel") or "")
+        if problem := self._check_conversation(channel):
+            return problem
+        if not args.get("ts"):
+            return _invalid_arguments(["[ERROR] missing required field: ts"])
+        message = self._find(channel, str(args["ts"]))
+        if message is None:
+            return _error("thread_not_found")
+        parent = self._find(channel, message.get("thread_ts", message["ts"])) or message
+        window = _Window.parse(args, _REPLIES_LIMIT)
+        if isinstance(window, dict):
+            return window
+        replies = [
+            m
+            for m in self._messages.get(channel, [])
+            if m.get("thread_ts") == parent["ts"] and m["ts"] != parent["ts"]
+        ]
+        page, more = window.page(replies, newest_first=False)
+        if window.cursor is None:  # the first page leads with the parent
+            page = [parent, *page]
+        return {
+            "ok": True,
+            "messages": [_as_listed(m, window.metadata) for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": _cursor(page[-1]["ts"]) if more else ""},
+        }
+
+    def _check_conversation(self, channel: str) -> dict[str, Any] | None:
+        """Reading a conversation: any C/G channel exists here; a DM only once opened."""
+        if not channel or channel.startswith(("U", "W")):
+            return _error("channel_not_found")
+        if channel.startswith("D") and channel not in self._ims.values():
+            return _error("channel_not_found")
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The oldest/latest/inclusive/limit/cursor arguments of a conversations.* read."""
+
+    oldest: int  # microseconds
+    latest: int | None
+    inclusive: bool
+    limit: int
+    cursor: int | None  # the ts (microseconds) of the last message already shown
+    metadata: bool
+
+    @classmethod
+    def parse(cls, args: Mapping[str, Any], limits: tuple[int, int]) -> _Window | dict[str, Any]:
+        oldest = _micros(args.get("oldest") or "0")
+        if oldest is None:
+            return _error("invalid_ts_oldest")
+        latest = _micros(args["latest"]) if args.get("latest") else None
+        if args.get("latest") and latest is None:
+            return _error("invalid_ts_latest")
+        cursor = None
+        if args.get("cursor"):
+            try:
+                prefix, _, value = base64.b64decode(str(args["cursor"])).decode().partition(":")
+                cursor = int(value) if prefix == "next_ts" and value.isdigit() else None
+            except ValueError:
+                cursor = None
+            if cursor is None:
+                return _error("invalid_cursor")
+        try:
+            limit = int(args.get("limit") or limits[0])
+        except ValueError:
+            return _error("invalid_limit")
+        return cls(
+            oldest=oldest,
+            latest=latest,
+            inclusive=_flag(args.get("inclusive")),
+            limit=max(1, min(limit, limits[1])),
+            cursor=cursor,
+            metadata=_flag(args.get("include_all_metadata")),
+        )
+
+    def page(
+        self, messages: list[dict[str, Any]], *, newest_first: bool
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The messages in the window after the cursor, one page, and whether more follow."""
+
+        def inside(message: Mapping[str, Any]) -> bool:
+            ts = _micros(message["ts"]) or 0
+            if ts < self.oldest or (self.latest is not None and ts > self.latest):
+                return False
+            if not self.inclusive and (ts == self.oldest or ts == self.latest):
+                return False
+            if self.cursor is not None:
+                return ts < self.cursor if newest_first else ts > self.cursor
+            return True
+
+        chosen = [m for m in messages if inside(m)]
+        return chosen[: self.limit], len(chosen) > self.limit
+
+
+def _micros(ts: Any) -> int | None:
+    """A Slack ts ("1700000000.000100", or a whole number of seconds) in microseconds."""
+    try:
+        value = Decimal(str(ts))
+    except InvalidOperation:
+        return None
+    return int(value * 1_000_000) if value.is_finite() and value >= 0 else None
+
+
+def _cursor(ts: str) -> str:
+    """Slack's cursor shape: base64 of "next_ts:<ts in microseconds>"."""
+    return base64.b64encode(f"next_ts:{_micros(ts)}".encode()).decode()
+
+
+def _as_listed(message: Mapping[str, Any], metadata: bool) -> dict[str, Any]:
+    """A stored message as conversations.* list it: metadata only when asked for."""
+    listed = copy.deepcopy(dict(message))
+    if not metadata:
+        listed.pop("metadata", None)
+    return listed
+
 
 # --- request parsing and validation ----------------------------------------------------------
 
@@ -780,6 +936,8 @@ def _check_message(args: Mapping[str, Any]) -> dict[str, Any] | None:
         return _error("no_text")
     if len(str(args.get("text") or "")) > 40_000:
         return _error("msg_too_long")
+    if args.get("metadata") and not _valid_metadata(args["metadata"]):
+        return _error("invalid_metadata_schema")
     if args.get("blocks") and (
         problems := _check_blocks(args["blocks"], max_blocks=50, pointer="/blocks")
     ):
@@ -789,6 +947,19 @@ def _check_message(args: Mapping[str, Any]) -> dict[str, Any] | None:
             "response_metadata": {"messages": problems},
         }
     return None
+
+
+def _valid_metadata(metadata: Any) -> bool:
+    """Message metadata: {"event_type": "word_chars", "event_payload": {...}}."""
+    if not isinstance(metadata, Mapping):
+        return False
+    event_type = metadata.get("event_type")
+    return (
+        isinstance(event_type, str)
+        and bool(event_type)
+        and all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in event_type)
+        and isinstance(metadata.get("event_payload"), Mapping)
+    )
 
 
 def _check_view(spec: Any) -> list[str]:

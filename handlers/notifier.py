@@ -2,34 +2,99 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.notify import CARD, DM, EPHEMERAL, NOTIFY, THREAD, DeliveryError
-from handlers.blocks import failure_dm, posted_text, request_card, thread_text
+from handlers.blocks import failure_dm, notify_text, posted_text, request_card, thread_text
+
+log = logging.getLogger(__name__)
+
+# Every message the relay posts carries its outbox key in Slack message metadata, so that a
+# retry can tell whether an earlier attempt reached Slack (see Notifier.deliver).
+OUTBOX_EVENT = "zns_outbox"
+LOOKBACK_MARGIN_S = 300.0  # look this far before the first attempt (clock skew with Slack)
+LOOKUP_PAGE = 200
+LOOKUP_MAX_PAGES = 10
+# Slack errors that mean "you may not look here": the look-up is skipped (with a warning) and
+# the item is posted, at least once, rather than kept back forever.
+CANNOT_LOOK = frozenset(
+    {"missing_scope", "not_in_channel", "not_allowed_token_type", "channel_not_found"}
+)
 
 
 def slack_user(actor: str | None) -> str | None:
     return actor.removeprefix("slack:") if actor and actor.startswith("slack:") else None
 
 
+def outbox_metadata(key: str) -> dict[str, Any]:
+    return {"event_type": OUTBOX_EVENT, "event_payload": {"key": key}}
+
+
+def carries_key(message: Mapping[str, Any], key: str) -> bool:
+    metadata = message.get("metadata") or {}
+    payload = metadata.get("event_payload") or {}
+    return metadata.get("event_type") == OUTBOX_EVENT and payload.get("key") == key
+
+
+def relay_client(client: AsyncWebClient) -> AsyncWebClient:
+    """The client for outbox deliveries: the same connection, fewer inline retries.
+
+    A 429 is still retried inline (Slack took nothing). A 5xx or a dropped connection is
+    not: Slack may have posted the message all the same, and a blind re-post would show it
+    twice. The relay retries those itself, looking for the message first.
+    """
+    derived = copy.copy(client)
+    derived.retry_handlers = [
+        h for h in client.retry_handlers if isinstance(h, AsyncRateLimitErrorRetryHandler)
+    ]
+    return derived
+
+
 class SlackNotifier:
     """Implements bot.notify.Notifier with an AsyncWebClient."""
 
     def __init__(self, client: AsyncWebClient, settings: Settings) -> None:
-        self.client = client
+        self.client = relay_client(client)
         self.settings = settings
 
-    async def deliver(
+    def pace_key(
         self, kind: str, record: Mapping[str, Any], payload: Mapping[str, Any]
+    ) -> str | None:
+        if kind == CARD:
+            return record.get("card_channel") or self.settings.zns_approval_channel
+        if kind == THREAD:
+            return record.get("card_channel")
+        if kind == NOTIFY:
+            return self.settings.zns_notify_channel or None
+        if kind == DM:
+            user = slack_user(record.get("requester"))
+            return f"dm:{user}" if user else None  # one DM channel per user
+        if kind == EPHEMERAL:
+            user = slack_user(payload.get("user"))
+            return f"ephemeral:{user}" if user else None
+        return None
+
+    async def deliver(
+        self,
+        kind: str,
+        record: Mapping[str, Any],
+        payload: Mapping[str, Any],
+        *,
+        key: str,
+        tried_since: datetime | None = None,
     ) -> dict[str, Any]:
         try:
-            return await self._deliver(kind, record, payload)
+            return await self._deliver(kind, record, payload, key, tried_since)
         except SlackApiError as exc:
             retry_after = exc.response.headers.get("Retry-After") if exc.response else None
             error = exc.response.get("error") if exc.response else str(exc)
@@ -41,26 +106,36 @@ class SlackNotifier:
             raise DeliveryError(f"Slack unreachable for {kind}: {type(exc).__name__}") from None
 
     async def _deliver(
-        self, kind: str, record: Mapping[str, Any], payload: Mapping[str, Any]
+        self,
+        kind: str,
+        record: Mapping[str, Any],
+        payload: Mapping[str, Any],
+        key: str,
+        tried_since: datetime | None,
     ) -> dict[str, Any]:
         if kind == CARD:
             card = request_card(record)
             if record.get("card_ts"):
+                # Re-renders the current state: repeating it is harmless.
                 await self.client.chat_update(
                     channel=record["card_channel"], ts=record["card_ts"], **card
                 )
                 return {"channel": record["card_channel"], "ts": record["card_ts"]}
-            response = await self.client.chat_postMessage(
-                channel=self.settings.zns_approval_channel, **card
+            return await self._post(
+                key, tried_since, channel=self.settings.zns_approval_channel, **card
             )
-            return {"channel": response["channel"], "ts": response["ts"]}
         if kind == THREAD:
             text = thread_text(record, payload.get("state") or record["state"])
-            response = await self.client.chat_postMessage(
-                channel=record["card_channel"], thread_ts=record["card_ts"], text=text
+            return await self._post(
+                key,
+                tried_since,
+                channel=record["card_channel"],
+                thread_ts=record["card_ts"],
+                text=text,
             )
-            return {"channel": response["channel"], "ts": response["ts"]}
         if kind == EPHEMERAL:
+            # At least once: Slack keeps no ephemeral we could look for, so a retry after a
+            # lost reply may show the note twice (to one person, and it fades).
             user = slack_user(payload.get("user"))
             channel = payload.get("channel") or record["card_channel"]
             if not user:
@@ -74,21 +149,85 @@ class SlackNotifier:
                 if exc.response.get("error") not in ("channel_not_found", "not_in_channel"):
                     raise
                 # /zns in a channel the bot is not in: tell them by DM instead.
-                await self._dm(user, posted_text(link))
+                return await self._dm(user, key, None, posted_text(link))
             return {"channel": channel}
         if kind == DM:
             user = slack_user(record.get("requester"))
             if not user:
                 return {"skipped": "no Slack user"}
-            return await self._dm(user, failure_dm(record, await self._permalink(record)))
+            text = failure_dm(record, await self._permalink(record))
+            return await self._dm(user, key, tried_since, text)
         if kind == NOTIFY:
             if not self.settings.zns_notify_channel:
                 return {"skipped": "ZNS_NOTIFY_CHANNEL is not set"}
-            response = await self.client.chat_postMessage(
-                channel=self.settings.zns_notify_channel, text=payload.get("text") or ""
+            text = payload.get("text") or notify_text(record, await self._permalink(record))
+            return await self._post(
+                key, tried_since, channel=self.settings.zns_notify_channel, text=text
             )
-            return {"channel": response["channel"], "ts": response["ts"]}
         return {"skipped": f"unknown kind {kind}"}
+
+    async def _post(
+        self, key: str, tried_since: datetime | None, *, channel: str, **message: Any
+    ) -> dict[str, Any]:
+        """chat.postMessage carrying `key`, unless an earlier attempt already posted it."""
+        if tried_since is not None:
+            found = await self._find(key, tried_since, channel, message.get("thread_ts"))
+            if found is not None:
+                log.info("slack: %s was already posted (ts %s); not posting again", key, found)
+                return {"channel": channel, "ts": found, "recovered": True}
+        response = await self.client.chat_postMessage(
+            channel=channel, metadata=outbox_metadata(key), **message
+        )
+        return {"channel": response["channel"], "ts": response["ts"]}
+
+    async def _find(
+        self, key: str, since: datetime, channel: str, thread_ts: str | None
+    ) -> str | None:
+        """The ts of the message carrying `key` posted since `since`, or None.
+
+        Looks in the thread under `thread_ts`, else in the channel's history, back to a
+        little before `since` only, a bounded number of pages.
+        """
+        oldest = f"{since.timestamp() - LOOKBACK_MARGIN_S:.6f}"
+        cursor = None
+        try:
+            for _ in range(LOOKUP_MAX_PAGES):
+                response = await self._page(channel, thread_ts, oldest, cursor)
+                for message in response.get("messages") or []:
+                    if carries_key(message, key):
+                        return str(message["ts"])
+                cursor = (response.get("response_metadata") or {}).get("next_cursor")
+                if not response.get("has_more") or not cursor:
+                    return None
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response else None
+            if exc.response is None or exc.response.status_code != 200 or error not in CANNOT_LOOK:
+                raise
+            log.warning(
+                "slack: cannot look for %s in %s (%s): posting it, perhaps a second time",
+                key,
+                channel,
+                error,
+            )
+            return None
+        log.warning(
+            "slack: %s not found in %d pages of %s; posting it", key, LOOKUP_MAX_PAGES, channel
+        )
+        return None
+
+    async def _page(
+        self, channel: str, thread_ts: str | None, oldest: str, cursor: str | None
+    ) -> Any:
+        common: dict[str, Any] = {
+            "channel": channel,
+            "oldest": oldest,
+            "include_all_metadata": True,
+            "limit": LOOKUP_PAGE,
+            "cursor": cursor,
+        }
+        if thread_ts:
+            return await self.client.conversations_replies(ts=thread_ts, **common)
+        return await self.client.conversations_history(**common)
 
     async def _permalink(self, record: Mapping[str, Any]) -> str | None:
         if not record.get("card_ts"):
@@ -98,8 +237,8 @@ class SlackNotifier:
         )
         return response.get("permalink")
 
-    async def _dm(self, user: str, text: str) -> dict[str, Any]:
+    async def _dm(
+        self, user: str, key: str, tried_since: datetime | None, text: str
+    ) -> dict[str, Any]:
         opened = await self.client.conversations_open(users=user)
-        channel = opened["channel"]["id"]
-        response = await self.client.chat_postMessage(channel=channel, text=text)
-        return {"channel": channel, "ts": response["ts"]}
+        return await self._post(key, tried_since, channel=opened["channel"]["id"], text=text)

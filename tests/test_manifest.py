@@ -17,6 +17,10 @@ SCOPES_FOR = {
     "chat_update": {"chat:write"},
     "chat_postEphemeral": {"chat:write"},
     "chat_getPermalink": set(),
+    # Looking for a message an earlier attempt may have posted (exactly-once delivery):
+    # public or private channel (cards, notifications), or the requester's DM.
+    "conversations_history": {"channels:history", "groups:history", "im:history"},
+    "conversations_replies": {"channels:history", "groups:history"},  # the card's thread
     "conversations_open": {"im:write"},
     "usergroups_users_list": {"usergroups:read"},
     "users_info": {"users:read"},
@@ -62,6 +66,11 @@ def test_declared_scopes_are_the_issue_list():
         "commands",
         "chat:write",
         "chat:write.public",
+        # conversations.history/replies: the relay looks for a message it may already have
+        # posted before posting it again after a crash or lost reply (exactly once)
+        "channels:history",
+        "groups:history",
+        "im:history",
         "im:write",
         "usergroups:read",
         "users:read",

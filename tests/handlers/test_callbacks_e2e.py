@@ -183,7 +183,7 @@ async def test_every_documented_callback_vector(bot, query, state, reason):
 async def test_metrics_show_sends_callbacks_outbox_and_esms_latency(bot, esms_standin):
     from prometheus_client.parser import text_string_to_metric_families
 
-    card, record = await accepted_send(bot)
+    _card, record = await accepted_send(bot)
     esms_standin.deliver(record["sms_id"])
     await esms_standin.fire_callback(record["sms_id"], success=True)
     await esms_standin.fire_callback(record["sms_id"], success=True)  # duplicate
