@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bot.esms_types import DeliveryReport
-from bot.phones import mask_phone
 from bot.service import SendService
 from bot.zalo import parse_callback, suggestion, zalo_reason
 from storage.sends import FINAL_STATES, SendState
 
-log = logging.getLogger(__name__)
 
 DONE = 5  # SendStatus: processing finished; SendSuccess / SendFailed say how
 REJECTED_BY_ESMS = 4
@@ -109,14 +106,4 @@ class DeliveryTracker:
             expect=set(TRACKED),
             **fields,
         )
-        if done is None:
-            return "stale"
-        log.info(
-            "send=%s phone=%s %s via %s: %s",
-            record["id"],
-            mask_phone(record.get("phone", "")),
-            outcome.state.value,
-            source,
-            outcome.reason,
-        )
-        return outcome.state.value
+        return "stale" if done is None else outcome.state.value

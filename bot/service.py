@@ -15,8 +15,9 @@ from bot.config import Settings
 from bot.errors import EsmsError, InputError, PhoneError, TemplateError, ZnsBotError
 from bot.esms import EsmsClient
 from bot.esms_types import SubmitOutcome, Template, ZnsMessage
+from bot.logs import log_event
 from bot.notify import CARD, DM, EPHEMERAL, NOTIFY, THREAD
-from bot.phones import mask_phone, normalize_phone
+from bot.phones import normalize_phone
 from bot.templates import TemplateCatalogue, validate_params
 from storage.sends import SendState
 from storage.store import Store
@@ -256,6 +257,16 @@ class SendService:
             )
             if record is not None:
                 self._announce(record)
+        if record is not None:
+            log_event(
+                log,
+                "transition",
+                send_id=send_id,
+                phone=record.get("phone"),
+                state=record["state"],
+                actor=actor,
+                reason=reason,
+            )
         return record
 
     def _announce(self, record: dict[str, Any]) -> None:
@@ -380,12 +391,6 @@ class SendService:
             return self.store.sends.get(send_id)
         message = self._message(
             record, request_id=record["id"], callback_url=self.callback_url(record)
-        )
-        log.info(
-            "submitting send=%s phone=%s template=%s",
-            send_id,
-            mask_phone(record["phone"]),
-            record["template_id"],
         )
         try:
             result = await self.client.send_zns(message)
