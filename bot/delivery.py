@@ -11,7 +11,6 @@ from bot.service import SendService
 from bot.zalo import parse_callback, suggestion, zalo_reason
 from storage.sends import FINAL_STATES, SendState
 
-
 DONE = 5  # SendStatus: processing finished; SendSuccess / SendFailed say how
 REJECTED_BY_ESMS = 4
 PROGRESS = {1: "waiting for eSMS approval", 2: "waiting to be sent", 7: "sent, awaiting report"}

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 # Slack allows about one chat.postMessage per second per channel, with short bursts.
 PACE_S = 1.0
-BURST = 5
+BURST = 1
 BASE_BACKOFF_S = 2.0  # first retry after a failure; doubles with each further failure
 MAX_BACKOFF_S = 300.0
 # On the send record: {outbox key: when the first attempt to post it began (ISO time)}.
