@@ -272,10 +272,13 @@ class SendService:
     def _announce(self, record: dict[str, Any]) -> None:
         if record.get("origin") != "slack":
             return
-        send_id, state = record["id"], record["state"]
-        self._queue(record, CARD, f"{send_id}:card:{record.get('version')}")
+        send_id, state, version = record["id"], record["state"], record.get("version")
+        self._queue(record, CARD, f"{send_id}:card:{version}")
         if state in THREAD_STATES:
-            self._queue(record, THREAD, f"{send_id}:thread:{state}", {"state": state})
+            # keyed by version: a state re-entered later (unknown → accepted → unknown) is
+            # news again, while a replayed transition can never queue a second reply
+            key = f"{send_id}:thread:{state}:{version}"
+            self._queue(record, THREAD, key, {"state": state})
         if state == SendState.FAILED:
             self._queue(record, DM, f"{send_id}:dm:{state}", {"state": state})
         if state in (SendState.DELIVERED, SendState.FAILED):
