@@ -136,6 +136,7 @@ class Runtime:
             await self.deps.drain_tasks()
             await self.service.catalogue.settled()
             self.scheduler.shutdown(wait=False)
+            await self.relay.aclose()  # a drain in flight must not touch a closed store
             await self.esms.aclose()
             self.store.close()
 
@@ -148,7 +149,12 @@ def build_runtime(settings: Settings) -> Runtime:
     catalogue = TemplateCatalogue(esms, ttl=settings.zns_template_ttl)
     service = SendService(settings=settings, store=store, client=esms, catalogue=catalogue)
     client = slack_client(settings)
-    relay = Relay(store, SlackNotifier(client, settings))
+    relay = Relay(
+        store,
+        SlackNotifier(client, settings),
+        pace=settings.zns_slack_pace,
+        burst=settings.zns_slack_burst,
+    )
     scheduler = build_scheduler(service, relay, template_ttl=settings.zns_template_ttl)
     service.on_outbox = lambda: kick_relay(scheduler, relay)
     signing = settings.slack_signing_secret

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     zns_template_ttl: int = Field(600, gt=0)
     zns_data_dir: Path = Path("./data")
     zns_fsync: bool = True
+    zns_slack_pace: float = Field(1.0, ge=0)
+    zns_slack_burst: int = Field(3, ge=1)
 
     public_base_url: str | None = None
     log_level: str = "INFO"

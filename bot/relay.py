@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.notify import CARD, DeliveryError, Notifier, posts_new_message
+from storage.clock import iso
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,11 @@ class Relay:
 
     - Order: a send's items go out in the order they were queued; when one fails or must
       wait, the send's later items wait behind it.
-    - Pace: at most one post per `pace` seconds for each channel (the notifier's pace key).
-      An item whose channel posted just now is skipped for this pass, while items for other
-      channels go out; `run_until_idle` comes back for it when its channel is free again.
+    - Pace: about one post (chat.postMessage or chat.update) per `pace` seconds for each
+      channel, the notifier's pace key (DMs and ephemerals: per user); `burst` > 1 lets that
+      many go at once first. An item whose channel posted just now is skipped for this pass
+      while items for other channels go out; `run_until_idle` comes back for it when its
+      channel is free again, waiting without blocking the event loop.
     - Failure: the item is retried after Slack's Retry-After, or after an exponential
       backoff (`base_backoff`, doubling, capped at `max_backoff`). A Retry-After also holds
       back the item's channel for that long.
@@ -67,6 +70,7 @@ class Relay:
         self.base_backoff = base_backoff
         self.max_backoff = max_backoff
         self.busy = False
+        self._closed = False
         self._again = False
         self._wake = asyncio.Event()  # set when new items are queued during a pause
         self._idle = asyncio.Event()
@@ -88,6 +92,8 @@ class Relay:
         new items wake the wait early). Items waiting for a retry are left to a later run.
         When a drain is already running, ask it to look again and wait for it to finish.
         """
+        if self._closed:
+            return 0
         if self.busy:
             self.request_run()
             await self._idle.wait()
@@ -101,6 +107,8 @@ class Relay:
                 self._wake.clear()
                 sent = await self.drain()
                 total += sent
+                if self._closed:
+                    return total
                 if sent or self._again:
                     continue
                 if self._ready_at is None:
@@ -110,6 +118,13 @@ class Relay:
             self.busy = False
             self._idle.set()
 
+    async def aclose(self) -> None:
+        """Stop relaying (before the store closes): a running drain finishes the item in
+        hand, skips its pacing wait and returns; later runs do nothing."""
+        self._closed = True
+        self._wake.set()
+        await self._idle.wait()
+
     async def drain(self, limit: int = 100) -> int:
         """Deliver what is due now; return how many items Slack confirmed."""
         now = self.clock()
@@ -118,6 +133,8 @@ class Relay:
         blocked: set[str] = set()  # sends whose earlier item failed or waits: keep their order
         carded: set[str] = set()  # sends whose card was already refreshed in this pass
         for item in self.store.outbox.due(now, limit):
+            if self._closed:
+                break
             send_id = item.get("send_id") or ""
             if send_id in blocked:
                 continue
@@ -160,11 +177,12 @@ class Relay:
                 self._spend(lane)
             if kind == CARD:
                 carded.add(send_id)
-                if not record.get("card_ts") and result.get("ts"):
+            with self.store.db.transaction():  # the card's ts and "done" are kept together
+                if kind == CARD and not record.get("card_ts") and result.get("ts"):
                     self.store.sends.update_fields(
                         send_id, card_channel=result["channel"], card_ts=result["ts"]
                     )
-            self.store.outbox.mark_done(item["id"], result)
+                self.store.outbox.mark_done(item["id"], result)
             delivered += 1
         return delivered
 
@@ -178,7 +196,7 @@ class Relay:
         tried = dict(record.get(TRIED_FIELD) or {})
         if key in tried:
             return datetime.fromisoformat(tried[key]), record
-        tried[key] = self.clock().isoformat()
+        tried[key] = iso(self.clock())
         return None, self.store.sends.update_fields(record["id"], **{TRIED_FIELD: tried})
 
     def _retry_later(

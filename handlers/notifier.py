@@ -200,8 +200,9 @@ class SlackNotifier:
                 if not response.get("has_more") or not cursor:
                     return None
         except SlackApiError as exc:
-            error = exc.response.get("error") if exc.response else None
-            if exc.response is None or exc.response.status_code != 200 or error not in CANNOT_LOOK:
+            response = exc.response
+            error = response.get("error") if response is not None else None
+            if response is None or response.status_code != 200 or error not in CANNOT_LOOK:
                 raise
             log.warning(
                 "slack: cannot look for %s in %s (%s): posting it, perhaps a second time",

@@ -48,6 +48,7 @@ def bot_settings(
         "zns_notify_channel": NOTIFY_CHANNEL,
         "zns_approvers": [APPROVER, APPROVER_GROUP],
         "zns_data_dir": data_dir,
+        "zns_slack_pace": 0.0,  # pacing has its own tests (tests/bot/test_relay.py)
         "public_base_url": "https://zns-bot.example",  # PUBLIC_URL_FROM_SERVER: the real one
     }
     values.update(overrides)

@@ -324,6 +324,163 @@ async def test_usergroups_and_users(standin: SlackStandIn, client: AsyncWebClien
     assert unknown.value.response["error"] == "user_not_found"
 
 
+# --- message metadata and reading conversations ------------------------------------------
+
+OUTBOX_META = {"event_type": "zns_outbox", "event_payload": {"key": "req-1:thread:approved"}}
+
+
+async def test_message_ts_is_the_posting_time_and_always_increases() -> None:
+    with SlackStandIn(bot_token=TOKEN, clock=lambda: 1_790_000_000.5) as frozen:
+        client = AsyncWebClient(token=TOKEN, base_url=frozen.api_url)
+        first = await client.chat_postMessage(channel=CHANNEL, text="one")
+        second = await client.chat_postMessage(channel=CHANNEL, text="two")
+    assert [first["ts"], second["ts"]] == ["1790000000.500000", "1790000000.500100"]
+
+
+async def test_metadata_is_kept_and_shown_only_when_asked_for(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel=CHANNEL, text="card", metadata=OUTBOX_META)
+    assert posted["message"]["metadata"] == OUTBOX_META
+    assert standin.message(CHANNEL, posted["ts"])["metadata"] == OUTBOX_META
+
+    plain = await client.conversations_history(channel=CHANNEL)
+    assert "metadata" not in plain["messages"][0]
+    full = await client.conversations_history(channel=CHANNEL, include_all_metadata=True)
+    assert full["messages"][0]["metadata"] == OUTBOX_META
+    # chat.update without metadata leaves it as it was
+    await client.chat_update(channel=CHANNEL, ts=posted["ts"], text="card, approved")
+    assert standin.message(CHANNEL, posted["ts"])["metadata"] == OUTBOX_META
+
+    for bad in ({"event_type": "has space", "event_payload": {}}, {"event_type": "x"}):
+        with pytest.raises(SlackApiError) as caught:
+            await client.chat_postMessage(channel=CHANNEL, text="bad", metadata=bad)
+        assert caught.value.response["error"] == "invalid_metadata_schema"
+    assert len(standin.messages(CHANNEL)) == 1
+
+
+async def test_history_lists_top_level_messages_newest_first_in_pages(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    stamps = [
+        (await client.chat_postMessage(channel=CHANNEL, text=f"m{n}"))["ts"] for n in range(5)
+    ]
+    await client.chat_postMessage(channel=CHANNEL, thread_ts=stamps[0], text="hidden reply")
+    await client.chat_postMessage(
+        channel=CHANNEL, thread_ts=stamps[0], text="broadcast", reply_broadcast=True
+    )
+
+    everything = await client.conversations_history(channel=CHANNEL)
+    assert [m["text"] for m in everything["messages"]] == [
+        "broadcast",
+        "m4",
+        "m3",
+        "m2",
+        "m1",
+        "m0",
+    ]
+    assert everything["has_more"] is False
+    assert everything["response_metadata"] == {"next_cursor": ""}
+    assert everything["messages"][-1]["reply_count"] == 2
+
+    texts: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = await client.conversations_history(channel=CHANNEL, limit=2, cursor=cursor)
+        pages += 1
+        texts += [m["text"] for m in page["messages"]]
+        cursor = page["response_metadata"]["next_cursor"]
+        assert page["has_more"] is bool(cursor)
+        if not cursor:
+            break
+    assert pages == 3 and texts == [m["text"] for m in everything["messages"]]
+
+    window = await client.conversations_history(channel=CHANNEL, oldest=stamps[1], latest=stamps[3])
+    assert [m["text"] for m in window["messages"]] == ["m2"]  # bounds excluded by default
+    inclusive = await client.conversations_history(
+        channel=CHANNEL, oldest=stamps[1], latest=stamps[3], inclusive=True
+    )
+    assert [m["text"] for m in inclusive["messages"]] == ["m3", "m2", "m1"]
+
+
+async def test_history_of_dms_and_errors(standin: SlackStandIn, client: AsyncWebClient) -> None:
+    opened = await client.conversations_open(users="U1")
+    await client.chat_postMessage(channel="U1", text="your ZNS failed", metadata=OUTBOX_META)
+    dm = await client.conversations_history(
+        channel=opened["channel"]["id"], include_all_metadata=True
+    )
+    assert [(m["text"], m["metadata"]) for m in dm["messages"]] == [
+        ("your ZNS failed", OUTBOX_META)
+    ]
+    assert (await client.conversations_history(channel="C0QUIET"))["messages"] == []
+
+    for channel in ("D0NOTOPEN", "U1", ""):
+        with pytest.raises(SlackApiError) as caught:
+            await client.api_call("conversations.history", params={"channel": channel})
+        assert caught.value.response["error"] == "channel_not_found"
+    with pytest.raises(SlackApiError) as bad_cursor:
+        await client.conversations_history(channel=CHANNEL, cursor="not-a-cursor")
+    assert bad_cursor.value.response["error"] == "invalid_cursor"
+    with pytest.raises(SlackApiError) as bad_oldest:
+        await client.conversations_history(channel=CHANNEL, oldest="yesterday")
+    assert bad_oldest.value.response["error"] == "invalid_ts_oldest"
+
+
+async def test_replies_list_the_parent_then_the_thread_oldest_first(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    card = await client.chat_postMessage(channel=CHANNEL, text="card")
+    replies = []
+    for n in range(3):
+        meta = {"event_type": "zns_outbox", "event_payload": {"key": f"k{n}"}}
+        reply = await client.chat_postMessage(
+            channel=CHANNEL, thread_ts=card["ts"], text=f"r{n}", metadata=meta
+        )
+        replies.append(reply["ts"])
+    await client.chat_postMessage(channel=CHANNEL, text="another card")
+
+    thread = await client.conversations_replies(
+        channel=CHANNEL, ts=card["ts"], include_all_metadata=True
+    )
+    assert [m["text"] for m in thread["messages"]] == ["card", "r0", "r1", "r2"]
+    assert thread["messages"][0]["reply_count"] == 3
+    assert {m["thread_ts"] for m in thread["messages"]} == {card["ts"]}
+    assert [m["metadata"]["event_payload"]["key"] for m in thread["messages"][1:]] == [
+        "k0",
+        "k1",
+        "k2",
+    ]
+    assert thread["has_more"] is False
+    plain = await client.conversations_replies(channel=CHANNEL, ts=card["ts"])
+    assert all("metadata" not in m for m in plain["messages"])
+
+    by_reply = await client.conversations_replies(channel=CHANNEL, ts=replies[1])
+    assert [m["text"] for m in by_reply["messages"]] == ["card", "r0", "r1", "r2"]
+
+    first = await client.conversations_replies(channel=CHANNEL, ts=card["ts"], limit=2)
+    assert [m["text"] for m in first["messages"]] == ["card", "r0", "r1"]
+    assert first["has_more"] is True
+    rest = await client.conversations_replies(
+        channel=CHANNEL, ts=card["ts"], limit=2, cursor=first["response_metadata"]["next_cursor"]
+    )
+    assert [m["text"] for m in rest["messages"]] == ["r2"] and rest["has_more"] is False
+
+    since = await client.conversations_replies(channel=CHANNEL, ts=card["ts"], oldest=replies[0])
+    assert [m["text"] for m in since["messages"]] == ["card", "r1", "r2"]
+
+    lone = (await client.conversations_history(channel=CHANNEL, limit=1))["messages"][0]
+    alone = await client.conversations_replies(channel=CHANNEL, ts=lone["ts"])
+    assert [m["text"] for m in alone["messages"]] == ["another card"]
+
+    with pytest.raises(SlackApiError) as missing:
+        await client.conversations_replies(channel=CHANNEL, ts="1700000000.999900")
+    assert missing.value.response["error"] == "thread_not_found"
+    with pytest.raises(SlackApiError) as no_ts:
+        await client.api_call("conversations.replies", params={"channel": CHANNEL})
+    assert no_ts.value.response["error"] == "invalid_arguments"
+
+
 # --- faults and retries -----------------------------------------------------------------
 
 

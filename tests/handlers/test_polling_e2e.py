@@ -23,8 +23,6 @@ ORDER = {
 async def bot(tmp_path, slack_standin, esms_standin):
     settings = bot_settings(tmp_path / "data", slack_standin, esms_standin)
     async with running_bot(settings, slack_standin, esms_standin) as running:
-        # Slack's per-channel pacing is tested elsewhere; here it would only add waiting.
-        running.runtime.relay.pace = 0.0
         yield running
 
 

@@ -45,6 +45,7 @@ class BotProcess:
             ZNS_NOTIFY_CHANNEL=NOTIFY_CHANNEL,
             ZNS_APPROVERS=APPROVER,
             ZNS_DATA_DIR=str(data_dir),
+            ZNS_SLACK_PACE="0",  # pacing is tested in tests/bot/test_relay.py
             PUBLIC_BASE_URL=self.url,
             HOST="127.0.0.1",
             PORT=str(self.port),
@@ -72,6 +73,16 @@ class BotProcess:
                     pass
                 await asyncio.sleep(0.05)
         raise RuntimeError("zns-bot serve did not become healthy")
+
+    async def outbox_drained(self, wait: float = 15.0):
+        """Wait until the bot's own /metrics reports an empty outbox (bounded)."""
+        async with httpx.AsyncClient(base_url=self.url) as http:
+            for _ in range(int(wait / 0.05)):
+                text = (await http.get("/metrics")).text
+                if "\nzns_outbox_depth 0.0\n" in text:
+                    return
+                await asyncio.sleep(0.05)
+        raise AssertionError("the outbox did not drain")
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -132,6 +143,7 @@ async def test_sigkill_mid_way_then_restart_every_send_final_and_notified_once(
             count=SENDS,
             timeout=15,
         )
+        await bot.outbox_drained()
     finally:
         bot.stop()
         await driver.aclose()

@@ -1,0 +1,1142 @@
+"""eSMS callback throughput of the real bot over a 100k-send store, against a bare Starlette app."""
+
+# How it runs
+# -----------
+# * The eSMS and Slack stand-ins run in threads of this process (bot.serving.ServerThread).
+# * The store is built BEFORE the bot starts (a running bot holds the store's lock):
+#   - two template sends go through the real code path (SendService.prepare / create / approve /
+#     submit to the eSMS stand-in), one from the CLI and one from Slack; for the Slack one the
+#     relay's bookkeeping (card ts on the send, queued items marked done) is applied directly;
+#   - 100,000 sends are cloned from them (own id, phone, order code, callback token, SMSID,
+#     times; the audit events re-chained and re-hashed) and written as the store engine's own
+#     snapshot (storage.logfile), which is what the engine itself writes when it compacts;
+#   - the Slack-origin share gets a real card in the Slack stand-in first, so their card_ts
+#     exist and the relay's chat.update / thread replies for them succeed.
+# * The bot is `zns-bot serve` in a SUBPROCESS (uvicorn, lifespan on, ZNS_FSYNC=true), as in
+#   bench/slack_ack_bench.py. The bare app and the generator's ceiling server are subprocesses
+#   too, served the same way (quiet_config, 127.0.0.1).
+# * The load comes from separate generator process(es) (multiprocessing, spawn): raw asyncio
+#   HTTP/1.1 keep-alive connections, `--concurrency` requests in flight, closed loop. Their own
+#   ceiling is measured against a canned-reply asyncio server. `--client httpx` swaps in
+#   httpx.AsyncClient for comparison.
+# * After the window the relay gets a bounded time to post what the callbacks queued; then the
+#   bot gets SIGTERM and the store is reopened to count states and verify the audit chain.
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import multiprocessing
+import os
+import platform
+import random
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from bot.config import Settings
+from bot.esms import EsmsClient
+from bot.esms_standin import DEMO_OAID, ORDER_TEMPLATE, EsmsStandIn
+from bot.service import SendService
+from bot.slack_driver import AGENT, APPROVAL_CHANNEL, APPROVER, NOTIFY_CHANNEL, REQUEST_CHANNEL
+from bot.slack_standin import SlackStandIn
+from bot.templates import TemplateCatalogue
+from storage import logfile
+from storage.audit import GENESIS, HEAD_DOC_ID, event_hash
+from storage.clock import iso
+from storage.engine import json_copy
+from storage.sends import SendState
+from storage.store import FILE_NAME, Store
+
+SIGNING_SECRET = "bench-signing-secret-5d2a"
+BOT_TOKEN = "xoxb-bench-bot-token"
+PUBLIC_BASE_URL = "https://zns-bot.example"
+HOST = "127.0.0.1"
+TARGET_RATE = 1_000.0
+TARGET_P99_MS = 100.0
+TARGET_RATIO = 0.3
+ORDER = {
+    "customer_name": "Nguyễn Văn An",
+    "order_code": "DH-2611",
+    "order_date": "27/11/2026",
+    "amount": "459000",
+    "tracking_url": "https://shop.example/track/DH-2611",
+}
+KINDS = ("delivered", "failed", "progress", "duplicate")
+# Zalo's own messages as eSMS relays them in error_info (esms-api.md §4, §8).
+ZALO_MESSAGES = {
+    0: "Success",
+    -108: "Phone number is invalid",
+    -114: (
+        "User is inactive, or reject the message, or using an outdated Zalo version, "
+        "or other internal errors"
+    ),
+    -118: "Zalo account is not existed or is disabled",
+    -124: "Access token is invalid",
+    -133: "Sending ZNS in the night is not allowed",
+    1001: "Timeout",
+}
+FAIL_CODES = (-114, -114, -114, -118, -118, -108, 1001, -124, -133)
+NET_JUNK = "Object reference not set to an instance of an object."
+# esms-api.md §4's encodings of error_info, and how often each shows up here.
+SUCCESS_ENCODINGS = ("json_in_string",) * 6 + ("plain",) * 2 + ("double_urlencoded",) * 2
+FAILED_ENCODINGS = ("json_in_string",) * 5 + ("plain", "double_urlencoded", "junk") * 2
+CANNED_REPLY = (
+    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain; charset=utf-8\r\n\r\nok"
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    sends: int
+    callbacks: int
+    concurrency: int
+    generators: int
+    client: str
+    slack_share: float
+    progress_share: float
+    duplicate_share: float
+    failed_share: float
+    drain_timeout: float
+    compare_no_fsync: bool
+    seed: int
+    keep: bool
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str
+    path: str
+
+
+@dataclass
+class Load:
+    """One load run: what the generator(s) measured."""
+
+    name: str
+    samples: list[tuple[int, int, float, bool]] = field(default_factory=list)  # idx, status, ms
+    window_s: float = 0.0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rate(self) -> float:
+        return len(self.samples) / self.window_s if self.window_s else 0.0
+
+    def ms(self) -> list[float]:
+        return [s[2] for s in self.samples]
+
+
+@dataclass
+class BotRun:
+    fsync: bool
+    load: Load
+    startup_s: float = 0.0
+    stop_s: float = 0.0
+    exit_code: int | None = None
+    drain_s: float = 0.0
+    slack_calls: Counter[str] = field(default_factory=Counter)
+    slack_not_ok: Counter[str] = field(default_factory=Counter)
+    esms_calls: Counter[str] = field(default_factory=Counter)
+    log_levels: Counter[str] = field(default_factory=Counter)
+    log_problems: list[str] = field(default_factory=list)
+    shutdown_complete: bool = False
+    states: Counter[str] = field(default_factory=Counter)
+    callbacks_stored: int = 0
+    audit_ok: bool | None = None
+    audit_events: int = 0
+    audit_problems: list[str] = field(default_factory=list)
+    outbox_pending: int = 0
+    outbox_done: int = 0
+    reopen_s: float = 0.0
+
+
+@dataclass
+class Report:
+    build_s: float = 0.0
+    cards_s: float = 0.0
+    store_mb: float = 0.0
+    audit_built: int = 0
+    outbox_built: int = 0
+    slack_sends: int = 0
+    expected: Counter[str] = field(default_factory=Counter)
+    kinds: list[str] = field(default_factory=list)  # each callback's kind, by index
+    runs: list[BotRun] = field(default_factory=list)
+    bare: Load | None = None
+    ceiling: Load | None = None
+
+
+# --- the store: real template sends, cloned --------------------------------------------------
+
+
+@dataclass
+class Shape:
+    """One send as the real code path left it: its record, audit events and outbox items."""
+
+    record: dict[str, Any]
+    events: list[dict[str, Any]]
+    outbox: list[dict[str, Any]]
+    record_times: list[tuple[str, timedelta]]
+    event_times: list[timedelta]
+    outbox_times: list[list[tuple[str, timedelta]]]
+
+
+def time_fields(doc: Mapping[str, Any], base: datetime) -> list[tuple[str, timedelta]]:
+    """(key, offset from `base`) for every top-level ISO timestamp in `doc`."""
+    found = []
+    for key, value in doc.items():
+        if isinstance(value, str) and "T" in value and len(value) >= 25:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            if moment.tzinfo is not None:
+                found.append((key, moment - base))
+    return found
+
+
+def shape_of(store: Store, send_id: str) -> Shape:
+    record = store.sends.get(send_id)
+    events = sorted(store.audit.for_send(send_id), key=lambda e: e["seq"])
+    outbox = [
+        dict(doc)
+        for doc in store.db.table("outbox").raw_docs().values()
+        if doc.get("send_id") == send_id
+    ]
+    base = datetime.fromisoformat(record["created_at"])
+    return Shape(
+        record=record,
+        events=events,
+        outbox=outbox,
+        record_times=time_fields(record, base),
+        event_times=[datetime.fromisoformat(e["ts"]) - base for e in events],
+        outbox_times=[time_fields(item, base) for item in outbox],
+    )
+
+
+def settle_outbox(store: Store, send_id: str, card_ts: str) -> None:
+    """What the relay records once Slack took every queued item: the card's ts on the send
+    (update_fields, as Relay.drain does) and each item marked done with Slack's answer."""
+    if not store.sends.get(send_id).get("card_ts"):
+        store.sends.update_fields(send_id, card_channel=APPROVAL_CHANNEL, card_ts=card_ts)
+    for n, item in enumerate(store.outbox.due(datetime.now(UTC), 1_000)):
+        if item["kind"] == "ephemeral":
+            result: dict[str, Any] = {"channel": REQUEST_CHANNEL}
+        elif item["kind"] == "card":
+            result = {"channel": APPROVAL_CHANNEL, "ts": card_ts}
+        else:
+            result = {"channel": APPROVAL_CHANNEL, "ts": f"{card_ts[:-3]}{n + 101:03d}"}
+        store.outbox.mark_done(item["id"], result)
+
+
+async def build_shapes(esms: EsmsStandIn, work: Path) -> dict[str, Shape]:
+    """A CLI send and a Slack send, each created, approved and submitted to eSMS for real."""
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        esms_api_key=esms.api_key,
+        esms_secret_key=esms.secret_key,
+        esms_base_url=esms.base_url,
+        esms_callback_api_url=esms.callback_api_url,
+        esms_oaid=DEMO_OAID,
+        public_base_url=PUBLIC_BASE_URL,
+        zns_approval_channel=APPROVAL_CHANNEL,
+        zns_notify_channel=NOTIFY_CHANNEL,
+        zns_approvers=[APPROVER],
+    )
+    client = EsmsClient.from_settings(settings)
+    store = Store.open(work, fsync=False)
+    try:
+        service = SendService(
+            settings=settings,
+            store=store,
+            client=client,
+            catalogue=TemplateCatalogue(client, ttl=settings.zns_template_ttl),
+        )
+        shapes: dict[str, Shape] = {}
+        for origin in ("cli", "slack"):
+            request = await service.prepare(
+                phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER
+            )
+            if origin == "cli":
+                actor = "cli:bench"
+                record = service.create(request, actor=actor)
+                service.approve(
+                    record["id"], actor=actor, reason="sent from the command line", check_self=False
+                )
+                await service.submit(record["id"], actor=actor)
+            else:
+                card_ts = "1764200000.000100"
+                estimate = await service.estimate(request)
+                record = service.create(
+                    request,
+                    actor=f"slack:{AGENT}",
+                    origin="slack",
+                    reply_channel=REQUEST_CHANNEL,
+                    estimate=estimate,
+                )
+                settle_outbox(store, record["id"], card_ts)
+                service.approve(record["id"], actor=f"slack:{APPROVER}", reason="ok")
+                settle_outbox(store, record["id"], card_ts)
+                await service.submit(record["id"], actor=f"slack:{APPROVER}")
+                settle_outbox(store, record["id"], card_ts)
+            done = store.sends.get(record["id"])
+            if done["state"] != SendState.ACCEPTED:
+                raise RuntimeError(
+                    f"the {origin} template send ended {done['state']}, not accepted"
+                )
+            shapes[origin] = shape_of(store, record["id"])
+    finally:
+        store.close()
+        await client.aclose()
+    return shapes
+
+
+@dataclass
+class Built:
+    sends: list[dict[str, Any]]  # token, sms_id, phone, origin of each send, by index
+    audit_events: int
+    outbox_items: int
+    size: int
+
+
+def write_store(
+    data_dir: Path, shapes: Mapping[str, Shape], card_ts: Mapping[int, str], n: int, seed: int
+) -> Built:
+    """Clone the template sends `n` times and write them as the engine's snapshot (gen 1)."""
+    rng = random.Random(seed)
+    sends: dict[str, dict[str, Any]] = {}
+    audit: dict[str, dict[str, Any]] = {}
+    outbox: dict[str, dict[str, Any]] = {}
+    index: list[dict[str, Any]] = []
+    seq, prev = 0, GENESIS
+    # Created over the last hour: inside the template's delivery window (2 h), as sends still
+    # waiting for their callback would be.
+    first = datetime.now(UTC) - timedelta(hours=1)
+    step = timedelta(hours=1) / n
+    for i in range(n):
+        origin = "slack" if i in card_ts else "cli"
+        shape = shapes[origin]
+        tpl = shape.record
+        base = first + step * i
+        send_id = f"zns-{uuid.UUID(int=rng.getrandbits(128), version=4).hex}"
+        sms_id = uuid.UUID(int=rng.getrandbits(128), version=4).hex + str(250 + i)
+        code = f"DH-{100_000 + i}"
+        record = json_copy(tpl)
+        record.update(
+            id=send_id,
+            phone=f"09{rng.randrange(10**8):08d}",
+            callback_token=secrets.token_urlsafe(24),
+            sms_id=sms_id,
+        )
+        record["params"]["order_code"] = code
+        old_code = tpl["params"]["order_code"]
+        record["ordered_params"] = [code if v == old_code else v for v in tpl["ordered_params"]]
+        for key, delta in shape.record_times:
+            record[key] = iso(base + delta)
+        if origin == "slack":
+            record["card_ts"] = card_ts[i]
+        sends[str(i + 1)] = record
+        index.append(
+            {"token": record["callback_token"], "sms_id": sms_id, "phone": record["phone"]}
+        )
+        for event, delta in zip(shape.events, shape.event_times, strict=True):
+            seq += 1
+            clone = dict(event)
+            clone.update(
+                seq=seq,
+                ts=iso(base + delta),
+                send_id=send_id,
+                reason=event["reason"].replace(tpl["sms_id"], sms_id),
+                prev=prev,
+            )
+            clone["hash"] = prev = event_hash(clone)
+            audit[str(seq)] = clone
+        for item, times in zip(shape.outbox, shape.outbox_times, strict=True):
+            clone = json_copy(item)
+            clone["key"] = item["key"].replace(tpl["id"], send_id)
+            clone["send_id"] = send_id
+            for key, delta in times:
+                clone[key] = iso(base + delta)
+            result = clone.get("result")
+            if isinstance(result, dict) and result.get("ts") == tpl.get("card_ts"):
+                result["ts"] = record["card_ts"]
+            outbox[str(len(outbox) + 1)] = clone
+    data = {
+        "sends": sends,
+        "audit": audit,
+        "meta": {str(HEAD_DOC_ID): {"key": "audit_head", "seq": seq, "hash": prev}},
+        "callbacks": {},
+        "outbox": outbox,
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / FILE_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        size = logfile.write_lines(fd, logfile.snapshot_lines(data, 1))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return Built(sends=index, audit_events=len(audit), outbox_items=len(outbox), size=size)
+
+
+async def post_cards(slack: SlackStandIn, count: int) -> list[str]:
+    """`count` request cards in #approvals, as the relay would have posted them; their ts."""
+    gate = asyncio.Semaphore(16)
+    headers = {"Authorization": f"Bearer {BOT_TOKEN}"}
+
+    async def one(http: httpx.AsyncClient, n: int) -> str:
+        async with gate:
+            response = await http.post(
+                "chat.postMessage",
+                json={"channel": APPROVAL_CHANNEL, "text": f"ZNS request #{n}: accepted"},
+                headers=headers,
+            )
+        body = response.json()
+        if not body.get("ok"):
+            raise RuntimeError(f"the Slack stand-in refused a card: {body}")
+        return str(body["ts"])
+
+    async with httpx.AsyncClient(base_url=slack.api_url, timeout=30) as http:
+        return list(await asyncio.gather(*(one(http, n) for n in range(count))))
+
+
+# --- the callbacks ---------------------------------------------------------------------------
+
+
+def error_info(code: int, encoding: str, stamp: str) -> str:
+    """`error_info` as it appears on the wire, in one of esms-api.md §4's encodings."""
+    compact = {"separators": (",", ":")}
+    error: dict[str, Any] = {"error": code, "message": ZALO_MESSAGES.get(code, "Zalo error")}
+    if encoding == "json_in_string":  # ZNS failure sample: JSON inside a JSON string
+        return quote(json.dumps(json.dumps(error, **compact)), safe="{}")
+    if encoding == "plain":  # UID sample
+        if code == 0:
+            error["data"] = {
+                "delivery_time": None,
+                "message": "The message was delivered to the user's phone",
+                "status": 1,
+            }
+        return quote(json.dumps(error, **compact), safe="{}")
+    if encoding == "double_urlencoded":  # journey sample: twice encoded, with a timestamp
+        if code == 0:
+            error = {"data": {"message_id": stamp[-20:], "user_id": "31215806834323092"}, **error}
+        text = json.dumps(error, **compact) + "____" + stamp[:19]
+        return quote(quote(text, safe=""), safe="")
+    return quote(json.dumps(error, **compact) + NET_JUNK, safe="{}")  # GetCallback's junk
+
+
+def callback_path(send: Mapping[str, Any], status: int, code: int | None, encoding: str) -> str:
+    """The GET eSMS makes to the send's CallbackUrl (field order as in eSMS's samples)."""
+    final = status == 5
+    delivered = final and code == 0
+    failed = final and code not in (None, 0)
+    pairs = [
+        ("SMSID", send["sms_id"]),
+        ("SendFailed", "1" if failed else "0"),
+        ("SendStatus", str(status)),
+        ("SendSuccess", "1" if delivered else "0"),
+        ("TotalPrice", "330.0000" if delivered else "0.0000"),
+        ("TotalReceiver", "1"),
+        ("TotalSent", "1" if final or status == 7 else "0"),
+        ("RequestId", ""),
+        ("TypeId", "25"),
+        ("telcoid", "2"),
+        ("phonenumber", send["phone"]),
+        ("partnerids", send["sms_id"][:20] if delivered else ""),
+    ]
+    query = "&".join(f"{key}={quote(value, safe='')}" for key, value in pairs)
+    if final and code is not None:
+        stamp = f"27/11/2026 10:{len(send['phone']) % 60:02d}:01 {send['sms_id']}"
+        query += "&error_info=" + error_info(code, encoding, stamp)
+    query += f"&oaid={DEMO_OAID}&tempid={ORDER_TEMPLATE}"
+    return f"/esms/callback/{send['token']}?{query}"
+
+
+def build_jobs(sends: Sequence[Mapping[str, Any]], opts: Options) -> list[Job]:
+    """Finals (delivered / failed), progress (2 then 7) and exact duplicates, shuffled."""
+    rng = random.Random(opts.seed + 1)
+    duplicates = int(opts.callbacks * opts.duplicate_share)
+    progress_sends = int(opts.callbacks * opts.progress_share) // 2
+    finals = opts.callbacks - duplicates - 2 * progress_sends
+    targets = rng.sample(range(len(sends)), finals + progress_sends)
+    jobs: list[Job] = []
+    for i in targets[:finals]:
+        if rng.random() < opts.failed_share:
+            code, kind, encoding = rng.choice(FAIL_CODES), "failed", rng.choice(FAILED_ENCODINGS)
+        else:
+            code, kind, encoding = 0, "delivered", rng.choice(SUCCESS_ENCODINGS)
+        jobs.append(Job(kind, callback_path(sends[i], 5, code, encoding)))
+    for i in targets[finals:]:
+        jobs += [Job("progress", callback_path(sends[i], s, None, "")) for s in (2, 7)]
+    jobs += [Job("duplicate", job.path) for job in rng.sample(jobs, duplicates)]
+    rng.shuffle(jobs)
+    return jobs
+
+
+# --- the load generator (its own process) ---------------------------------------------------
+
+
+async def _read_reply(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    lower = head.lower()
+    at = lower.find(b"\r\ncontent-length:")
+    if at < 0:
+        raise ValueError("a reply without content-length")
+    end = lower.index(b"\r\n", at + 2)
+    body = await reader.readexactly(int(lower[at + 17 : end]))
+    return status, body
+
+
+async def _raw_worker(
+    port: int,
+    requests: Sequence[bytes],
+    queue: Iterator[int],
+    out: list[tuple[int, int, float, bool]],
+    errors: Counter[str],
+    conn: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+) -> None:
+    reader, writer = conn
+    for idx in queue:
+        start = time.perf_counter_ns()
+        try:
+            async with asyncio.timeout(30):
+                writer.write(requests[idx])
+                status, body = await _read_reply(reader)
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+            errors[type(exc).__name__] += 1
+            out.append((idx, 0, (time.perf_counter_ns() - start) / 1e6, False))
+            writer.close()
+            reader, writer = await asyncio.open_connection(HOST, port)
+            continue
+        out.append((idx, status, (time.perf_counter_ns() - start) / 1e6, b"duplicate" in body))
+    writer.close()
+
+
+async def _httpx_worker(
+    http: httpx.AsyncClient,
+    paths: Sequence[str],
+    queue: Iterator[int],
+    out: list[tuple[int, int, float, bool]],
+    errors: Counter[str],
+) -> None:
+    for idx in queue:
+        start = time.perf_counter_ns()
+        try:
+            response = await http.get(paths[idx])
+        except httpx.HTTPError as exc:
+            errors[type(exc).__name__] += 1
+            out.append((idx, 0, (time.perf_counter_ns() - start) / 1e6, False))
+            continue
+        ms = (time.perf_counter_ns() - start) / 1e6
+        out.append((idx, response.status_code, ms, b"duplicate" in response.content))
+
+
+async def _generate(
+    port: int, shard: Sequence[int], paths: Sequence[str], concurrency: int, client: str, go: Any
+) -> dict[str, Any]:
+    out: list[tuple[int, int, float, bool]] = []
+    errors: Counter[str] = Counter()
+    queue = iter(shard)
+    if client == "httpx":
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(
+            base_url=f"http://{HOST}:{port}", limits=limits, timeout=30
+        ) as http:
+            await asyncio.gather(*(http.get("/healthz") for _ in range(concurrency)))
+            go.wait(60)
+            started = time.monotonic()
+            await asyncio.gather(
+                *(_httpx_worker(http, paths, queue, out, errors) for _ in range(concurrency))
+            )
+            ended = time.monotonic()
+    else:
+        host = f"{HOST}:{port}"
+        requests = [
+            f"GET {p} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: esms-callback-bench\r\n"
+            f"Accept: */*\r\n\r\n".encode()
+            for p in paths
+        ]
+        conns = [await asyncio.open_connection(HOST, port) for _ in range(concurrency)]
+        go.wait(60)
+        started = time.monotonic()
+        await asyncio.gather(
+            *(_raw_worker(port, requests, queue, out, errors, conn) for conn in conns)
+        )
+        ended = time.monotonic()
+    return {"samples": out, "started": started, "ended": ended, "errors": dict(errors)}
+
+
+def generate(
+    results: Any,
+    port: int,
+    shard: list[int],
+    paths: list[str],
+    concurrency: int,
+    client: str,
+    go: Any,
+) -> None:
+    """A generator process: fire `shard` (indexes into `paths`), put what it measured."""
+    try:
+        results.put(asyncio.run(_generate(port, shard, paths, concurrency, client, go)))
+    except BaseException as exc:
+        results.put({"crash": repr(exc)})
+        raise
+
+
+async def fire(name: str, port: int, paths: list[str], opts: Options) -> Load:
+    """`opts.concurrency` requests in flight from `opts.generators` processes, started together."""
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    go = ctx.Barrier(opts.generators)
+    per = opts.concurrency // opts.generators
+    shards = [list(range(g, len(paths), opts.generators)) for g in range(opts.generators)]
+    procs = [
+        ctx.Process(
+            target=generate,
+            args=(results, port, shard, paths, per + (g < opts.concurrency % opts.generators)),
+            kwargs={"client": opts.client, "go": go},
+            daemon=True,
+        )
+        for g, shard in enumerate(shards)
+    ]
+    for proc in procs:
+        proc.start()
+    parts = [await asyncio.to_thread(results.get, True, 300) for _ in procs]
+    for proc in procs:
+        await asyncio.to_thread(proc.join, 10)
+    crashed = [p["crash"] for p in parts if "crash" in p]
+    if crashed:
+        raise RuntimeError(f"a load generator crashed: {crashed[0]}")
+    load = Load(name)
+    for part in parts:
+        load.samples += part["samples"]
+        load.errors.update(part["errors"])
+    load.window_s = max(p["ended"] for p in parts) - min(p["started"] for p in parts)
+    return load
+
+
+# --- servers: the bot, the bare app and the ceiling server ----------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_command() -> list[str]:
+    script = Path(sys.executable).with_name("zns-bot")
+    if script.exists():
+        return [str(script), "serve"]
+    return [sys.executable, "-c", "from bot.cli import main; main()", "serve"]
+
+
+def bot_env(
+    slack: SlackStandIn, esms: EsmsStandIn, data_dir: Path, port: int, fsync: bool
+) -> dict[str, str]:
+    # Nothing of the caller's own zns-bot configuration may leak in (SLACK_APP_TOKEN would
+    # switch the bot to Socket Mode); the bot also runs in a temp cwd, so no .env is read.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "ESMS_", "ZNS_")) and k not in ("HOST", "PORT")
+    }
+    env.update(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        ESMS_API_KEY=esms.api_key,
+        ESMS_SECRET_KEY=esms.secret_key,
+        ESMS_BASE_URL=esms.base_url,
+        ESMS_CALLBACK_API_URL=esms.callback_api_url,
+        ESMS_OAID=DEMO_OAID,
+        ZNS_APPROVAL_CHANNEL=APPROVAL_CHANNEL,
+        ZNS_NOTIFY_CHANNEL=NOTIFY_CHANNEL,
+        ZNS_APPROVERS=APPROVER,
+        ZNS_DATA_DIR=str(data_dir),
+        ZNS_FSYNC="true" if fsync else "false",
+        PUBLIC_BASE_URL=PUBLIC_BASE_URL,
+        HOST=HOST,
+        PORT=str(port),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+async def wait_healthy(
+    url: str,
+    alive: Any,
+    timeout: float = 60.0,  # noqa: ASYNC109
+) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=url, timeout=2) as http:
+        while time.monotonic() < deadline and alive():
+            with contextlib.suppress(httpx.TransportError):
+                if (await http.get("/healthz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"the server on {url} did not become healthy")
+
+
+class BotProcess:
+    def __init__(self, env: dict[str, str], cwd: Path, log_path: Path) -> None:
+        self.env = env
+        self.cwd = cwd
+        self.log_path = log_path
+        self.port = int(env["PORT"])
+        self.url = f"http://{HOST}:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+                serve_command(), cwd=self.cwd, env=self.env, stdout=log, stderr=log
+            )
+        proc = self.proc
+        try:
+            await wait_healthy(self.url, lambda: proc.poll() is None)
+        except RuntimeError:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"zns-bot did not start on {self.url}:\n{tail}") from None
+
+    async def stop(self, timeout: float = 20.0) -> tuple[int | None, float]:  # noqa: ASYNC109
+        """SIGTERM (a graceful uvicorn + lifespan shutdown); SIGKILL only after `timeout`."""
+        if self.proc is None or self.proc.poll() is not None:
+            return (self.proc.returncode if self.proc else None), 0.0
+        began = time.perf_counter()
+        self.proc.terminate()
+        try:
+            code = await asyncio.to_thread(self.proc.wait, timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = await asyncio.to_thread(self.proc.wait, 5)
+        return code, time.perf_counter() - began
+
+
+def serve_bare(port: int) -> None:
+    """A trivial Starlette app on the callback's route, served exactly like the bot."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from bot.serving import quiet_config
+
+    async def ok(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = Starlette(
+        routes=[
+            Route("/esms/callback/{token}", ok, methods=["GET"]),
+            Route("/healthz", ok, methods=["GET"]),
+        ]
+    )
+    config = quiet_config(app, host=HOST, port=port, lifespan="on")
+    asyncio.run(uvicorn.Server(config).serve())
+
+
+class _Canned(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.pending = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.pending += data
+        heads = self.pending.count(b"\r\n\r\n")
+        if heads:
+            self.pending = self.pending[self.pending.rindex(b"\r\n\r\n") + 4 :]
+            self.transport.write(CANNED_REPLY * heads)
+
+
+def serve_canned(port: int) -> None:
+    """A fixed 200 "ok" for every request, no HTTP framework: the load generator's ceiling."""
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(_Canned, HOST, port)
+        async with server:
+            await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+@contextlib.asynccontextmanager
+async def side_server(target: Any) -> Any:
+    """Run `target(port)` in a spawned process until the block ends; yield its port."""
+    port = free_port()
+    proc = multiprocessing.get_context("spawn").Process(target=target, args=(port,), daemon=True)
+    proc.start()
+    try:
+        await wait_healthy(f"http://{HOST}:{port}", proc.is_alive)
+        yield port
+    finally:
+        proc.terminate()  # SIGTERM: uvicorn shuts down gracefully
+        await asyncio.to_thread(proc.join, 10)
+        if proc.is_alive():
+            proc.kill()
+            await asyncio.to_thread(proc.join, 5)
+
+
+# --- the bench --------------------------------------------------------------------------------
+
+
+async def settle(slack: SlackStandIn, quiet: float, timeout: float) -> float:  # noqa: ASYNC109
+    """Wait until the bot's relay has gone quiet toward Slack; return how long that took."""
+    began = time.monotonic()
+    seen = -1
+    while time.monotonic() - began < timeout:
+        now = len(slack.calls())
+        if now == seen:
+            break
+        seen = now
+        await asyncio.sleep(quiet)
+    return time.monotonic() - began
+
+
+def scan_log(path: Path, run: BotRun) -> None:
+    in_traceback = False
+    for line in path.read_text(errors="replace").splitlines():
+        level = line.split(" ", 1)[0]
+        if in_traceback and not line.startswith(" "):
+            in_traceback = False  # the exception that ended the traceback
+            if len(run.log_problems) < 6:
+                run.log_problems.append(f"  -> {line[:200]}")
+        if level in ("WARNING", "ERROR", "CRITICAL"):
+            run.log_levels[level] += 1
+            if len(run.log_problems) < 6:
+                run.log_problems.append(line[:200])
+        elif line.startswith("Traceback"):
+            run.log_levels["Traceback"] += 1
+            in_traceback = True
+        if "Application shutdown complete" in line:  # uvicorn, after the lifespan's exit
+            run.shutdown_complete = True
+
+
+def inspect_store(data_dir: Path, run: BotRun) -> None:
+    began = time.perf_counter()
+    with Store.open(data_dir) as store:  # the bot has exited: its lock is free
+        run.states = Counter({k: v for k, v in store.sends.count_by_state().items() if v})
+        run.callbacks_stored = store.callbacks.count()
+        verification = store.audit.verify()
+        run.audit_ok, run.audit_events = verification.ok, verification.count
+        run.audit_problems = verification.problems[:3]
+        run.outbox_pending = store.outbox.depth()
+        run.outbox_done = len(store.db.table("outbox")) - run.outbox_pending
+    run.reopen_s = time.perf_counter() - began
+
+
+async def run_bot(
+    fsync: bool,
+    data_dir: Path,
+    work: Path,
+    slack: SlackStandIn,
+    esms: EsmsStandIn,
+    paths: list[str],
+    opts: Options,
+) -> BotRun:
+    env = bot_env(slack, esms, data_dir, free_port(), fsync)
+    bot = BotProcess(env, work, work / f"bot-{'fsync' if fsync else 'nofsync'}.log")
+    run = BotRun(fsync=fsync, load=Load("zns-bot"))
+    calls_before = len(slack.calls())
+    esms_before = len(esms.requests)
+    began = time.perf_counter()
+    try:
+        await bot.start()
+        run.startup_s = time.perf_counter() - began
+        await settle(slack, 0.5, 10)  # the start-up cache warming is done: a quiet start
+        run.load = await fire("zns-bot", bot.port, paths, opts)
+        run.drain_s = await settle(slack, 1.0, opts.drain_timeout)
+    finally:
+        run.exit_code, run.stop_s = await bot.stop()
+        scan_log(bot.log_path, run)
+    for call in slack.calls()[calls_before:]:
+        run.slack_calls[call.method] += 1
+        if not call.ok:
+            run.slack_not_ok[f"{call.method}:{call.error}"] += 1
+    for request in esms.requests[esms_before:]:
+        run.esms_calls[request.endpoint or request.path] += 1
+    inspect_store(data_dir, run)
+    return run
+
+
+@contextlib.contextmanager
+def kept_or_temp(keep: bool) -> Iterator[str]:
+    if not keep:
+        with tempfile.TemporaryDirectory(prefix="zns-callback-bench-") as tmp:
+            yield tmp
+        return
+    tmp = tempfile.mkdtemp(prefix="zns-callback-bench-")
+    print(f"keeping the stores and bot logs in {tmp}", flush=True)
+    yield tmp
+
+
+async def run(opts: Options) -> Report:
+    report = Report()
+    with (
+        kept_or_temp(opts.keep) as tmp,
+        EsmsStandIn() as esms,
+        SlackStandIn(bot_token=BOT_TOKEN) as slack,
+    ):
+        work = Path(tmp)
+        data_dir = work / "data"
+        began = time.perf_counter()
+        shapes = await build_shapes(esms, work / "templates")
+        report.slack_sends = round(opts.sends * opts.slack_share)
+        slack_at = random.Random(opts.seed).sample(range(opts.sends), report.slack_sends)
+        cards_began = time.perf_counter()
+        card_ts = dict(zip(slack_at, await post_cards(slack, report.slack_sends), strict=True))
+        report.cards_s = time.perf_counter() - cards_began
+        built = write_store(data_dir, shapes, card_ts, opts.sends, opts.seed)
+        jobs = build_jobs(built.sends, opts)
+        report.build_s = time.perf_counter() - began - report.cards_s
+        report.store_mb = built.size / 1e6
+        report.audit_built, report.outbox_built = built.audit_events, built.outbox_items
+        report.kinds = [job.kind for job in jobs]
+        report.expected = Counter(report.kinds)
+        paths = [job.path for job in jobs]
+        del built, card_ts, shapes
+        gc.collect()
+        if opts.compare_no_fsync:  # the same store, untouched, for the second bot run
+            (work / "data-nofsync").mkdir()
+            shutil.copyfile(data_dir / FILE_NAME, work / "data-nofsync" / FILE_NAME)
+
+        report.runs.append(await run_bot(True, data_dir, work, slack, esms, paths, opts))
+        async with side_server(serve_bare) as port:
+            report.bare = await fire('bare Starlette "ok"', port, paths, opts)
+        async with side_server(serve_canned) as port:
+            report.ceiling = await fire("canned reply (ceiling)", port, paths, opts)
+        if opts.compare_no_fsync:
+            run = await run_bot(False, work / "data-nofsync", work, slack, esms, paths, opts)
+            report.runs.append(run)
+    return report
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def git_state() -> str:
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    return f"git {head}" + (f" + {len(dirty)} modified tracked file(s)" if dirty else ", clean")
+
+
+def load_row(label: str, load: Load) -> str:
+    ms = load.ms()
+    bad = sum(1 for s in load.samples if s[1] != 200)
+    return (
+        f"{label:<34}{len(ms):>8}{load.rate:>9,.0f}{pct(ms, 50):>9.1f}{pct(ms, 99):>9.1f}"
+        f"{max(ms):>9.1f}{bad:>9}"
+    )
+
+
+def states_text(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{n:,} {state}" for state, n in sorted(counts.items())) or "none"
+
+
+def met(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+def print_run_details(run: BotRun, report: Report, opts: Options) -> None:
+    mode = "ZNS_FSYNC=true" if run.fsync else "ZNS_FSYNC=false"
+    load = run.load
+    codes = Counter(s[1] for s in load.samples)
+    dups = sum(1 for s in load.samples if s[1] == 200 and s[3])
+    expected_dups = report.expected["duplicate"]
+    codes_text = ", ".join(f"{code or 'no reply'}: {n:,}" for code, n in sorted(codes.items()))
+    print(
+        f"[{mode}] replies: {codes_text} ({codes.get(200, 0) - dups:,} 'ok', {dups:,} "
+        f"'ok (duplicate)'; {expected_dups:,} duplicates sent)"
+        + (f"; client errors: {dict(load.errors)}" if load.errors else "")
+    )
+    delivered = report.expected["delivered"]
+    failed = report.expected["failed"]
+    states = run.states
+    expected_audit = report.audit_built + delivered + failed + report.expected["progress"]
+    print(
+        f"[{mode}] store after SIGTERM + reopen: {states_text(states)} (expected "
+        f"{delivered:,} delivered, {failed:,} failed); {run.callbacks_stored:,} callbacks "
+        f"stored (expected {opts.callbacks - expected_dups:,})"
+    )
+    print(
+        f"[{mode}] audit chain {'intact' if run.audit_ok else 'BROKEN'}: {run.audit_events:,} "
+        f"events (expected {expected_audit:,}); outbox {run.outbox_pending:,} pending, "
+        f"{run.outbox_done:,} done; reopen + verify {run.reopen_s:.1f} s"
+    )
+    for problem in run.audit_problems:
+        print(f"  {problem}")
+    not_ok = sum(run.slack_not_ok.values())
+    calls = ", ".join(f"{n} {m}" for m, n in sorted(run.slack_calls.items())) or "none"
+    print(
+        f"[{mode}] Slack stand-in (relay, window + drain): {calls}; {not_ok} not ok"
+        + (f" ({dict(run.slack_not_ok)})" if not_ok else "")
+        + f"; quiet {run.drain_s:.1f} s after the window (limit {opts.drain_timeout:g} s)"
+    )
+    esms_text = ", ".join(f"{n} {e}" for e, n in sorted(run.esms_calls.items())) or "none"
+    print(f"[{mode}] eSMS stand-in while the bot ran: {esms_text}")
+    levels = ", ".join(f"{n} {k}" for k, n in run.log_levels.items()) or "no warnings/errors"
+    # uvicorn re-raises the SIGTERM it caught once its graceful shutdown is done: exit -15.
+    shutdown = "lifespan shutdown complete" if run.shutdown_complete else "NO clean shutdown"
+    print(
+        f"[{mode}] bot: startup {run.startup_s:.1f} s; SIGTERM -> {shutdown}, exit code "
+        f"{run.exit_code} in {run.stop_s:.2f} s; log: {levels}"
+    )
+    for line in run.log_problems:
+        print(f"  {line}")
+
+
+def print_report(opts: Options, report: Report, total_s: float) -> None:
+    cpus = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
+    client = "raw asyncio HTTP/1.1 keep-alive" if opts.client == "raw" else "httpx.AsyncClient"
+    print(
+        f"zns-bot eSMS callback bench: {opts.callbacks:,} GET /esms/callback/<token>, "
+        f"{opts.concurrency} in flight from {opts.generators} generator process(es) ({client})"
+    )
+    print(
+        f"store: {opts.sends:,} accepted sends ({report.slack_sends:,} from Slack, with cards), "
+        f"{report.audit_built:,} audit events, {report.outbox_built:,} outbox items (done); "
+        f"{report.store_mb:.0f} MB; built in {report.build_s:.1f} s "
+        f"(+ {report.cards_s:.1f} s posting the cards)"
+    )
+    mix = ", ".join(f"{report.expected[k]:,} {k}" for k in KINDS)
+    print(f"callbacks: {mix} (shuffled; each to its own send's token)")
+    print(
+        "servers: `zns-bot serve` subprocess (uvicorn, lifespan on); bare Starlette app and "
+        "canned-reply asyncio server in subprocesses; all on 127.0.0.1, quiet_config"
+    )
+    print(
+        f"machine: {cpus} CPUs ({usable} usable), {platform.machine()}, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
+        f"code: {git_state()}"
+    )
+    print()
+    header = (
+        f"{'server':<34}{'requests':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'max ms':>9}{'not 200':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for run in report.runs:
+        label = f"zns-bot (ZNS_FSYNC={'true' if run.fsync else 'false'})"
+        print(load_row(label, run.load))
+    if report.bare is not None:
+        print(load_row('bare Starlette route -> "ok"', report.bare))
+    if report.ceiling is not None:
+        print(load_row("canned reply (generator ceiling)", report.ceiling))
+    print()
+    main_run = report.runs[0]
+    header = f"{'zns-bot callbacks by kind':<34}{'count':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+    print(header)
+    print("-" * len(header))
+    for kind in KINDS:
+        ms = [s[2] for s in main_run.load.samples if report.kinds[s[0]] == kind]
+        if ms:
+            print(f"{kind:<34}{len(ms):>8}{pct(ms, 50):>9.1f}{pct(ms, 99):>9.1f}{max(ms):>9.1f}")
+    print()
+    rate = main_run.load.rate
+    p99 = pct(main_run.load.ms(), 99)
+    bare_rate = report.bare.rate if report.bare is not None else float("nan")
+    ratio = rate / bare_rate if bare_rate else float("nan")
+    print(f"target: >= {TARGET_RATE:,.0f} callbacks/s -> {rate:,.0f} -> {met(rate >= TARGET_RATE)}")
+    print(f"target: p99 < {TARGET_P99_MS:.0f} ms -> {p99:.1f} ms -> {met(p99 < TARGET_P99_MS)}")
+    print(
+        f"target: bot/bare >= {TARGET_RATIO} -> {rate:,.0f} / {bare_rate:,.0f} = {ratio:.2f} "
+        f"-> {met(ratio >= TARGET_RATIO)}"
+    )
+    if report.ceiling is not None and report.bare is not None:
+        print(
+            f"generator ceiling: {report.ceiling.rate:,.0f} req/s against a canned reply "
+            f"({report.ceiling.rate / bare_rate:.1f}x the bare app, "
+            f"{report.ceiling.rate / rate:.1f}x the bot)"
+        )
+    print()
+    for run in report.runs:
+        print_run_details(run, report, opts)
+    print(f"total run: {total_s:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sends", type=int, default=100_000, help="accepted sends in the store")
+    parser.add_argument("--callbacks", type=int, default=20_000, help="callbacks to fire")
+    parser.add_argument("--concurrency", type=int, default=50, help="requests in flight")
+    parser.add_argument("--generators", type=int, default=1, help="load generator processes")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
+    parser.add_argument("--slack-share", type=float, default=0.05, help="sends from Slack")
+    parser.add_argument("--progress-share", type=float, default=0.15, help="SendStatus 2/7")
+    parser.add_argument("--duplicate-share", type=float, default=0.10, help="exact repeats")
+    parser.add_argument("--failed-share", type=float, default=0.15, help="finals that failed")
+    parser.add_argument("--drain-timeout", type=float, default=15.0, help="max wait for relay")
+    parser.add_argument(
+        "--compare-no-fsync",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the bot with ZNS_FSYNC=false on an identical store",
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the stores and bot logs")
+    args = parser.parse_args()
+    if args.concurrency < args.generators or args.callbacks > 2 * args.sends:
+        parser.error("need --concurrency >= --generators and --callbacks <= 2 * --sends")
+    opts = Options(
+        sends=args.sends,
+        callbacks=args.callbacks,
+        concurrency=args.concurrency,
+        generators=args.generators,
+        client=args.client,
+        slack_share=args.slack_share,
+        progress_share=args.progress_share,
+        duplicate_share=args.duplicate_share,
+        failed_share=args.failed_share,
+        drain_timeout=args.drain_timeout,
+        compare_no_fsync=args.compare_no_fsync,
+        seed=args.seed,
+        keep=args.keep,
+    )
+    began = time.perf_counter()
+    report = asyncio.run(run(opts))
+    print_report(opts, report, time.perf_counter() - began)
+
+
+if __name__ == "__main__":
+    main()
