@@ -31,6 +31,7 @@ from bot.esms import EsmsClient
 from bot.jobs import RELAY_JOB, build_scheduler, kick_relay, run_soon
 from bot.logs import log_event
 from bot.metrics import Metrics
+from bot.polling import DeliveryPoller
 from bot.relay import Relay
 from bot.service import SendService
 from bot.serving import quiet_config
@@ -155,7 +156,13 @@ def build_runtime(settings: Settings) -> Runtime:
         pace=settings.zns_slack_pace,
         burst=settings.zns_slack_burst,
     )
-    scheduler = build_scheduler(service, relay, template_ttl=settings.zns_template_ttl)
+    relay.on_error = metrics.slack_error
+    tracker = DeliveryTracker(service)
+    poller = DeliveryPoller(service, tracker)
+    poller.count = metrics.poll_call
+    scheduler = build_scheduler(
+        service, relay, template_ttl=settings.zns_template_ttl, poller=poller
+    )
     service.on_outbox = lambda: kick_relay(scheduler, relay)
     signing = settings.slack_signing_secret
     bolt = AsyncApp(
@@ -184,7 +191,7 @@ def build_runtime(settings: Settings) -> Runtime:
         metrics=metrics,
         esms=esms,
         service=service,
-        tracker=DeliveryTracker(service),
+        tracker=tracker,
         relay=relay,
         scheduler=scheduler,
         bolt=bolt,

@@ -31,9 +31,12 @@ def posts_new_message(kind: str, record: Mapping[str, Any]) -> bool:
 class DeliveryError(Exception):
     """Slack did not take an outbox item. `retry_after` is Slack's hint, in seconds."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, error: str = "error"
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.error = error  # Slack's short error code (e.g. ratelimited), for metrics
 
 
 class Notifier(Protocol):

@@ -202,6 +202,7 @@ class DeliveryPoller:
         self.callback_limiter = callback_limiter or RateLimiter(CALLBACK_RATE)
         self.submit_limiter = submit_limiter or RateLimiter(SUBMIT_RATE)
         self.concurrency = concurrency
+        self.count: Callable[[str, str], None] = lambda endpoint, result: None
         self.poll_batch = poll_batch
         self.reconcile_batch = reconcile_batch
         self.stuck_after = max(STUCK_SUBMITTING, longest_submit(service.settings))
@@ -274,16 +275,21 @@ class DeliveryPoller:
         async with gate:
             await self.query_limiter.acquire()
             try:
-                return await self.client.query_zns_status(sms_id), None
+                report = await self.client.query_zns_status(sms_id)
             except EsmsNotYetError as exc:  # 105/854: eSMS has nothing yet
+                self.count("QueryZnsStatus", "not_yet")
                 return None, exc
             except EsmsThrottledError as exc:
+                self.count("QueryZnsStatus", "throttled")
                 self.query_limiter.pause(THROTTLE_PAUSE_S)
                 log.warning("eSMS throttled QueryZnsStatus; slowing down")
                 return None, exc
             except EsmsError as exc:
+                self.count("QueryZnsStatus", "error")
                 log.warning("QueryZnsStatus for SMSID %s failed: %s", sms_id, exc)
                 return None, exc
+            self.count("QueryZnsStatus", "ok")
+            return report, None
 
     def _reschedule(
         self,

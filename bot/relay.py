@@ -70,6 +70,7 @@ class Relay:
         self.base_backoff = base_backoff
         self.max_backoff = max_backoff
         self.busy = False
+        self.on_error: Callable[[str, str], None] = lambda kind, error: None  # for metrics
         self._closed = False
         self._again = False
         self._wake = asyncio.Event()  # set when new items are queued during a pause
@@ -166,6 +167,7 @@ class Relay:
                 )
             except DeliveryError as exc:
                 blocked.add(send_id)
+                self.on_error(kind, exc.error)
                 self._retry_later(item, str(exc), exc.retry_after, now, lane)
                 continue
             except Exception as exc:  # a bug must not stall the outbox behind this item

@@ -101,9 +101,12 @@ class SlackNotifier:
             raise DeliveryError(
                 f"Slack refused {kind}: {error}",
                 retry_after=float(retry_after) if retry_after else None,
+                error=str(error),
             ) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise DeliveryError(f"Slack unreachable for {kind}: {type(exc).__name__}") from None
+            raise DeliveryError(
+                f"Slack unreachable for {kind}: {type(exc).__name__}", error="unreachable"
+            ) from None
 
     async def _deliver(
         self,

@@ -189,6 +189,8 @@ async def test_429_then_an_outage_then_recovery_loses_and_duplicates_nothing(
             ),
             kick,
         )
+        metrics = (await bot.http.get("/metrics")).text
+        assert 'zns_slack_api_errors_total{error="internal_error",kind="thread"}' in metrics
 
     posts = thread_posts(slack_standin, card)
     assert one_each(posts, "Approved by", "Accepted by eSMS")
