@@ -83,7 +83,7 @@ def demo_settings(data_dir: Path, slack: SlackStandIn, esms: EsmsStandIn) -> Set
 
 
 async def drive(driver: SlackDriver, show: Transcript) -> str:
-    """Slash command → modal → template → submit → Review → Approve → thread replies."""
+    """Slash command → modal → template → submit → Review → Approve → delivery → thread."""
     show.say(f"<@{AGENT}> in #support", "/zns 0901 888 484")
     await driver.slash("0901 888 484")
     view = await driver.modal()
@@ -108,6 +108,15 @@ async def drive(driver: SlackDriver, show: Transcript) -> str:
     response.raise_for_status()
     show.say(f"<@{APPROVER}>", "chooses “Approve and send” and confirms")
     accepted = await driver.thread_text(card, "Accepted by eSMS")
+    (sms_id,) = driver.esms.stored_sms_ids()
+    driver.esms.deliver(sms_id)
+    status = await driver.esms.fire_callback(sms_id, success=True)
+    show.say("eSMS → zns-bot", f"delivery callback for SMSID {sms_id} (HTTP {status})")
+    await driver.thread_text(card, "Delivered")
+    note = await driver.slack.await_for(
+        lambda c: c.ok and c.args.get("channel") == NOTIFY_CHANNEL, method="chat.postMessage"
+    )
+    show.say(f"zns-bot → #notifications ({NOTIFY_CHANNEL})", note.args["text"])
     replies = driver.slack.thread(APPROVAL_CHANNEL, card["ts"])
     show.say("zns-bot → thread under the card", "", [r["text"] for r in replies])
     updated = driver.slack.message(APPROVAL_CHANNEL, card["ts"])
@@ -127,7 +136,9 @@ async def run_demo(data_dir: Path) -> int:
         print(f"  Slack Web API stand-in  {slack.api_url}")
         print(f"  eSMS stand-in           {esms.base_url}")
         async with serve_in_loop(runtime.asgi) as url:
-            print(f"  zns-bot                 {url}  (POST /slack/events, GET /healthz)")
+            # eSMS reaches the bot at its real (ephemeral) address: the demo's public URL
+            runtime.settings.public_base_url = url
+            print(f"  zns-bot                 {url}  (/slack/events, /esms/callback, /metrics)")
             driver = SlackDriver(
                 url, store=runtime.store, slack=slack, esms=esms, signing_secret=SIGNING_SECRET
             )
