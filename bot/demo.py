@@ -12,14 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import build_runtime
-from bot.config import Settings
-from bot.esms_standin import DEMO_OAID, ORDER_TEMPLATE, EsmsStandIn
+from bot.esms_standin import ORDER_TEMPLATE, EsmsStandIn
 from bot.serving import serve_in_loop
 from bot.slack_driver import AGENT, APPROVAL_CHANNEL, APPROVER, NOTIFY_CHANNEL, SlackDriver
 from bot.slack_standin import SlackStandIn
+from bot.standins import BOT_TOKEN, SIGNING_SECRET, standin_settings
 
-SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - the stand-in's, not a real one
-BOT_TOKEN = "xoxb-demo"  # noqa: S105
 ORDER = {
     "customer_name": "Nguyễn Văn An",
     "order_code": "DH-2611",
@@ -62,24 +60,6 @@ class Transcript:
         for line in lines:
             for part in line.splitlines():
                 print(f"    │ {part}", file=self.out)
-
-
-def demo_settings(data_dir: Path, slack: SlackStandIn, esms: EsmsStandIn) -> Settings:
-    return Settings(
-        _env_file=None,
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=slack.api_url,
-        esms_api_key=esms.api_key,
-        esms_secret_key=esms.secret_key,
-        esms_base_url=esms.base_url,
-        esms_callback_api_url=esms.callback_api_url,
-        esms_oaid=DEMO_OAID,
-        zns_approval_channel=APPROVAL_CHANNEL,
-        zns_notify_channel=NOTIFY_CHANNEL,
-        zns_approvers=[APPROVER],
-        zns_data_dir=data_dir,
-    )
 
 
 async def drive(driver: SlackDriver, show: Transcript) -> str:
@@ -130,7 +110,7 @@ async def run_demo(data_dir: Path) -> int:
         EsmsStandIn() as esms,
         SlackStandIn(bot_token=BOT_TOKEN) as slack,
     ):
-        settings = demo_settings(data_dir, slack, esms)
+        settings = standin_settings(slack, esms, data_dir)
         runtime = build_runtime(settings)
         print("zns-bot demo: the real server, store and scheduler; Slack and eSMS are local")
         print(f"  Slack Web API stand-in  {slack.api_url}")
