@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,12 +39,11 @@ from typing import Any
 
 import httpx
 
-from bot.esms_standin import DEMO_OAID, ORDER_TEMPLATE, SEND_ENDPOINT, EsmsStandIn
+from bot.esms_standin import ORDER_TEMPLATE, SEND_ENDPOINT, EsmsStandIn
 from bot.slack_driver import (
     AGENT,
     APPROVAL_CHANNEL,
     APPROVER,
-    NOTIFY_CHANNEL,
     REQUEST_CHANNEL,
     initial_state,
 )
@@ -59,13 +57,12 @@ from bot.slack_payloads import (
     view_submission_body,
 )
 from bot.slack_standin import Call, SlackStandIn
+from bot.standins import BOT_TOKEN, SIGNING_SECRET, free_port, standin_env
 from storage import logfile
 from storage.errors import StoreError
 from storage.sends import SendState
 from storage.store import FILE_NAME, Store
 
-SIGNING_SECRET = "bench-signing-secret-7c1e"
-BOT_TOKEN = "xoxb-bench-bot-token"
 TARGET_MS = 300.0
 ORDER = {
     "customer_name": "Nguyễn Văn An",
@@ -132,48 +129,24 @@ class Report:
 # --- the bot, as a `zns-bot serve` subprocess ---------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def serve_command() -> list[str]:
-    script = Path(sys.executable).with_name("zns-bot")
-    if script.exists():
-        return [str(script), "serve"]
-    return [sys.executable, "-c", "from bot.cli import main; main()", "serve"]
+    return [str(Path(sys.executable).with_name("zns-bot")), "serve"]
 
 
 def bot_env(
     slack: SlackStandIn, esms: EsmsStandIn, data_dir: Path, port: int, opts: Options
 ) -> dict[str, str]:
-    # Nothing of the caller's own zns-bot configuration may leak in (SLACK_APP_TOKEN would
-    # switch the bot to Socket Mode); the bot also runs in a temp cwd, so no .env is read.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "ESMS_", "ZNS_")) and k not in ("HOST", "PORT")
-    }
-    env.update(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.api_url,
-        ESMS_API_KEY=esms.api_key,
-        ESMS_SECRET_KEY=esms.secret_key,
-        ESMS_BASE_URL=esms.base_url,
-        ESMS_CALLBACK_API_URL=esms.callback_api_url,
-        ESMS_OAID=DEMO_OAID,
-        ESMS_TIMEOUT=str(opts.esms_timeout),  # > the held send: sends are accepted, not unknown
-        ZNS_APPROVAL_CHANNEL=APPROVAL_CHANNEL,
-        ZNS_NOTIFY_CHANNEL=NOTIFY_CHANNEL,
-        ZNS_APPROVERS=APPROVER,
-        ZNS_DATA_DIR=str(data_dir),
-        PUBLIC_BASE_URL="https://zns-bot.example",
-        HOST="127.0.0.1",
-        PORT=str(port),
-        PYTHONUNBUFFERED="1",
+    env = standin_env(
+        slack,
+        esms,
+        data_dir,
+        esms_timeout=opts.esms_timeout,  # > the held send: sends are accepted, not unknown
+        public_base_url="https://zns-bot.example",
+        # The set-up posts 100 cards to one channel: at Slack's 1/s pace that alone would
+        # take 100 s, and posting speed is not what this bench measures.
+        zns_slack_pace=0,
     )
+    env.update(HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1")
     return env
 
 
