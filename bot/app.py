@@ -22,6 +22,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 
 from bot.callbacks import CallbackEndpoint
 from bot.config import Settings
@@ -183,6 +184,9 @@ def build_runtime(settings: Settings) -> Runtime:
     handler = AsyncSlackRequestHandler(bolt)
 
     async def slack_events(request: Request) -> Any:
+        if socket is not None:
+            # Socket Mode verifies nothing on HTTP: serving this route would accept forgeries.
+            return PlainTextResponse("Socket Mode: events arrive over the socket", 404)
         return await handler.handle(request)
 
     runtime = Runtime(

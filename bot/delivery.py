@@ -89,8 +89,10 @@ class DeliveryTracker:
                 return "progress"
             return "none"
         if state not in TRACKED:
-            # e.g. still `submitting`: the callback beat our own submit reply; polling
-            # picks the result up once the send is accepted.
+            # Still `submitting`: the callback beat our own submit reply. Keep its SMSID, so
+            # that a lost reply still leaves something to look the result up by.
+            if report.sms_id and not record.get("sms_id"):
+                self.store.sends.update_fields(record["id"], sms_id=report.sms_id)
             return "early"
         fields = dict(outcome.fields)
         if report.sms_id and not record.get("sms_id"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -11,6 +11,7 @@ from bot.delivery import DeliveryTracker
 from bot.polling import DeliveryPoller
 from bot.relay import Relay
 from bot.service import SendService
+from storage.sends import SendState
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,24 @@ async def reconcile_job(poller: DeliveryPoller) -> int:
     return looked
 
 
-def expire_job(service: SendService) -> int:
+RESUME_AFTER_S = 30.0
+
+
+async def resume_job(service: SendService, now: datetime | None = None) -> int:
+    """Submit approved sends whose submit never started (the process stopped right after
+    the approval). The approved → submitting compare-and-set keeps this to one send."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(seconds=RESUME_AFTER_S)
+    resumed = 0
+    for record in service.store.sends.in_states({SendState.APPROVED}):
+        decided = record.get("decided_at") or record["updated_at"]
+        if datetime.fromisoformat(decided) <= cutoff:
+            await service.submit(record["id"], actor="system")
+            resumed += 1
+    return resumed
+
+
+async def expire_job(service: SendService) -> int:
+    """End stale approvals; async so it runs on the loop, the only thread that owns the store."""
     expired = service.expire_stale()
     if expired:
         log.info("expired %d stale approval(s)", len(expired))
@@ -82,6 +100,7 @@ def build_scheduler(
     )
     scheduler.add_job(relay_job, "interval", args=[relay], seconds=RELAY_INTERVAL_S, id=RELAY_JOB)
     scheduler.add_job(expire_job, "interval", args=[service], seconds=60, id="expire")
+    scheduler.add_job(resume_job, "interval", args=[service], seconds=60, id="resume")
     scheduler.add_job(
         templates_job, "interval", args=[service], seconds=template_ttl, id="templates"
     )

@@ -439,7 +439,7 @@ class DeliveryPoller:
             return self._reconcile_later(send_id, now, error)
         except Exception:
             log.exception("reconciling send=%s failed; trying again later", send_id)
-            return "error"
+            return self._later_after_crash(send_id, now)
 
     async def _resubmit(
         self, record: dict[str, Any], now: datetime, gate: asyncio.Semaphore
@@ -487,7 +487,7 @@ class DeliveryPoller:
             return self._reconcile_later(send_id, now, None, note=result.detail)
         except Exception:
             log.exception("re-submitting send=%s failed; trying again later", send_id)
-            return "error"
+            return self._later_after_crash(send_id, now)
 
     def _refused(self, send_id: str, now: datetime, exc: EsmsError) -> str:
         if exc.category in DEFINITE_REFUSALS:
@@ -537,6 +537,14 @@ class DeliveryPoller:
             **fields,
         )
         return "accepted" if moved is not None else "moved"
+
+    def _later_after_crash(self, send_id: str, now: datetime) -> str:
+        """A crash still moves the next attempt on, so it cannot repeat every run forever."""
+        try:
+            self._reconcile_later(send_id, now, None, note="internal error; see the logs")
+        except Exception:
+            log.exception("could not reschedule send=%s", send_id)
+        return "error"
 
     def _reconcile_later(
         self, send_id: str, now: datetime, error: EsmsError | None, *, note: str = ""

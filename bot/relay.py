@@ -133,21 +133,29 @@ class Relay:
         delivered = 0
         blocked: set[str] = set()  # sends whose earlier item failed or waits: keep their order
         carded: set[str] = set()  # sends whose card was already refreshed in this pass
+        # Strict order per send across passes: an item goes only once every older item of
+        # its send is done, even one that waits for a retry (or a found-again card would be
+        # followed by a second card).
+        order = self.store.outbox.pending_order()
         for item in self.store.outbox.due(now, limit):
             if self._closed:
                 break
             send_id = item.get("send_id") or ""
-            if send_id in blocked:
+            queue = order.get(send_id) or [item["id"]]
+            if send_id in blocked or queue[0] != item["id"]:
+                blocked.add(send_id)
                 continue
             record = self.store.sends.find(send_id) if send_id else None
             if record is None:
                 self.store.outbox.mark_done(item["id"], {"skipped": "the send no longer exists"})
+                queue.pop(0)
                 continue
             kind = item["kind"]
             payload = item.get("payload") or {}
             if kind == CARD and send_id in carded:
                 # A card renders the send's current state, so one refresh covers them all.
                 self.store.outbox.mark_done(item["id"], {"coalesced": True})
+                queue.pop(0)
                 continue
             if kind != CARD and not record.get("card_ts"):
                 blocked.add(send_id)  # thread replies and links need the card first
@@ -177,14 +185,15 @@ class Relay:
                 continue
             if lane and not result.get("recovered"):
                 self._spend(lane)
-            if kind == CARD:
-                carded.add(send_id)
+            if kind == CARD and not result.get("recovered"):
+                carded.add(send_id)  # a found-again card shows old state: the next one renders
             with self.store.db.transaction():  # the card's ts and "done" are kept together
                 if kind == CARD and not record.get("card_ts") and result.get("ts"):
                     self.store.sends.update_fields(
                         send_id, card_channel=result["channel"], card_ts=result["ts"]
                     )
                 self.store.outbox.mark_done(item["id"], result)
+            queue.pop(0)
             delivered += 1
         return delivered
 

@@ -140,8 +140,11 @@ class TemplateCatalogue:
 
     async def _refetch(self, oaid: str) -> dict[str, Template]:
         lock = self._locks.setdefault(oaid, asyncio.Lock())
+        asked_at = self._clock()
         async with lock:  # one fetch for many concurrent callers
             cached = self._cache.get(oaid)
+            if cached and cached[0] >= asked_at:
+                return cached[1]  # fetched by whoever held the lock while we waited
             try:
                 fetched = await self._fetch(oaid)
             except EsmsError:

@@ -213,7 +213,8 @@ _COUNT_FIELDS = ("sendstatus", "sendsuccess", "sendfailed", "totalsent", "totalr
 def parse_callback(query: Mapping[str, str]) -> DeliveryReport:
     """Turn an eSMS callback's query parameters into a DeliveryReport (keys in any case).
 
-    Raises InputError naming every problem when SMSID is missing or a count is not a number.
+    Raises InputError naming every problem: SMSID or SendStatus missing, or a count that is
+    not a number.
     """
     fields = {str(key).lower(): value for key, value in query.items()}
     problems: dict[str, str] = {}
@@ -232,6 +233,8 @@ def parse_callback(query: Mapping[str, str]) -> DeliveryReport:
         if parsed is None:
             problems[_display_name(name)] = f"is not a whole number ({raw[:20]!r})"
         numbers[name] = parsed
+    if numbers.get("sendstatus") is None and "SendStatus" not in problems:
+        problems["SendStatus"] = "is missing"
     if problems:
         listing = "; ".join(f"{name} {msg}" for name, msg in problems.items())
         raise InputError(f"the eSMS callback is not usable: {listing}", problems)

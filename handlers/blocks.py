@@ -98,6 +98,19 @@ def _text_input(
     )
 
 
+def option_text(name: str, ident: str, limit: int = 75) -> str:
+    """`name (id)` within Slack's 75-character option limit, shortening the name, not the id."""
+    full = f"{name} ({ident})"
+    if len(full) <= limit:
+        return full
+    return f"{name[: max(1, limit - len(ident) - 4)]}… ({ident})"[:limit]
+
+
+def mrkdwn_escape(text: object) -> str:
+    """User text shown in mrkdwn: no links, mentions or formatting smuggled in."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def param_label(name: str, ptype: ParamType, max_length: int) -> str:
     return f"{name} ({_TYPE_WORDS[ptype]}, max {max_length})"
 
@@ -140,7 +153,7 @@ def request_modal(
     else:
         if len(oas) > 1:
             oa_options = [
-                Option(text=_plain(f"{oa.name} ({oa.oaid})"), value=oa.oaid) for oa in oas
+                Option(text=_plain(option_text(oa.name, oa.oaid)), value=oa.oaid) for oa in oas
             ]
             chosen = next((o for o in oa_options if o.value == metadata.get("oaid")), None)
             blocks.append(
@@ -157,7 +170,7 @@ def request_modal(
                 )
             )
         options = [
-            Option(text=_plain(f"{t.name} ({t.id})"[:75]), value=t.id)
+            Option(text=_plain(option_text(t.name, t.id)), value=t.id)
             for t in templates[:MAX_OPTIONS]
         ]
         if options:
@@ -273,17 +286,23 @@ def _details(record: Mapping[str, Any], *, full: bool) -> list[Block]:
         MarkdownTextObject(text=f"*Estimated price*\n{price_text(record.get('estimate'))}"),
     ]
     if record.get("is_journey"):
-        fields.append(MarkdownTextObject(text=f"*Journey*\nOrderId `{record.get('order_id')}`"))
+        fields.append(
+            MarkdownTextObject(text=f"*Journey*\nOrderId `{mrkdwn_escape(record.get('order_id'))}`")
+        )
     if record.get("campaign"):
-        fields.append(MarkdownTextObject(text=f"*Campaign*\n{record['campaign']}"))
+        fields.append(MarkdownTextObject(text=f"*Campaign*\n{mrkdwn_escape(record['campaign'])}"))
     if record.get("sandbox"):
         fields.append(MarkdownTextObject(text="*Mode*\n:test_tube: SANDBOX (not delivered)"))
-    preview = "\n".join(f"• *{k}*: {v or '_(empty)_'}" for k, v in record["params"].items())
+    preview = "\n".join(
+        f"• *{k}*: {mrkdwn_escape(v) if v else '_(empty)_'}" for k, v in record["params"].items()
+    )
     blocks: list[Block] = [SectionBlock(fields=fields[:10])]
     blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*Parameters*\n{preview}"[:3000])))
     if record.get("note"):
         blocks.append(
-            SectionBlock(text=MarkdownTextObject(text=f"*Note*\n>{record['note']}"[:3000]))
+            SectionBlock(
+                text=MarkdownTextObject(text=f"*Note*\n>{mrkdwn_escape(record['note'])}"[:3000])
+            )
         )
     return blocks
 
@@ -299,7 +318,8 @@ def status_line(record: Mapping[str, Any]) -> str:
     state = record["state"]
     if state == "rejected":
         who = user_ref(record.get("approver"))
-        return f":no_entry_sign: Rejected by {who}: {record.get('reject_reason', '')}"
+        reason = mrkdwn_escape(record.get("reject_reason", ""))
+        return f":no_entry_sign: Rejected by {who}: {reason}"
     line = STATUS_LINES.get(state, state)
     if state == "failed" and record.get("error"):
         line += f": {record['error']}"
@@ -409,7 +429,7 @@ def thread_text(record: Mapping[str, Any], state: str) -> str:
     who = user_ref(record.get("approver"))
     texts = {
         "approved": f"Approved by {who}. Sending to eSMS…",
-        "rejected": f"Rejected by {who}: {record.get('reject_reason', '')}",
+        "rejected": f"Rejected by {who}: {mrkdwn_escape(record.get('reject_reason', ''))}",
         "cancelled": f"Cancelled by {user_ref(record.get('requester'))}.",
         "expired": "Expired: nobody approved it in time. It can no longer be approved.",
         "accepted": f"Accepted by eSMS{tag}, SMSID `{record.get('sms_id')}`. "

@@ -67,6 +67,14 @@ class Outbox:
         ][:limit]
         return [_item(doc) for doc in self._table.get_many(due_ids)]
 
+    def pending_order(self) -> dict[str, list[int]]:
+        """send id → its pending item ids, oldest first (due or not)."""
+        docs = self._table.raw_docs()
+        order: dict[str, list[int]] = {}
+        for doc_id in sorted(self._table.find_ids_by("status", PENDING)):
+            order.setdefault(docs[str(doc_id)].get("send_id") or "", []).append(doc_id)
+        return order
+
     def get(self, item_id: int) -> dict[str, Any]:
         doc = self._table.get(doc_id=item_id)
         if doc is None:

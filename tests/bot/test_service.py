@@ -187,3 +187,30 @@ async def test_rejected_and_expired_can_never_be_approved(service, store):
     assert [r["id"] for r in service.expire_stale(later)] == [stale["id"]]
     assert service.approve(stale["id"], actor="slack:UB") is None
     assert store.sends.get(stale["id"])["state"] == "expired"
+
+
+async def test_an_approval_whose_submit_never_ran_is_resumed_once(service, esms_standin):
+    from datetime import UTC, datetime, timedelta
+
+    from bot.jobs import resume_job
+
+    record = await approved(service)  # approved, but the process "stopped" before submit
+    assert await resume_job(service, datetime.now(UTC)) == 0  # too fresh: a submit may run
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert await resume_job(service, later) == 1
+    assert service.store.sends.get(record["id"])["state"] == "accepted"
+    assert await resume_job(service, later) == 0
+    assert len(esms_standin.sends()) == 1
+
+
+async def test_a_callback_before_the_submit_reply_keeps_its_smsid(service):
+    from bot.delivery import DeliveryTracker
+    from bot.esms_types import DeliveryReport
+
+    record = await approved(service)
+    submitting = service.store.sends.transition(
+        record["id"], "submitting", actor="test", expect={"approved"}
+    )
+    report = DeliveryReport(sms_id="SMS-EARLY", send_status=5, send_success=1)
+    assert DeliveryTracker(service).apply(submitting, report, source="esms-callback") == "early"
+    assert service.store.sends.get(record["id"])["sms_id"] == "SMS-EARLY"

@@ -139,10 +139,14 @@ async def test_a_forged_token_is_refused_and_changes_nothing(bot, esms_standin, 
 async def test_malformed_callback_gets_400_and_is_kept(bot):
     card, record = await accepted_send(bot)
     path = f"/esms/callback/{record['callback_token']}"
-    for query in ("SendStatus=5", f"SMSID={record['sms_id']}&SendStatus=five&SendSuccess=x"):
+    for query in (
+        "SendStatus=5",
+        f"SMSID={record['sms_id']}&SendStatus=five&SendSuccess=x",
+        f"SMSID={record['sms_id']}&SendSuccess=1",
+    ):
         response = await bot.http.get(f"{path}?{query}")
         assert response.status_code == 400
-    assert bot.store.callbacks.count() == 2
+    assert bot.store.callbacks.count() == 3
     assert bot.record_for(card)["state"] == "accepted"
 
 
