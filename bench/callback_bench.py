@@ -12,13 +12,15 @@
 #     snapshot (storage.logfile), which is what the engine itself writes when it compacts;
 #   - the Slack-origin share gets a real card in the Slack stand-in first, so their card_ts
 #     exist and the relay's chat.update / thread replies for them succeed.
-# * The bot is `zns-bot serve` in a SUBPROCESS (uvicorn, lifespan on, ZNS_FSYNC=true), as in
-#   bench/slack_ack_bench.py. The bare app and the generator's ceiling server are subprocesses
-#   too, served the same way (quiet_config, 127.0.0.1).
+# * The bot is `zns-bot serve` in a SUBPROCESS (uvicorn, lifespan on, ZNS_FSYNC=true), set up
+#   with bot.standins as in bench/slack_ack_bench.py, and runs all it runs in production: the
+#   relay (Slack posts paced per channel, ZNS_SLACK_PACE), the delivery poller, the scheduler.
+#   The bare app is a subprocess served the same way (quiet_config, 127.0.0.1, lifespan on);
+#   the generator's ceiling is measured against a plain asyncio server with a canned reply.
 # * The load comes from separate generator process(es) (multiprocessing, spawn): raw asyncio
-#   HTTP/1.1 keep-alive connections, `--concurrency` requests in flight, closed loop. Their own
-#   ceiling is measured against a canned-reply asyncio server. `--client httpx` swaps in
-#   httpx.AsyncClient for comparison.
+#   HTTP/1.1 keep-alive connections, `--concurrency` requests in flight, closed loop; the same
+#   20,000 requests go to the bot, the bare app and the ceiling server. `--client httpx` swaps
+#   in httpx.AsyncClient (a much lower ceiling) for comparison.
 # * After the window the relay gets a bounded time to post what the callbacks queued; then the
 #   bot gets SIGTERM and the store is reopened to count states and verify the audit chain.
 
@@ -35,7 +37,6 @@ import platform
 import random
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,12 +53,12 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.config import Settings
 from bot.esms import EsmsClient
 from bot.esms_standin import DEMO_OAID, ORDER_TEMPLATE, EsmsStandIn
 from bot.service import SendService
-from bot.slack_driver import AGENT, APPROVAL_CHANNEL, APPROVER, NOTIFY_CHANNEL, REQUEST_CHANNEL
+from bot.slack_driver import AGENT, APPROVAL_CHANNEL, APPROVER, REQUEST_CHANNEL
 from bot.slack_standin import SlackStandIn
+from bot.standins import BOT_TOKEN, free_port, standin_env, standin_settings
 from bot.templates import TemplateCatalogue
 from storage import logfile
 from storage.audit import GENESIS, HEAD_DOC_ID, event_hash
@@ -66,8 +67,6 @@ from storage.engine import json_copy
 from storage.sends import SendState
 from storage.store import FILE_NAME, Store
 
-SIGNING_SECRET = "bench-signing-secret-5d2a"
-BOT_TOKEN = "xoxb-bench-bot-token"
 PUBLIC_BASE_URL = "https://zns-bot.example"
 HOST = "127.0.0.1"
 TARGET_RATE = 1_000.0
@@ -117,6 +116,7 @@ class Options:
     failed_share: float
     drain_timeout: float
     compare_no_fsync: bool
+    slack_pace: float | None
     seed: int
     keep: bool
 
@@ -246,20 +246,9 @@ def settle_outbox(store: Store, send_id: str, card_ts: str) -> None:
         store.outbox.mark_done(item["id"], result)
 
 
-async def build_shapes(esms: EsmsStandIn, work: Path) -> dict[str, Shape]:
+async def build_shapes(slack: SlackStandIn, esms: EsmsStandIn, work: Path) -> dict[str, Shape]:
     """A CLI send and a Slack send, each created, approved and submitted to eSMS for real."""
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        esms_api_key=esms.api_key,
-        esms_secret_key=esms.secret_key,
-        esms_base_url=esms.base_url,
-        esms_callback_api_url=esms.callback_api_url,
-        esms_oaid=DEMO_OAID,
-        public_base_url=PUBLIC_BASE_URL,
-        zns_approval_channel=APPROVAL_CHANNEL,
-        zns_notify_channel=NOTIFY_CHANNEL,
-        zns_approvers=[APPROVER],
-    )
+    settings = standin_settings(slack, esms, work, public_base_url=PUBLIC_BASE_URL)
     client = EsmsClient.from_settings(settings)
     store = Store.open(work, fsync=False)
     try:
@@ -396,24 +385,24 @@ def write_store(
 
 
 async def post_cards(slack: SlackStandIn, count: int) -> list[str]:
-    """`count` request cards in #approvals, as the relay would have posted them; their ts."""
-    gate = asyncio.Semaphore(16)
-    headers = {"Authorization": f"Bearer {BOT_TOKEN}"}
+    """`count` request cards in #approvals, as the relay would have posted them; their ts.
 
-    async def one(http: httpx.AsyncClient, n: int) -> str:
-        async with gate:
+    One at a time: client and stand-in share this process's GIL, so concurrency only adds
+    overhead (about 1 ms a card sequentially, twice that at 16 in flight).
+    """
+    headers = {"Authorization": f"Bearer {BOT_TOKEN}"}
+    posted = []
+    async with httpx.AsyncClient(base_url=slack.api_url, timeout=30, headers=headers) as http:
+        for n in range(count):
             response = await http.post(
                 "chat.postMessage",
                 json={"channel": APPROVAL_CHANNEL, "text": f"ZNS request #{n}: accepted"},
-                headers=headers,
             )
-        body = response.json()
-        if not body.get("ok"):
-            raise RuntimeError(f"the Slack stand-in refused a card: {body}")
-        return str(body["ts"])
-
-    async with httpx.AsyncClient(base_url=slack.api_url, timeout=30) as http:
-        return list(await asyncio.gather(*(one(http, n) for n in range(count))))
+            body = response.json()
+            if not body.get("ok"):
+                raise RuntimeError(f"the Slack stand-in refused a card: {body}")
+            posted.append(str(body["ts"]))
+    return posted
 
 
 # --- the callbacks ---------------------------------------------------------------------------
@@ -635,48 +624,23 @@ async def fire(name: str, port: int, paths: list[str], opts: Options) -> Load:
 # --- servers: the bot, the bare app and the ceiling server ----------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def serve_command() -> list[str]:
-    script = Path(sys.executable).with_name("zns-bot")
-    if script.exists():
-        return [str(script), "serve"]
-    return [sys.executable, "-c", "from bot.cli import main; main()", "serve"]
+    return [str(Path(sys.executable).with_name("zns-bot")), "serve"]
 
 
 def bot_env(
-    slack: SlackStandIn, esms: EsmsStandIn, data_dir: Path, port: int, fsync: bool
+    slack: SlackStandIn,
+    esms: EsmsStandIn,
+    data_dir: Path,
+    port: int,
+    fsync: bool,
+    pace: float | None,
 ) -> dict[str, str]:
-    # Nothing of the caller's own zns-bot configuration may leak in (SLACK_APP_TOKEN would
-    # switch the bot to Socket Mode); the bot also runs in a temp cwd, so no .env is read.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "ESMS_", "ZNS_")) and k not in ("HOST", "PORT")
-    }
-    env.update(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.api_url,
-        ESMS_API_KEY=esms.api_key,
-        ESMS_SECRET_KEY=esms.secret_key,
-        ESMS_BASE_URL=esms.base_url,
-        ESMS_CALLBACK_API_URL=esms.callback_api_url,
-        ESMS_OAID=DEMO_OAID,
-        ZNS_APPROVAL_CHANNEL=APPROVAL_CHANNEL,
-        ZNS_NOTIFY_CHANNEL=NOTIFY_CHANNEL,
-        ZNS_APPROVERS=APPROVER,
-        ZNS_DATA_DIR=str(data_dir),
-        ZNS_FSYNC="true" if fsync else "false",
-        PUBLIC_BASE_URL=PUBLIC_BASE_URL,
-        HOST=HOST,
-        PORT=str(port),
-        PYTHONUNBUFFERED="1",
-    )
+    overrides: dict[str, Any] = {"zns_fsync": fsync, "public_base_url": PUBLIC_BASE_URL}
+    if pace is not None:
+        overrides["zns_slack_pace"] = pace
+    env = standin_env(slack, esms, data_dir, **overrides)
+    env.update(HOST=HOST, PORT=str(port), PYTHONUNBUFFERED="1")
     return env
 
 
@@ -813,22 +777,45 @@ async def settle(slack: SlackStandIn, quiet: float, timeout: float) -> float:  #
 
 
 def scan_log(path: Path, run: BotRun) -> None:
+    """Warnings and errors in the bot's log: its JSON lines (bot.logs) when it wrote any,
+    else plain `LEVEL logger: message` lines with their tracebacks."""
+    json_seen: Counter[str] = Counter()
+    json_problems: list[str] = []
+    plain_seen: Counter[str] = Counter()
+    plain_problems: list[str] = []
     in_traceback = False
     for line in path.read_text(errors="replace").splitlines():
+        if "Application shutdown complete" in line:  # uvicorn, after the lifespan's exit
+            run.shutdown_complete = True
+        if line.startswith("{"):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            level = str(event.get("level", ""))
+            if level in ("WARNING", "ERROR", "CRITICAL"):
+                json_seen[level] += 1
+                if len(json_problems) < 6:
+                    json_problems.append(f"{level} {event.get('logger')}: {event.get('msg')}"[:200])
+                    if event.get("exc"):
+                        json_problems.append(f"  -> {str(event['exc']).splitlines()[-1][:200]}")
+            continue
         level = line.split(" ", 1)[0]
         if in_traceback and not line.startswith(" "):
             in_traceback = False  # the exception that ended the traceback
-            if len(run.log_problems) < 6:
-                run.log_problems.append(f"  -> {line[:200]}")
+            if len(plain_problems) < 6:
+                plain_problems.append(f"  -> {line[:200]}")
         if level in ("WARNING", "ERROR", "CRITICAL"):
-            run.log_levels[level] += 1
-            if len(run.log_problems) < 6:
-                run.log_problems.append(line[:200])
+            plain_seen[level] += 1
+            if len(plain_problems) < 6:
+                plain_problems.append(line[:200])
         elif line.startswith("Traceback"):
-            run.log_levels["Traceback"] += 1
+            plain_seen["Traceback"] += 1
             in_traceback = True
-        if "Application shutdown complete" in line:  # uvicorn, after the lifespan's exit
-            run.shutdown_complete = True
+    if json_seen or not plain_seen:
+        run.log_levels, run.log_problems = json_seen, json_problems
+    else:
+        run.log_levels, run.log_problems = plain_seen, plain_problems
 
 
 def inspect_store(data_dir: Path, run: BotRun) -> None:
@@ -853,7 +840,7 @@ async def run_bot(
     paths: list[str],
     opts: Options,
 ) -> BotRun:
-    env = bot_env(slack, esms, data_dir, free_port(), fsync)
+    env = bot_env(slack, esms, data_dir, free_port(), fsync, opts.slack_pace)
     bot = BotProcess(env, work, work / f"bot-{'fsync' if fsync else 'nofsync'}.log")
     run = BotRun(fsync=fsync, load=Load("zns-bot"))
     calls_before = len(slack.calls())
@@ -899,7 +886,7 @@ async def run(opts: Options) -> Report:
         work = Path(tmp)
         data_dir = work / "data"
         began = time.perf_counter()
-        shapes = await build_shapes(esms, work / "templates")
+        shapes = await build_shapes(slack, esms, work / "templates")
         report.slack_sends = round(opts.sends * opts.slack_share)
         slack_at = random.Random(opts.seed).sample(range(opts.sends), report.slack_sends)
         cards_began = time.perf_counter()
@@ -983,6 +970,13 @@ def print_run_details(run: BotRun, report: Report, opts: Options) -> None:
     dups = sum(1 for s in load.samples if s[1] == 200 and s[3])
     expected_dups = report.expected["duplicate"]
     codes_text = ", ".join(f"{code or 'no reply'}: {n:,}" for code, n in sorted(codes.items()))
+    ms = load.ms()
+    slow = {limit: sum(1 for v in ms if v > limit) for limit in (100, 250, 1000)}
+    print(
+        f"[{mode}] slow replies: {slow[100]:,} over 100 ms, {slow[250]:,} over 250 ms, "
+        f"{slow[1000]:,} over 1 s (a stall of the bot's event loop holds every request "
+        f"in flight)"
+    )
     print(
         f"[{mode}] replies: {codes_text} ({codes.get(200, 0) - dups:,} 'ok', {dups:,} "
         f"'ok (duplicate)'; {expected_dups:,} duplicates sent)"
@@ -1040,9 +1034,11 @@ def print_report(opts: Options, report: Report, total_s: float) -> None:
     )
     mix = ", ".join(f"{report.expected[k]:,} {k}" for k in KINDS)
     print(f"callbacks: {mix} (shuffled; each to its own send's token)")
+    pace = "its default" if opts.slack_pace is None else f"ZNS_SLACK_PACE={opts.slack_pace:g}"
     print(
-        "servers: `zns-bot serve` subprocess (uvicorn, lifespan on); bare Starlette app and "
-        "canned-reply asyncio server in subprocesses; all on 127.0.0.1, quiet_config"
+        f"servers: `zns-bot serve` subprocess (uvicorn, lifespan on, Slack posts paced at "
+        f"{pace}); bare Starlette app and canned-reply asyncio server in subprocesses; all on "
+        f"127.0.0.1, quiet_config"
     )
     print(
         f"machine: {cpus} CPUs ({usable} usable), {platform.machine()}, "
@@ -1113,6 +1109,11 @@ def main() -> None:
         default=True,
         help="also run the bot with ZNS_FSYNC=false on an identical store",
     )
+    parser.add_argument(
+        "--slack-pace",
+        type=float,
+        help="the bot's ZNS_SLACK_PACE (default: its own, 1 post/s per channel; 0 = unpaced)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the stores and bot logs")
     args = parser.parse_args()
@@ -1130,6 +1131,7 @@ def main() -> None:
         failed_share=args.failed_share,
         drain_timeout=args.drain_timeout,
         compare_no_fsync=args.compare_no_fsync,
+        slack_pace=args.slack_pace,
         seed=args.seed,
         keep=args.keep,
     )

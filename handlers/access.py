@@ -7,10 +7,12 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger(__name__)
+FETCH_WAIT_S = 1.5
 
 
 class AccessList:
@@ -62,10 +64,14 @@ class AccessList:
     async def _fetch(self, group: str, client: AsyncWebClient) -> frozenset[str]:
         cached = self._cache.get(group)
         try:
-            response = await client.usergroups_users_list(usergroup=group)
-        except SlackApiError as exc:
+            # Bounded: this may run before an ack, and Slack's retry handlers can sleep.
+            response = await asyncio.wait_for(
+                client.usergroups_users_list(usergroup=group), FETCH_WAIT_S
+            )
+        except (SlackApiError, TimeoutError, aiohttp.ClientError, OSError) as exc:
             # A group we cannot read grants nothing; an old answer is better than none.
-            log.warning("cannot list user group %s: %s", group, exc.response.get("error"))
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else exc
+            log.warning("cannot list user group %s: %s", group, error or type(exc).__name__)
             return cached[1] if cached else frozenset()
         members = frozenset(response.get("users") or [])
         self._cache[group] = (self._clock(), members)
