@@ -212,13 +212,18 @@ class DeliveryPoller:
     async def poll(self) -> Counter[str]:
         """Poll the accepted sends that are due; return what happened to them, by outcome."""
         now = self.clock()
-        due: list[tuple[datetime, dict[str, Any]]] = []
-        for record in self.store.sends.in_states({SendState.ACCEPTED}):
-            if record.get("sandbox"):
-                continue  # checked only: eSMS never delivers a sandbox send
-            at = _at(record.get("next_poll_at")) or _since(record) + POLL_OFFSETS[0]
-            if at <= now:
-                due.append((at, record))
+
+        def next_poll(record: Mapping[str, Any]) -> datetime:
+            return _at(record.get("next_poll_at")) or _since(record) + POLL_OFFSETS[0]
+
+        def is_due(record: Mapping[str, Any]) -> bool:
+            # sandbox sends are checked only: eSMS never delivers them
+            return not record.get("sandbox") and next_poll(record) <= now
+
+        due = [
+            (next_poll(record), record)
+            for record in self.store.sends.select({SendState.ACCEPTED}, is_due)
+        ]
         due.sort(key=lambda pair: pair[0])
         results: Counter[str] = Counter()
         if len(due) > self.poll_batch:

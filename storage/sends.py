@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from tinydb.table import Document
@@ -198,6 +198,18 @@ class SendRecords:
         for state in states:
             doc_ids.update(self._table.find_ids_by("state", str(SendState(state))))
         return [dict(doc) for doc in self._table.get_many(sorted(doc_ids))]
+
+    def select(
+        self, states: Iterable[SendState | str], keep: Callable[[Mapping[str, Any]], bool]
+    ) -> list[dict[str, Any]]:
+        """Sends in `states` that `keep` accepts, copying only those: `keep` sees the live
+        documents (read-only), so scanning 100k sends for the few that are due stays cheap."""
+        docs = self._table.raw_docs()
+        doc_ids: set[int] = set()
+        for state in states:
+            doc_ids.update(self._table.find_ids_by("state", str(SendState(state))))
+        chosen = [i for i in sorted(doc_ids) if keep(docs[str(i)])]
+        return [dict(doc) for doc in self._table.get_many(chosen)]
 
     def count_by_state(self) -> dict[str, int]:
         return {str(state): self._table.count_by("state", str(state)) for state in SendState}

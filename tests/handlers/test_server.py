@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from tests.handlers.test_slack_flow import ORDER, open_order_modal
 from tests.harness import APPROVAL_CHANNEL, bot_settings, running_bot
 
@@ -64,3 +66,29 @@ async def test_slack_429_and_500_are_retried_and_the_card_posted_once(
             if c.ok and c.args.get("channel") == APPROVAL_CHANNEL
         ]
         assert len(posted) == 1
+
+
+async def test_serve_logs_json_lines_without_secrets(tmp_path, slack_standin, esms_standin):
+    import json
+
+    from bot.standins import BOT_TOKEN, SIGNING_SECRET, BotProcess, standin_env
+
+    env = standin_env(slack_standin, esms_standin, tmp_path / "data", log_level="DEBUG")
+    bot = BotProcess(env, cwd=tmp_path)
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log_file:
+        await bot.start(stderr=log_file)  # start-up warms caches: eSMS GETs carry the keys
+        try:
+            # a refused callback logs the caller; a template look-up logs eSMS calls
+            async with httpx.AsyncClient(base_url=bot.url) as http:
+                assert (await http.get("/esms/callback/nope?SMSID=1")).status_code == 404
+        finally:
+            bot.stop()
+    text = log_path.read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines, "serve logged nothing"
+    events = [json.loads(line) for line in lines]  # one JSON object per line, nothing else
+    assert any("unknown token" in e["msg"] for e in events)
+    assert any("GetZnsTemplateInfo" in e["msg"] for e in events)  # eSMS GETs were logged
+    for secret in (esms_standin.api_key, esms_standin.secret_key, BOT_TOKEN, SIGNING_SECRET):
+        assert secret not in text
