@@ -5,18 +5,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bot.esms_standin import ORDER_TEMPLATE
 from bot.jobs import poll_job, reconcile_job
 from bot.polling import DeliveryPoller
+from tests.handlers.test_slack_flow import request_order
 from tests.harness import APPROVAL_CHANNEL, bot_settings, running_bot
-
-ORDER = {
-    "customer_name": "Nguyễn Văn A",
-    "order_code": "DH-1001",
-    "order_date": "27/11/2026",
-    "amount": "150000",
-    "tracking_url": "https://shop.example/t/DH-1001",
-}
 
 
 @pytest.fixture
@@ -24,14 +16,6 @@ async def bot(tmp_path, slack_standin, esms_standin):
     settings = bot_settings(tmp_path / "data", slack_standin, esms_standin)
     async with running_bot(settings, slack_standin, esms_standin) as running:
         yield running
-
-
-async def request_order(bot, phone="0901 888 484"):
-    await bot.slash("")
-    view = await bot.choose(await bot.modal(), "template_select", ORDER_TEMPLATE)
-    response = await bot.submit_request(view, phone=phone, params=ORDER)
-    assert response.status_code == 200 and response.text == "", response.text
-    return await bot.card()
 
 
 def poller_at(bot, moment: datetime) -> DeliveryPoller:
