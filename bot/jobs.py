@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -84,6 +88,21 @@ class _SkipNoise(logging.Filter):
         return "maximum number of running instances reached" not in record.getMessage()
 
 
+def _quiet(job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A job cancelled by shutdown ends quietly: its state is in the store and the next start
+    resumes it, so APScheduler's "raised an exception" traceback would be a false alarm."""
+
+    @functools.wraps(job)
+    async def run(*args: Any) -> Any:
+        try:
+            return await job(*args)
+        except asyncio.CancelledError:
+            log.info("job %s stopped by shutdown; it resumes at the next start", job.__name__)
+            return None
+
+    return run
+
+
 def build_scheduler(
     service: SendService,
     relay: Relay,
@@ -98,16 +117,24 @@ def build_scheduler(
     scheduler = AsyncIOScheduler(
         timezone=UTC, job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
     )
-    scheduler.add_job(relay_job, "interval", args=[relay], seconds=RELAY_INTERVAL_S, id=RELAY_JOB)
-    scheduler.add_job(expire_job, "interval", args=[service], seconds=60, id="expire")
-    scheduler.add_job(resume_job, "interval", args=[service], seconds=60, id="resume")
     scheduler.add_job(
-        templates_job, "interval", args=[service], seconds=template_ttl, id="templates"
+        _quiet(relay_job), "interval", args=[relay], seconds=RELAY_INTERVAL_S, id=RELAY_JOB
+    )
+    scheduler.add_job(_quiet(expire_job), "interval", args=[service], seconds=60, id="expire")
+    scheduler.add_job(_quiet(resume_job), "interval", args=[service], seconds=60, id="resume")
+    scheduler.add_job(
+        _quiet(templates_job), "interval", args=[service], seconds=template_ttl, id="templates"
     )
     poller = poller or DeliveryPoller(service, DeliveryTracker(service))
-    scheduler.add_job(poll_job, "interval", args=[poller], seconds=POLL_INTERVAL_S, id=POLL_JOB)
     scheduler.add_job(
-        reconcile_job, "interval", args=[poller], seconds=RECONCILE_INTERVAL_S, id=RECONCILE_JOB
+        _quiet(poll_job), "interval", args=[poller], seconds=POLL_INTERVAL_S, id=POLL_JOB
+    )
+    scheduler.add_job(
+        _quiet(reconcile_job),
+        "interval",
+        args=[poller],
+        seconds=RECONCILE_INTERVAL_S,
+        id=RECONCILE_JOB,
     )
     return scheduler
 

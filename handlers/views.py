@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import InputError, NotFoundError
+from bot.errors import ZNS_ERRORS, InputError, NotFoundError
 from bot.service import DecisionError
 from handlers.actions import decided_text
 from handlers.blocks import APPROVAL_VIEW, REQUEST_VIEW
@@ -55,14 +55,24 @@ async def handle_request(
     await ack()
 
     async def record() -> None:
-        estimate = await deps.service.estimate(request)
-        deps.service.create(
-            request,
-            actor=f"slack:{user}",
-            origin="slack",
-            reply_channel=meta.get("channel"),
-            estimate=estimate,
-        )
+        try:
+            estimate = await deps.service.estimate(request)
+            deps.service.create(
+                request,
+                actor=f"slack:{user}",
+                origin="slack",
+                reply_channel=meta.get("channel"),
+                estimate=estimate,
+            )
+        except ZNS_ERRORS as exc:
+            # The modal has closed: say so rather than let the request vanish silently.
+            log.error("could not store a request from %s: %s", user, exc)
+            await client.chat_postEphemeral(
+                channel=meta.get("channel") or user,
+                user=user,
+                text=f":x: Your ZNS request could not be saved ({exc}). Nothing was sent; "
+                "please run /zns again.",
+            )
 
     deps.spawn(record())
 

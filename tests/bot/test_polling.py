@@ -505,3 +505,33 @@ async def test_both_jobs_are_scheduled_one_instance_at_a_time(service, store):
             assert isinstance(job.args[0], DeliveryPoller)
     finally:
         scheduler.shutdown(wait=False)
+
+
+async def test_a_job_cancelled_by_shutdown_is_not_reported_as_a_failure(caplog):
+    import asyncio
+    import logging
+
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from bot.jobs import _quiet
+
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    async def busy_job() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # a job mid-way through a slow eSMS call
+        finally:
+            stopped.set()
+
+    caplog.set_level(logging.INFO)
+    scheduler = AsyncIOScheduler()
+    scheduler.add_job(_quiet(busy_job), "date", id="busy")
+    scheduler.start()
+    await started.wait()
+    scheduler.shutdown(wait=False)
+    await stopped.wait()
+    for _ in range(3):  # let the executor's done-callback run (loop steps, not time)
+        await asyncio.sleep(0)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("stopped by shutdown" in r.getMessage() for r in caplog.records)

@@ -424,3 +424,22 @@ async def test_slow_esms_during_submit_answers_inside_slacks_3_seconds(
         assert body["response_action"] == "errors"
         assert "eSMS is slow" in body["errors"]["template"]
         assert bot.store.audit.verify().count == 0
+
+
+async def test_a_request_the_store_cannot_save_is_reported_not_lost(
+    bot, slack_standin, monkeypatch
+):
+    from bot.errors import StoreError
+
+    def broken(*args, **kwargs):
+        raise StoreError("the disk is full")
+
+    view = await open_order_modal(bot)
+    monkeypatch.setattr(bot.runtime.service.store.sends, "create", broken)
+    response = await bot.submit_request(view, phone="0901888484", params=ORDER)
+    assert response.text == ""  # valid input: the modal closed
+    told = await slack_standin.await_for(
+        lambda c: c.args.get("user") == AGENT and "could not be saved" in c.args.get("text", ""),
+        method="chat.postEphemeral",
+    )
+    assert "the disk is full" in told.args["text"] and "Nothing was sent" in told.args["text"]
