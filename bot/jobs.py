@@ -88,7 +88,7 @@ class _SkipNoise(logging.Filter):
         return "maximum number of running instances reached" not in record.getMessage()
 
 
-def _quiet(job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def quiet_on_shutdown(job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """A job cancelled by shutdown ends quietly: its state is in the store and the next start
     resumes it, so APScheduler's "raised an exception" traceback would be a false alarm."""
 
@@ -118,19 +118,31 @@ def build_scheduler(
         timezone=UTC, job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
     )
     scheduler.add_job(
-        _quiet(relay_job), "interval", args=[relay], seconds=RELAY_INTERVAL_S, id=RELAY_JOB
+        quiet_on_shutdown(relay_job),
+        "interval",
+        args=[relay],
+        seconds=RELAY_INTERVAL_S,
+        id=RELAY_JOB,
     )
-    scheduler.add_job(_quiet(expire_job), "interval", args=[service], seconds=60, id="expire")
-    scheduler.add_job(_quiet(resume_job), "interval", args=[service], seconds=60, id="resume")
     scheduler.add_job(
-        _quiet(templates_job), "interval", args=[service], seconds=template_ttl, id="templates"
+        quiet_on_shutdown(expire_job), "interval", args=[service], seconds=60, id="expire"
+    )
+    scheduler.add_job(
+        quiet_on_shutdown(resume_job), "interval", args=[service], seconds=60, id="resume"
+    )
+    scheduler.add_job(
+        quiet_on_shutdown(templates_job),
+        "interval",
+        args=[service],
+        seconds=template_ttl,
+        id="templates",
     )
     poller = poller or DeliveryPoller(service, DeliveryTracker(service))
     scheduler.add_job(
-        _quiet(poll_job), "interval", args=[poller], seconds=POLL_INTERVAL_S, id=POLL_JOB
+        quiet_on_shutdown(poll_job), "interval", args=[poller], seconds=POLL_INTERVAL_S, id=POLL_JOB
     )
     scheduler.add_job(
-        _quiet(reconcile_job),
+        quiet_on_shutdown(reconcile_job),
         "interval",
         args=[poller],
         seconds=RECONCILE_INTERVAL_S,

@@ -513,7 +513,7 @@ async def test_a_job_cancelled_by_shutdown_is_not_reported_as_a_failure(caplog):
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from bot.jobs import _quiet
+    from bot.jobs import quiet_on_shutdown
 
     started, stopped = asyncio.Event(), asyncio.Event()
 
@@ -526,7 +526,7 @@ async def test_a_job_cancelled_by_shutdown_is_not_reported_as_a_failure(caplog):
 
     caplog.set_level(logging.INFO)
     scheduler = AsyncIOScheduler()
-    scheduler.add_job(_quiet(busy_job), "date", id="busy")
+    scheduler.add_job(quiet_on_shutdown(busy_job), "date", id="busy")
     scheduler.start()
     await started.wait()
     scheduler.shutdown(wait=False)
