@@ -21,6 +21,7 @@ from bot.slack_payloads import (
     view_submission_body,
 )
 from bot.slack_standin import SlackStandIn
+from storage.sends import SendState
 from storage.store import Store
 
 APPROVAL_CHANNEL = "C0APPROVALS"
@@ -173,7 +174,7 @@ class SlackDriver:
     def record_for(self, card: Mapping[str, Any]) -> dict[str, Any]:
         assert self.store is not None, "the driver was given no store to look in"
         (record,) = [
-            r for r in self.store.sends.in_states(set(STATES)) if r.get("card_ts") == card["ts"]
+            r for r in self.store.sends.in_states(set(SendState)) if r.get("card_ts") == card["ts"]
         ]
         return record
 
@@ -186,17 +187,3 @@ class SlackDriver:
             timeout=wait,
         )
         return call.args["text"]
-
-
-STATES = (
-    "pending_approval",
-    "approved",
-    "rejected",
-    "expired",
-    "cancelled",
-    "submitting",
-    "accepted",
-    "unknown",
-    "delivered",
-    "failed",
-)
