@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from bot.delivery import DeliveryTracker
-from bot.errors import InputError
+from bot.errors import InputError, StoreError
 from bot.service import token_matches
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,20 @@ class CallbackEndpoint:
             )
             self.count("mismatch")
             return PlainTextResponse("SMSID does not match this callback URL", status_code=400)
-        with self.store.db.transaction():  # the raw callback and its effects: one write
-            if not self.store.callbacks.record(report.sms_id, report.send_status, query):
-                outcome = "duplicate"
-            else:
-                outcome = self.tracker.apply(record, report, source=SOURCE)
+        try:
+            # The raw callback and its effects: one line, written without waiting for the
+            # disk; the fsync is shared with every callback that arrives meanwhile.
+            with self.store.db.transaction(sync=False):
+                if not self.store.callbacks.record(report.sms_id, report.send_status, query):
+                    outcome = "duplicate"
+                else:
+                    outcome = self.tracker.apply(record, report, source=SOURCE)
+            # eSMS may drop a callback once answered: answer only when it is on disk (a
+            # duplicate too, as the first copy may still be on its way there).
+            await self.store.synced()
+        except StoreError as exc:
+            log.error("could not store an eSMS callback for send=%s: %s", record["id"], exc)
+            self.count("store_error")
+            return PlainTextResponse("cannot store the callback now", status_code=503)
         self.count(outcome)
         return PlainTextResponse("ok (duplicate)" if outcome == "duplicate" else "ok")

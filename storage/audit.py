@@ -8,10 +8,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinydb.table import Document
-
 from storage.clock import Clock, iso
-from storage.engine import LogDB
+from storage.engine import LogDB, json_copy
 
 EVENTS_TABLE = "audit"
 META_TABLE = "meta"
@@ -77,11 +75,15 @@ class AuditLog:
         # Hash exactly what a reopen reads back (enums become strings, tuples lists...).
         event = json.loads(canonical(event))
         event["hash"] = event_hash(event)
-        head = {"key": "audit_head", "seq": event["seq"], "hash": event["hash"]}
         with self._db.transaction():
-            self._events.insert(Document(event, doc_id=event["seq"]))
-            self._meta.upsert(Document(head, doc_id=HEAD_DOC_ID))
-        return event
+            # both fresh from JSON decoding and handed over: stored as they are
+            self._events.put(event["seq"], event, plain=True)
+            self._meta.put(
+                HEAD_DOC_ID,
+                {"key": "audit_head", "seq": event["seq"], "hash": event["hash"]},
+                plain=True,
+            )
+        return json_copy(event)
 
     def iter_events(self) -> Iterator[dict[str, Any]]:
         """Every event in seq order (copies)."""
@@ -138,7 +140,7 @@ class AuditLog:
         return []
 
     def _head(self) -> tuple[int, str]:
-        head = self._meta.get(doc_id=HEAD_DOC_ID)
+        head = self._meta.peek(HEAD_DOC_ID)
         if head is not None:
             return head["seq"], head["hash"]
         live = self._events.raw_docs()

@@ -41,7 +41,7 @@ class CallbackEvents:
             key = json.dumps([str(sms_id), str(send_status)])
             if self._table.find_ids_by("dedupe_key", key):
                 return False
-        self._table.insert(
+        self._table.add(
             {
                 "sms_id": sms_id,
                 "send_status": send_status,

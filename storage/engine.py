@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -33,13 +34,23 @@ _MISSING: Any = object()
 _encode = logfile.encode
 
 
+@functools.lru_cache(maxsize=64)
+def _name_json(table: str) -> str:
+    """A table name as JSON, encoded once: it goes into every logged op."""
+    return _encode(table)
+
+
 def json_copy(value: Any) -> Any:
     """Deep-copy a JSON value; much faster than copy.deepcopy for plain dicts and lists."""
     if type(value) is dict:
-        return {k: json_copy(v) for k, v in value.items()}
+        # recursing only into containers: most values are strings and numbers
+        return {k: json_copy(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
     if type(value) is list:
-        return [json_copy(v) for v in value]
+        return [json_copy(v) if type(v) in _CONTAINERS else v for v in value]
     return value
+
+
+_CONTAINERS = (dict, list)
 
 
 def index_key(value: Any) -> Any:
@@ -68,6 +79,22 @@ class _Transaction:
         self.undo: list[tuple[Any, ...]] = []
 
 
+class _Scope:
+    """One `with storage.transaction():` block (a class: cheaper than a generator)."""
+
+    __slots__ = ("_mark", "_outer", "_storage", "_sync")
+
+    def __init__(self, storage: LogStorage, sync: bool) -> None:
+        self._storage = storage
+        self._sync = sync
+
+    def __enter__(self) -> None:
+        self._outer, self._mark = self._storage._begin()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self._storage._end(self._outer, self._mark, exc_type is not None, self._sync)
+
+
 class LogStorage(Storage):
     """A TinyDB Storage that keeps the data in memory and appends every change to a log."""
 
@@ -94,6 +121,8 @@ class LogStorage(Storage):
         self._fd = -1
         self._lock_fd = -1
         self._size = 0
+        self._appended = 0
+        self._durable = 0
         self._gen = 0
         self._log_ops = 0
         self._live = 0
@@ -158,40 +187,84 @@ class LogStorage(Storage):
         """A counter that changes whenever the table's content changes (or is rolled back)."""
         return self._versions.get(name, 0)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, sync: bool = True) -> _Scope:
         """Group commits: all of them reach the log as one line (one fsync), or none do.
 
         Changes are visible in memory at once. If the block raises, or the write fails,
         they are undone. Nested blocks join the outer one (an inner failure that the outer
         block catches undoes only the inner block's changes).
+
+        `sync=False` (outermost block only) appends the line without waiting for the disk:
+        the caller must then wait for `GroupCommit` before telling anyone the change is
+        kept. Never hold a transaction open across an `await`.
         """
+        return _Scope(self, sync)
+
+    def _begin(self) -> tuple[bool, tuple[int, int]]:
         self._check_open()
         outer = self._tx is None
         if outer:
             self._tx = _Transaction()
         tx = self._tx
         assert tx is not None
-        mark = (len(tx.ops), len(tx.undo))
-        try:
-            yield
-        except BaseException:
+        return outer, (len(tx.ops), len(tx.undo))
+
+    def _end(self, outer: bool, mark: tuple[int, int], failed: bool, sync: bool) -> None:
+        tx = self._tx
+        assert tx is not None
+        if failed:
             self._rollback(tx, mark)
             if outer:
                 self._tx = None
-            raise
+            return
         if not outer:
             return
         self._tx = None
         if not tx.ops:
             return
         try:
-            self._append(("[" + ",".join(tx.ops) + "]\n").encode())
+            self._append(("[" + ",".join(tx.ops) + "]\n").encode(), sync=sync)
         except BaseException:
             self._rollback(tx, (0, 0))
             raise
         self._log_ops += len(tx.ops)
         self._maybe_compact()
+
+    # ----------------------------------------------------------------- durability
+
+    @property
+    def appended(self) -> int:
+        """Bytes of log appended since the store was opened (grows across compactions)."""
+        return self._appended
+
+    @property
+    def durable(self) -> int:
+        """How much of `appended` is known to be on disk."""
+        return self._durable
+
+    def sync_handle(self) -> int:
+        """A duplicate of the log's descriptor, for an fsync outside the event loop's thread.
+
+        The caller closes it. A duplicate stays valid even if compaction switches files
+        meanwhile (compaction makes everything durable by itself).
+        """
+        self._check_writable()
+        return os.dup(self._fd)
+
+    def mark_durable(self, upto: int) -> None:
+        """An fsync that began when `appended` was `upto` has finished."""
+        self._durable = max(self._durable, upto)
+
+    def sync_failed(self, exc: OSError) -> StoreError:
+        """Record a failed out-of-line fsync: the store accepts no more writes."""
+        # After a failed fsync the kernel's view of the file cannot be trusted.
+        self._broken = self._broken or f"fsync failed ({exc})"
+        return StoreError(f"could not write to the store at {self.path}: {exc}")
+
+    def check_durable(self) -> None:
+        """Raise StoreError when unsynced writes can never become durable."""
+        if self._broken and self._durable < self._appended:
+            raise StoreError(f"the store at {self.path} cannot be written: {self._broken}")
 
     def commit_tracked(self, name: str, view: TrackedTable) -> None:
         """Apply what an updater did to a TrackedTable: only changed documents are logged."""
@@ -223,6 +296,14 @@ class LogStorage(Storage):
         self.create_index(table, field)
         sids = self._indexes[table][field].get(index_key(value))
         return sorted(int(s) for s in sids) if sids else []
+
+    def first(self, table: str, field: str, value: Any) -> int | None:
+        """The lowest doc id whose `field` equals `value`, or None: no sorting for one match."""
+        self.create_index(table, field)
+        sids = self._indexes[table][field].get(index_key(value))
+        if not sids:
+            return None
+        return int(next(iter(sids))) if len(sids) == 1 else min(int(s) for s in sids)
 
     def count(self, table: str, field: str, value: Any) -> int:
         """How many documents have `field` equal to `value`: O(1) once indexed."""
@@ -272,31 +353,39 @@ class LogStorage(Storage):
     def _create(self, table: str) -> None:
         tx = self._tx_or_fail()
         tx.undo.append(("table", table, _MISSING))
-        tx.ops.append(f'["n",{_encode(table)}]')
+        tx.ops.append(f'["n",{_name_json(table)}]')
         self._data[table] = {}
         self._bump(table)
 
-    def _put(self, table: str, sid: str, doc: Mapping[str, Any]) -> None:
+    def _put(self, table: str, sid: str, doc: Mapping[str, Any], *, plain: bool = False) -> None:
         tx = self._tx_or_fail()
         encoded = _encode(doc)  # raises TypeError for non-JSON values before anything changes
-        # Keep exactly what a reopen would read back (tuples become lists, keys strings...).
-        stored = json.loads(encoded)
+        # Keep exactly what a reopen would read back (tuples become lists, keys strings...),
+        # unless the caller vouches that the document already is that (`plain`).
+        stored = doc if plain else json.loads(encoded)
         live = self._data[table]
         old = live.get(sid, _MISSING)
         tx.undo.append(("doc", table, sid, old))
-        tx.ops.append(f'["p",{_encode(table)},"{sid}",{encoded}]')
+        tx.ops.append(f'["p",{_name_json(table)},"{sid}",{encoded}]')
         live[sid] = stored
         self._reindex(table, sid, old, stored)
         if old is _MISSING:
             self._live += 1
         self._bump(table)
 
+    def put_doc(self, table: str, sid: str, doc: Mapping[str, Any], *, plain: bool = False) -> None:
+        """Insert or replace one document (joining the open transaction, if any)."""
+        with self.transaction():
+            if table not in self._data:
+                self._create(table)
+            self._put(table, sid, doc, plain=plain)
+
     def _delete(self, table: str, sid: str) -> None:
         tx = self._tx_or_fail()
         live = self._data[table]
         old = live.pop(sid)
         tx.undo.append(("doc", table, sid, old))
-        tx.ops.append(f'["d",{_encode(table)},"{sid}"]')
+        tx.ops.append(f'["d",{_name_json(table)},"{sid}"]')
         self._reindex(table, sid, old, _MISSING)
         self._live -= 1
         self._bump(table)
@@ -311,7 +400,7 @@ class LogStorage(Storage):
         tx = self._tx_or_fail()
         old = self._data.get(table, _MISSING)
         tx.undo.append(("table", table, old))
-        tx.ops.append(f'["{op}",{_encode(table)}]')
+        tx.ops.append(f'["{op}",{_name_json(table)}]')
         self._set_table(table, new)
 
     def _set_table(self, table: str, docs: Any) -> None:
@@ -389,22 +478,24 @@ class LogStorage(Storage):
         if self._broken:
             raise StoreError(f"the store at {self.path} cannot be written: {self._broken}")
 
-    def _append(self, line: bytes) -> None:
+    def _append(self, line: bytes, *, sync: bool = True) -> None:
         self._check_writable()
         try:
             logfile.write_all(self._fd, line)
         except OSError as exc:
             self._cut_back()
             raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
-        if self._fsync:
+        if self._fsync and sync:
             try:
                 os.fsync(self._fd)
             except OSError as exc:
                 self._cut_back()
-                # After a failed fsync the kernel's view of the file cannot be trusted.
                 self._broken = self._broken or f"fsync failed ({exc})"
                 raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
         self._size += len(line)
+        self._appended += len(line)
+        if sync or not self._fsync:
+            self._durable = self._appended
 
     def _cut_back(self) -> None:
         # A half-written line followed by good ones would make the file unreadable.
@@ -521,6 +612,7 @@ class LogStorage(Storage):
         if old_fd >= 0:
             os.close(old_fd)
         self._gen, self._size, self._log_ops, self._compact_after = gen, size, 0, 0
+        self._durable = self._appended  # the snapshot holds every write so far, fsynced
         self._step("replaced")
         try:
             logfile.fsync_dir(self.path.parent)
@@ -651,6 +743,31 @@ class LogTable(Table):
     def count_by(self, field: str, value: Any) -> int:
         return self._storage.count(self.name, field, value)
 
+    def first_id_by(self, field: str, value: Any) -> int | None:
+        return self._storage.first(self.name, field, value)
+
+    def peek(self, doc_id: int) -> Mapping[str, Any] | None:
+        """The live document, uncopied: read only, and only until the next write to it."""
+        return self._storage.table_data(self.name).get(str(doc_id))
+
+    def put(self, doc_id: int, doc: Mapping[str, Any], *, plain: bool = False) -> None:
+        """Store `doc` as document `doc_id`, inserting or replacing it: one logged op.
+
+        `plain`: the caller hands over a document that is exactly what JSON decoding yields
+        (str keys; str, int, float, bool, None, list and dict values) and never touches it
+        again, so it is kept as it is instead of being decoded back from its encoding.
+        """
+        self._storage.put_doc(self.name, str(doc_id), doc, plain=plain)
+        if self._next_id is not None and doc_id >= self._next_id:
+            self._next_id = None
+        self.clear_cache()
+
+    def add(self, doc: Mapping[str, Any]) -> int:
+        """Insert `doc` under the next free doc id and return the id."""
+        doc_id = self._get_next_id()
+        self.put(doc_id, doc)
+        return doc_id
+
     def find_by(self, field: str, value: Any) -> list[Document]:
         """Documents whose `field` equals `value`, by doc id (indexes the field if needed)."""
         return self.get_many(self.find_ids_by(field, value))
@@ -682,8 +799,8 @@ class LogDB(TinyDB):
     def table(self, name: str, **kwargs: Any) -> LogTable:
         return super().table(name, **kwargs)  # type: ignore[return-value]
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]:
-        return self.storage.transaction()
+    def transaction(self, *, sync: bool = True) -> contextlib.AbstractContextManager[None]:
+        return self.storage.transaction(sync=sync)
 
     def compact(self) -> None:
         self.storage.compact()

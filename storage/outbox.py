@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +39,7 @@ class Outbox:
         if self._table.find_ids_by("key", key):
             return False
         now = iso(self._clock())
-        self._table.insert(
+        self._table.add(
             {
                 "key": key,
                 "kind": kind,
@@ -82,27 +83,33 @@ class Outbox:
         return _item(doc)
 
     def mark_done(self, item_id: int, result: dict[str, Any]) -> None:
-        item = self.get(item_id)
+        item = self._live(item_id)
         if item["status"] == DONE:
             return
-        self._table.update(
-            {"status": DONE, "result": result, "done_at": iso(self._clock())},
-            doc_ids=[item_id],
+        self._table.put(
+            item_id, {**item, "status": DONE, "result": result, "done_at": iso(self._clock())}
         )
 
     def mark_failed_attempt(self, item_id: int, error: str, retry_at: datetime) -> None:
-        item = self.get(item_id)
+        item = self._live(item_id)
         if item["status"] == DONE:
             return
-        self._table.update(
+        self._table.put(
+            item_id,
             {
+                **item,
                 "attempts": item["attempts"] + 1,
                 "last_error": error,
                 "last_attempt_at": iso(self._clock()),
                 "next_attempt_at": iso(retry_at),
             },
-            doc_ids=[item_id],
         )
+
+    def _live(self, item_id: int) -> Mapping[str, Any]:
+        doc = self._table.peek(item_id)
+        if doc is None:
+            raise NotFoundError(f"no outbox item {item_id}")
+        return doc
 
     def depth(self) -> int:
         """How many items are not done yet."""

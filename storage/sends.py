@@ -7,11 +7,9 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from tinydb.table import Document
-
 from storage.audit import AuditLog
 from storage.clock import Clock, iso
-from storage.engine import LogDB
+from storage.engine import LogDB, json_copy
 from storage.errors import NotFoundError, StoreError
 
 TABLE = "sends"
@@ -86,7 +84,7 @@ class SendRecords:
             "version": 1,
         }
         with self._db.transaction():
-            self._table.insert(record)
+            self._table.add(record)
             self._audit.append(
                 actor,
                 "created",
@@ -103,8 +101,7 @@ class SendRecords:
         return record
 
     def find(self, send_id: str) -> dict[str, Any] | None:
-        found = self._table.find_by("id", send_id)
-        return dict(found[0]) if found else None
+        return self._copy(self._table.first_id_by("id", send_id))
 
     def by_sms_id(self, sms_id: str) -> dict[str, Any] | None:
         """The send eSMS knows by this SMSID (the latest one, should eSMS ever reuse it)."""
@@ -113,8 +110,7 @@ class SendRecords:
 
     def by_callback_token(self, token: str) -> dict[str, Any] | None:
         """The send whose eSMS CallbackUrl carries this token."""
-        found = self._table.find_by("callback_token", token)
-        return dict(found[0]) if found else None
+        return self._copy(self._table.first_id_by("callback_token", token))
 
     def transition(
         self,
@@ -133,25 +129,28 @@ class SendRecords:
         """
         target = SendState(to)
         _refuse_reserved(fields)
-        doc = self._doc(send_id)
+        doc_id, doc = self._live(send_id)
         current = SendState(doc["state"])
         if target not in TRANSITIONS[current]:
             return None
         if expect is not None and current not in {SendState(s) for s in expect}:
             return None
         version = doc["version"] + 1
-        changes = {
-            **fields,
-            "state": target,
-            "version": version,
-            "updated_at": iso(self._clock()),
-        }
         data: dict[str, Any] = {"version": version}
         if fields:
             # Names only: values may be personal data, and the record itself holds them.
             data["fields"] = sorted(fields)
         with self._db.transaction():
-            self._table.update(changes, doc_ids=[doc.doc_id])
+            self._table.put(
+                doc_id,
+                {
+                    **doc,
+                    **fields,
+                    "state": target,
+                    "version": version,
+                    "updated_at": iso(self._clock()),
+                },
+            )
             self._audit.append(
                 actor,
                 "transition",
@@ -161,7 +160,7 @@ class SendRecords:
                 reason=reason,
                 data=data,
             )
-        return self.get(send_id)
+        return self._copy(doc_id)
 
     def update_fields(
         self, send_id: str, *, actor: str = "system", reason: str = "", **fields: Any
@@ -172,15 +171,14 @@ class SendRecords:
         a change a person should be able to trace later should pass one.
         """
         _refuse_reserved(fields)
-        doc = self._doc(send_id)
+        doc_id, doc = self._live(send_id)
         changed = {k: v for k, v in fields.items() if k not in doc or doc[k] != v}
         if not changed:
-            return dict(doc)
+            return json_copy(doc)
         version = doc["version"] + 1
         with self._db.transaction():
-            self._table.update(
-                {**changed, "version": version, "updated_at": iso(self._clock())},
-                doc_ids=[doc.doc_id],
+            self._table.put(
+                doc_id, {**doc, **changed, "version": version, "updated_at": iso(self._clock())}
             )
             if reason:
                 self._audit.append(
@@ -217,11 +215,18 @@ class SendRecords:
     def count(self) -> int:
         return len(self._table)
 
-    def _doc(self, send_id: str) -> Document:
-        found = self._table.find_by("id", send_id)
-        if not found:
+    def _live(self, send_id: str) -> tuple[int, Mapping[str, Any]]:
+        """The send's doc id and live document (read only)."""
+        doc_id = self._table.first_id_by("id", send_id)
+        doc = None if doc_id is None else self._table.peek(doc_id)
+        if doc_id is None or doc is None:
             raise NotFoundError(f"no send with id {send_id}")
-        return found[0]
+        return doc_id, doc
+
+    def _copy(self, doc_id: int | None) -> dict[str, Any] | None:
+        """A private copy of the document, for callers to keep (or None)."""
+        doc = None if doc_id is None else self._table.peek(doc_id)
+        return None if doc is None else json_copy(doc)
 
 
 def _refuse_reserved(fields: Mapping[str, Any]) -> None:

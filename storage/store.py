@@ -10,6 +10,7 @@ from storage.callbacks import CallbackEvents
 from storage.clock import Clock, utcnow
 from storage.engine import DEFAULT_COMPACT_MIN_OPS, DEFAULT_COMPACT_RATIO, LogDB, open_db
 from storage.errors import StoreError
+from storage.group_commit import GroupCommit
 from storage.outbox import Outbox
 from storage.sends import SendRecords
 
@@ -31,6 +32,7 @@ class Store:
         self.sends = SendRecords(db, self.audit, clock)
         self.callbacks = CallbackEvents(db, clock)
         self.outbox = Outbox(db, clock)
+        self._group_commit = GroupCommit(db.storage)
 
     @classmethod
     def open(
@@ -68,6 +70,13 @@ class Store:
     def check_writable(self) -> None:
         """Raise StoreError unless a write would be accepted right now (for health checks)."""
         self.db.storage.check_writable()
+
+    async def synced(self) -> None:
+        """Wait until every write so far is on disk (see `transaction(sync=False)`).
+
+        Raises StoreError when they can never be (the disk failed).
+        """
+        await self._group_commit.wait()
 
     def close(self) -> None:
         self.db.close()
