@@ -38,7 +38,7 @@ from bot.errors import (
     TemplateError,
 )
 from bot.esms_types import DeliveryReport, SubmitOutcome
-from bot.service import SendService
+from bot.service import FIRST_POLL_AFTER, SendService
 from storage.clock import Clock, iso, utcnow
 from storage.sends import SendState
 
@@ -49,7 +49,7 @@ RECONCILE_SOURCE = "esms-reconcile"
 
 # QueryZnsStatus after acceptance: at these offsets, then every POLL_EVERY after the last poll.
 POLL_OFFSETS = (
-    timedelta(seconds=30),
+    FIRST_POLL_AFTER,
     timedelta(minutes=1),
     timedelta(minutes=2),
     timedelta(minutes=5),
@@ -212,26 +212,26 @@ class DeliveryPoller:
     async def poll(self) -> Counter[str]:
         """Poll the accepted sends that are due; return what happened to them, by outcome."""
         now = self.clock()
+        # Stored times are fixed-width UTC text, so they compare as strings: no parsing of
+        # every accepted send on each run.
+        cutoff, first_cutoff = iso(now), iso(now - POLL_OFFSETS[0])
 
-        def next_poll(record: Mapping[str, Any]) -> datetime:
-            return _at(record.get("next_poll_at")) or _since(record) + POLL_OFFSETS[0]
+        def due_at(record: Mapping[str, Any]) -> str | None:
+            if record.get("sandbox"):  # sandbox sends are checked only: eSMS never delivers them
+                return None
+            scheduled = record.get("next_poll_at")
+            if scheduled:
+                return scheduled if scheduled <= cutoff else None
+            # Never polled, and accepted before next_poll_at was written at acceptance.
+            since = record.get("accepted_at") or record.get("updated_at") or ""
+            return since if since <= first_cutoff else None
 
-        def is_due(record: Mapping[str, Any]) -> bool:
-            # sandbox sends are checked only: eSMS never delivers them
-            return not record.get("sandbox") and next_poll(record) <= now
-
-        due = [
-            (next_poll(record), record)
-            for record in self.store.sends.select({SendState.ACCEPTED}, is_due)
-        ]
-        due.sort(key=lambda pair: pair[0])
+        due, count = self.store.sends.earliest({SendState.ACCEPTED}, due_at, self.poll_batch)
         results: Counter[str] = Counter()
-        if len(due) > self.poll_batch:
-            results["deferred"] = len(due) - self.poll_batch
+        if count > len(due):
+            results["deferred"] = count - len(due)
         gate = asyncio.Semaphore(self.concurrency)
-        outcomes = await asyncio.gather(
-            *(self._poll_one(record, now, gate) for _, record in due[: self.poll_batch])
-        )
+        outcomes = await asyncio.gather(*(self._poll_one(record, now, gate) for record in due))
         results.update(outcomes)
         return results
 
@@ -368,17 +368,17 @@ class DeliveryPoller:
                 )
                 if moved is not None:
                     results["unstuck"] += 1
-        due = [
-            record
-            for record in self.store.sends.in_states({SendState.UNKNOWN})
-            if not record.get("reconcile_stopped")
-            and not record.get("sandbox")
-            and (_at(record.get("next_reconcile_at")) or now) <= now
-        ]
-        due.sort(key=lambda r: r.get("next_reconcile_at") or "")
-        if len(due) > self.reconcile_batch:
-            results["deferred"] = len(due) - self.reconcile_batch
-        due = due[: self.reconcile_batch]
+        cutoff = iso(now)
+
+        def due_at(record: Mapping[str, Any]) -> str | None:
+            if record.get("reconcile_stopped") or record.get("sandbox"):
+                return None
+            scheduled = record.get("next_reconcile_at") or ""
+            return scheduled if scheduled <= cutoff else None
+
+        due, count = self.store.sends.earliest({SendState.UNKNOWN}, due_at, self.reconcile_batch)
+        if count > len(due):
+            results["deferred"] = count - len(due)
         gate = asyncio.Semaphore(self.concurrency)
         known = [r for r in due if r.get("sms_id")]
         replayed = await self._replay_callbacks(known)

@@ -19,6 +19,7 @@ from bot.logs import log_event
 from bot.notify import CARD, DM, EPHEMERAL, NOTIFY, THREAD
 from bot.phones import normalize_phone
 from bot.templates import TemplateCatalogue, validate_params
+from storage.clock import iso
 from storage.sends import SendState
 from storage.store import Store
 
@@ -41,6 +42,7 @@ ORDER_ID_MAX = 50
 ESTIMATE_WAIT_S = 5.0
 CAMPAIGN_MAX = 254
 NOTE_MAX = 500
+FIRST_POLL_AFTER = timedelta(seconds=30)  # when eSMS is first asked about an accepted send
 
 
 class DecisionError(ZnsBotError):
@@ -322,7 +324,7 @@ class SendService:
             reason=reason or "approved",
             expect={SendState.PENDING_APPROVAL},
             approver=actor,
-            decided_at=_now_iso(),
+            decided_at=iso(self.store.clock()),
         )
 
     def reject(self, send_id: str, *, actor: str, reason: str) -> dict[str, Any] | None:
@@ -336,7 +338,7 @@ class SendService:
             reason=reason,
             expect={SendState.PENDING_APPROVAL},
             approver=actor,
-            decided_at=_now_iso(),
+            decided_at=iso(self.store.clock()),
             reject_reason=reason,
         )
 
@@ -418,7 +420,8 @@ class SendService:
                 SendState.ACCEPTED,
                 f"accepted by eSMS, SMSID {result.sms_id}",
                 sms_id=result.sms_id,
-                accepted_at=_now_iso(),
+                accepted_at=iso(now := self.store.clock()),
+                next_poll_at=iso(now + FIRST_POLL_AFTER),
             )
         reason = (
             "eSMS says this request was already submitted (code 124); checking its outcome"
@@ -437,7 +440,3 @@ class SendService:
             **fields,
         )
         return done if done is not None else self.store.sends.get(send_id)
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat()

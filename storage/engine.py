@@ -8,7 +8,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +296,11 @@ class LogStorage(Storage):
         self.create_index(table, field)
         sids = self._indexes[table][field].get(index_key(value))
         return sorted(int(s) for s in sids) if sids else []
+
+    def matching(self, table: str, field: str, value: Any) -> Collection[str]:
+        """The str doc ids whose `field` equals `value`, unsorted. Read only: never mutate."""
+        self.create_index(table, field)
+        return self._indexes[table][field].get(index_key(value)) or ()
 
     def first(self, table: str, field: str, value: Any) -> int | None:
         """The lowest doc id whose `field` equals `value`, or None: no sorting for one match."""
@@ -742,6 +747,10 @@ class LogTable(Table):
 
     def count_by(self, field: str, value: Any) -> int:
         return self._storage.count(self.name, field, value)
+
+    def sids_by(self, field: str, value: Any) -> Collection[str]:
+        """The str doc ids (as `raw_docs` keys them) whose `field` equals `value`, unsorted."""
+        return self._storage.matching(self.name, field, value)
 
     def first_id_by(self, field: str, value: Any) -> int | None:
         return self._storage.first(self.name, field, value)

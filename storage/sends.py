@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import heapq
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
@@ -197,17 +198,27 @@ class SendRecords:
             doc_ids.update(self._table.find_ids_by("state", str(SendState(state))))
         return [dict(doc) for doc in self._table.get_many(sorted(doc_ids))]
 
-    def select(
-        self, states: Iterable[SendState | str], keep: Callable[[Mapping[str, Any]], bool]
-    ) -> list[dict[str, Any]]:
-        """Sends in `states` that `keep` accepts, copying only those: `keep` sees the live
-        documents (read-only), so scanning 100k sends for the few that are due stays cheap."""
+    def earliest(
+        self,
+        states: Iterable[SendState | str],
+        due: Callable[[Mapping[str, Any]], str | None],
+        limit: int,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The `limit` sends in `states` with the smallest `due` key, smallest first (ties:
+        oldest first), copied; and how many had a key at all.
+
+        `due` sees the live documents (read only) and returns None for a send that is not
+        due, so scanning 100k sends for the few that are due copies only those few.
+        """
         docs = self._table.raw_docs()
-        doc_ids: set[int] = set()
+        keyed = []
         for state in states:
-            doc_ids.update(self._table.find_ids_by("state", str(SendState(state))))
-        chosen = [i for i in sorted(doc_ids) if keep(docs[str(i)])]
-        return [dict(doc) for doc in self._table.get_many(chosen)]
+            for sid in self._table.sids_by("state", str(SendState(state))):
+                key = due(docs[sid])
+                if key is not None:
+                    keyed.append((key, int(sid)))
+        chosen = heapq.nsmallest(limit, keyed)
+        return [json_copy(docs[str(doc_id)]) for _, doc_id in chosen], len(keyed)
 
     def count_by_state(self) -> dict[str, int]:
         return {str(state): self._table.count_by("state", str(state)) for state in SendState}
