@@ -20,6 +20,9 @@ PACE_S = 1.0
 BURST = 1
 BASE_BACKOFF_S = 2.0  # first retry after a failure; doubles with each further failure
 MAX_BACKOFF_S = 300.0
+# Least time between two passes when the first found nothing it could send yet: a busy
+# stream of new items behind a paced channel would otherwise rescan the backlog per item.
+IDLE_PASS_GAP = timedelta(seconds=0.1)
 # On the send record: {outbox key: when the first attempt to post it began (ISO time)}.
 # Written before Slack is called, so after a crash between "posted" and "marked done" the
 # next attempt knows to look for the message before posting it again.
@@ -103,13 +106,19 @@ class Relay:
         self._idle.clear()
         total = 0
         try:
+            idle_since: datetime | None = None  # when a pass last found nothing to send
             while True:
+                if idle_since is not None:
+                    # New items behind a paced channel: one pass per gap, not one per item.
+                    await self._nap_until(idle_since + IDLE_PASS_GAP)
                 self._again = False
                 self._wake.clear()
+                began = self.clock()
                 sent = await self.drain()
                 total += sent
                 if self._closed:
                     return total
+                idle_since = None if sent else began
                 if sent or self._again:
                     continue
                 if self._ready_at is None:
@@ -136,26 +145,25 @@ class Relay:
         # Strict order per send across passes: an item goes only once every older item of
         # its send is done, even one that waits for a retry (or a found-again card would be
         # followed by a second card).
-        order = self.store.outbox.pending_order()
         for item in self.store.outbox.due(now, limit):
             if self._closed:
                 break
             send_id = item.get("send_id") or ""
-            queue = order.get(send_id) or [item["id"]]
-            if send_id in blocked or queue[0] != item["id"]:
+            if (
+                send_id in blocked
+                or self.store.outbox.first_pending(item.get("send_id")) != item["id"]
+            ):
                 blocked.add(send_id)
                 continue
             record = self.store.sends.find(send_id) if send_id else None
             if record is None:
                 self.store.outbox.mark_done(item["id"], {"skipped": "the send no longer exists"})
-                queue.pop(0)
                 continue
             kind = item["kind"]
             payload = item.get("payload") or {}
             if kind == CARD and send_id in carded:
                 # A card renders the send's current state, so one refresh covers them all.
                 self.store.outbox.mark_done(item["id"], {"coalesced": True})
-                queue.pop(0)
                 continue
             if kind != CARD and not record.get("card_ts"):
                 blocked.add(send_id)  # thread replies and links need the card first
@@ -193,7 +201,6 @@ class Relay:
                         send_id, card_channel=result["channel"], card_ts=result["ts"]
                     )
                 self.store.outbox.mark_done(item["id"], result)
-            queue.pop(0)
             delivered += 1
         return delivered
 
@@ -261,6 +268,11 @@ class Relay:
     def _spend(self, lane: str) -> None:
         now = self.clock()
         self._tokens[lane] = (self._left(lane, now) - 1.0, now)
+
+    async def _nap_until(self, when: datetime) -> None:
+        seconds = (when - self.clock()).total_seconds()
+        if seconds > 0 and not self._closed:
+            await self.sleep(seconds)
 
     async def _pause_until(self, when: datetime) -> None:
         """Wait until `when` (by the relay's clock), or until new items are queued."""

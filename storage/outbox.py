@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ class Outbox:
     def __init__(self, db: LogDB, clock: Clock) -> None:
         self._clock = clock
         self._table = db.table(TABLE)
-        for name in ("key", "status"):
+        for name in ("key", "status", "send_id"):
             self._table.create_index(name)
 
     def add(
@@ -61,20 +62,25 @@ class Outbox:
         """Pending items whose next attempt is due, oldest (first queued) first."""
         cutoff = iso(now)
         docs = self._table.raw_docs()
-        due_ids = [
-            doc_id
-            for doc_id in self._table.find_ids_by("status", PENDING)
-            if docs[str(doc_id)]["next_attempt_at"] <= cutoff
-        ][:limit]
+        due_ids = heapq.nsmallest(
+            limit,
+            (
+                int(sid)
+                for sid in self._table.sids_by("status", PENDING)
+                if docs[sid]["next_attempt_at"] <= cutoff
+            ),
+        )
         return [_item(doc) for doc in self._table.get_many(due_ids)]
 
-    def pending_order(self) -> dict[str, list[int]]:
-        """send id → its pending item ids, oldest first (due or not)."""
+    def first_pending(self, send_id: str | None) -> int | None:
+        """The id of the send's oldest item not yet done (due or not), or None."""
         docs = self._table.raw_docs()
-        order: dict[str, list[int]] = {}
-        for doc_id in sorted(self._table.find_ids_by("status", PENDING)):
-            order.setdefault(docs[str(doc_id)].get("send_id") or "", []).append(doc_id)
-        return order
+        pending = [
+            int(sid)
+            for sid in self._table.sids_by("send_id", send_id)
+            if docs[sid]["status"] == PENDING
+        ]
+        return min(pending) if pending else None
 
     def get(self, item_id: int) -> dict[str, Any]:
         doc = self._table.get(doc_id=item_id)

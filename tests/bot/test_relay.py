@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.notify import CARD, DM, EPHEMERAL, NOTIFY, THREAD, DeliveryError
-from bot.relay import TRIED_FIELD, Relay
+from bot.relay import IDLE_PASS_GAP, TRIED_FIELD, Relay
 from storage.store import Store
 
 APPROVALS = "C0APPROVALS"
@@ -161,10 +161,16 @@ async def test_one_post_per_second_per_channel_while_other_channels_go_out(store
 async def test_run_until_idle_waits_out_the_pace_without_blocking_other_channels(
     store, slack, clock
 ):
-    """The relay naps for the paced channel; new items for other channels wake it at once."""
+    """The relay naps for the paced channel; new items for other channels wake it (after
+    the short gap it keeps between passes, which a real sleep would take)."""
     napping = asyncio.Event()
+    gaps: list[float] = []
 
     async def nap_until_cancelled(seconds: float) -> None:
+        if seconds <= IDLE_PASS_GAP.total_seconds():
+            gaps.append(seconds)
+            clock.advance(seconds)
+            return
         napping.set()
         await asyncio.Event().wait()
 
@@ -180,6 +186,7 @@ async def test_run_until_idle_waits_out_the_pace_without_blocking_other_channels
     assert relay.request_run() is True  # the running drain takes it
     await asyncio.wait_for(napping.wait(), 5)
     assert slack.posted() == [first, elsewhere]  # out while the approvals channel still waits
+    assert gaps == [IDLE_PASS_GAP.total_seconds()]
 
     clock.advance(1.0)
     relay.request_run()
