@@ -14,6 +14,7 @@ The record itself is rewritten, so handlers that run after this one see the clea
 
 from __future__ import annotations
 
+import functools
 import json as jsonlib
 import logging
 import re
@@ -21,6 +22,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+import orjson
 
 from bot.phones import mask_phone
 
@@ -141,7 +144,10 @@ class JsonFormatter(logging.Formatter):
             event["exc"] = exc
         if record.stack_info:
             event["stack"] = record.stack_info
-        return jsonlib.dumps(event, ensure_ascii=False, default=str)
+        try:
+            return orjson.dumps(event, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except orjson.JSONEncodeError:  # what orjson refuses (an int over 64 bits...)
+            return jsonlib.dumps(event, ensure_ascii=False, default=str)
 
 
 class TextFormatter(logging.Formatter):
@@ -275,6 +281,7 @@ def _exception_text(record: logging.LogRecord) -> str:
     return record.exc_text or ""
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_phone_key(key: str) -> bool:
     lowered = key.lower()
     return lowered == "phone" or lowered.endswith("_phone")

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from storage import logfile
 from storage.clock import Clock, iso
 from storage.engine import LogDB, json_copy
 
@@ -73,7 +74,7 @@ class AuditLog:
             "prev": prev,
         }
         # Hash exactly what a reopen reads back (enums become strings, tuples lists...).
-        event = json.loads(canonical(event))
+        event = logfile.loads(logfile.dumps(event))
         event["hash"] = event_hash(event)
         with self._db.transaction():
             # both fresh from JSON decoding and handed over: stored as they are

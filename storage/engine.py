@@ -31,13 +31,14 @@ COMPACTION_STEPS = ("started", "temp_written", "temp_synced", "replaced", "dir_s
 Doc = dict[str, Any]
 _MISSING: Any = object()
 
-_encode = logfile.encode
+_dumps = logfile.dumps
+_loads = logfile.loads
 
 
 @functools.lru_cache(maxsize=64)
-def _name_json(table: str) -> str:
+def _name_json(table: str) -> bytes:
     """A table name as JSON, encoded once: it goes into every logged op."""
-    return _encode(table)
+    return _dumps(table)
 
 
 def json_copy(value: Any) -> Any:
@@ -74,7 +75,7 @@ class _Transaction:
     __slots__ = ("ops", "undo")
 
     def __init__(self) -> None:
-        self.ops: list[str] = []
+        self.ops: list[bytes] = []
         # ("doc", table, sid, old doc | _MISSING) or ("table", table, old dict | _MISSING)
         self.undo: list[tuple[Any, ...]] = []
 
@@ -223,7 +224,7 @@ class LogStorage(Storage):
         if not tx.ops:
             return
         try:
-            self._append(("[" + ",".join(tx.ops) + "]\n").encode(), sync=sync)
+            self._append(b"[" + b",".join(tx.ops) + b"]\n", sync=sync)
         except BaseException:
             self._rollback(tx, (0, 0))
             raise
@@ -358,20 +359,20 @@ class LogStorage(Storage):
     def _create(self, table: str) -> None:
         tx = self._tx_or_fail()
         tx.undo.append(("table", table, _MISSING))
-        tx.ops.append(f'["n",{_name_json(table)}]')
+        tx.ops.append(b'["n",' + _name_json(table) + b"]")
         self._data[table] = {}
         self._bump(table)
 
     def _put(self, table: str, sid: str, doc: Mapping[str, Any], *, plain: bool = False) -> None:
         tx = self._tx_or_fail()
-        encoded = _encode(doc)  # raises TypeError for non-JSON values before anything changes
+        encoded = _dumps(doc)  # raises TypeError for non-JSON values before anything changes
         # Keep exactly what a reopen would read back (tuples become lists, keys strings...),
         # unless the caller vouches that the document already is that (`plain`).
-        stored = doc if plain else json.loads(encoded)
+        stored = doc if plain else _loads(encoded)
         live = self._data[table]
         old = live.get(sid, _MISSING)
         tx.undo.append(("doc", table, sid, old))
-        tx.ops.append(f'["p",{_name_json(table)},"{sid}",{encoded}]')
+        tx.ops.append(b'["p",' + _name_json(table) + b',"' + sid.encode() + b'",' + encoded + b"]")
         live[sid] = stored
         self._reindex(table, sid, old, stored)
         if old is _MISSING:
@@ -390,7 +391,7 @@ class LogStorage(Storage):
         live = self._data[table]
         old = live.pop(sid)
         tx.undo.append(("doc", table, sid, old))
-        tx.ops.append(f'["d",{_name_json(table)},"{sid}"]')
+        tx.ops.append(b'["d",' + _name_json(table) + b',"' + sid.encode() + b'"]')
         self._reindex(table, sid, old, _MISSING)
         self._live -= 1
         self._bump(table)
@@ -405,7 +406,7 @@ class LogStorage(Storage):
         tx = self._tx_or_fail()
         old = self._data.get(table, _MISSING)
         tx.undo.append(("table", table, old))
-        tx.ops.append(f'["{op}",{_name_json(table)}]')
+        tx.ops.append(b'["' + op.encode() + b'",' + _name_json(table) + b"]")
         self._set_table(table, new)
 
     def _set_table(self, table: str, docs: Any) -> None:
