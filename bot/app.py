@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from bot.config import Settings
 from bot.delivery import DeliveryTracker
 from bot.errors import StoreError
 from bot.esms import EsmsClient
+from bot.heap import settle_long_lived
 from bot.jobs import RELAY_JOB, build_scheduler, kick_relay, run_soon
 from bot.logs import log_event
 from bot.metrics import Metrics
@@ -147,10 +147,6 @@ class Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     check_settings(settings)
     store = Store.open(settings.zns_data_dir, fsync=settings.zns_fsync)
-    # The loaded store is a million-odd long-lived objects: keep them out of the garbage
-    # collector's full passes, which otherwise pause the event loop for about a second.
-    gc.collect()
-    gc.freeze()
     metrics = Metrics(store)
     esms = EsmsClient.from_settings(settings, on_call=metrics.esms_latency)
     catalogue = TemplateCatalogue(esms, ttl=settings.zns_template_ttl)
@@ -227,6 +223,7 @@ def build_runtime(settings: Settings) -> Runtime:
 async def serve(settings: Settings) -> None:
     """Run the server until it is told to stop (SIGINT / SIGTERM)."""
     runtime = build_runtime(settings)
+    settle_long_lived()  # the loaded store must not slow the collector's full passes
     # Quiet access log: eSMS callbacks carry phone numbers in their query strings.
     config = quiet_config(runtime.asgi, host=settings.host, port=settings.port, lifespan="on")
     log_event(log, "listening", url=f"http://{settings.host}:{settings.port}")

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -518,7 +518,10 @@ class EsmsStandIn:
     async def _handle(self, request: Request) -> Response:
         key = request.url.path.strip("/").lower()
         route = _ROUTES.get(key)
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # the caller gave up (a bot shutting down): nobody to answer
+            return Response(status_code=499)
         body: dict[str, Any] | None = None
         if raw:
             try:

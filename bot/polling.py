@@ -226,7 +226,7 @@ class DeliveryPoller:
             since = record.get("accepted_at") or record.get("updated_at") or ""
             return since if since <= first_cutoff else None
 
-        due, count = self.store.sends.earliest({SendState.ACCEPTED}, due_at, self.poll_batch)
+        due, count = await self.store.sends.earliest({SendState.ACCEPTED}, due_at, self.poll_batch)
         results: Counter[str] = Counter()
         if count > len(due):
             results["deferred"] = count - len(due)
@@ -376,7 +376,9 @@ class DeliveryPoller:
             scheduled = record.get("next_reconcile_at") or ""
             return scheduled if scheduled <= cutoff else None
 
-        due, count = self.store.sends.earliest({SendState.UNKNOWN}, due_at, self.reconcile_batch)
+        due, count = await self.store.sends.earliest(
+            {SendState.UNKNOWN}, due_at, self.reconcile_batch
+        )
         if count > len(due):
             results["deferred"] = count - len(due)
         gate = asyncio.Semaphore(self.concurrency)

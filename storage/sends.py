@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import heapq
 import uuid
@@ -198,27 +199,41 @@ class SendRecords:
             doc_ids.update(self._table.find_ids_by("state", str(SendState(state))))
         return [dict(doc) for doc in self._table.get_many(sorted(doc_ids))]
 
-    def earliest(
+    async def earliest(
         self,
         states: Iterable[SendState | str],
         due: Callable[[Mapping[str, Any]], str | None],
         limit: int,
+        *,
+        chunk: int = 2_000,
     ) -> tuple[list[dict[str, Any]], int]:
         """The `limit` sends in `states` with the smallest `due` key, smallest first (ties:
         oldest first), copied; and how many had a key at all.
 
         `due` sees the live documents (read only) and returns None for a send that is not
-        due, so scanning 100k sends for the few that are due copies only those few.
+        due, so scanning 100k sends for the few that are due copies only those few. The
+        scan lets the event loop run between chunks of `chunk` sends: it never holds the
+        loop for long, and a send that moves meanwhile is judged as it is when reached.
         """
+        wanted = {str(SendState(state)) for state in states}
+        sids = [sid for state in wanted for sid in self._table.sids_by("state", state)]
+        best: list[tuple[str, int]] = []
+        count = 0
+        for start in range(0, len(sids), chunk):
+            if start:
+                await asyncio.sleep(0)
+            docs = self._table.raw_docs()
+            found = []
+            for sid in sids[start : start + chunk]:
+                doc = docs.get(sid)
+                if doc is not None and doc["state"] in wanted:
+                    key = due(doc)
+                    if key is not None:
+                        found.append((key, int(sid)))
+            count += len(found)
+            best = heapq.nsmallest(limit, [*best, *found])
         docs = self._table.raw_docs()
-        keyed = []
-        for state in states:
-            for sid in self._table.sids_by("state", str(SendState(state))):
-                key = due(docs[sid])
-                if key is not None:
-                    keyed.append((key, int(sid)))
-        chosen = heapq.nsmallest(limit, keyed)
-        return [json_copy(docs[str(doc_id)]) for _, doc_id in chosen], len(keyed)
+        return [json_copy(docs[str(i)]) for _, i in best if str(i) in docs], count
 
     def count_by_state(self) -> dict[str, int]:
         return {str(state): self._table.count_by("state", str(state)) for state in SendState}
