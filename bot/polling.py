@@ -240,28 +240,48 @@ class DeliveryPoller:
     ) -> str:
         send_id = record["id"]
         try:
-            timeout = await self._timeout(record)
+            timeout, learned = await self._timeout(record)
             deadline = _since(record) + timeout + GIVE_UP_GRACE
             report, error = None, None
             if record.get("sms_id"):
                 report, error = await self._query(record["sms_id"], gate)
-            fresh = self.store.sends.find(send_id)
-            if fresh is None or fresh["state"] != SendState.ACCEPTED:
-                return "moved"  # a callback (or a person) got there first
-            if report is not None:
-                applied = self.tracker.apply(fresh, report, source=POLL_SOURCE)
-                if applied in ("delivered", "failed", "stale"):
-                    return applied
-            return self._reschedule(send_id, now, deadline, timeout, report, error)
+            # What this poll learned is written as one line whose fsync is shared with
+            # whatever else is being written (off the event loop).
+            with self.store.db.transaction(sync=False):
+                outcome = self._conclude(send_id, now, deadline, timeout, report, error, learned)
+            await self.store.synced()
+            return outcome
         except Exception:
             log.exception("polling send=%s failed; trying again later", send_id)
             return "error"
 
-    async def _timeout(self, record: Mapping[str, Any]) -> timedelta:
-        """The template's delivery window (looked up once, then kept in the record)."""
+    def _conclude(
+        self,
+        send_id: str,
+        now: datetime,
+        deadline: datetime,
+        timeout: timedelta,
+        report: DeliveryReport | None,
+        error: EsmsError | None,
+        learned_timeout_ms: int | None,
+    ) -> str:
+        fresh = self.store.sends.find(send_id)
+        if fresh is None or fresh["state"] != SendState.ACCEPTED:
+            return "moved"  # a callback (or a person) got there first
+        if learned_timeout_ms is not None:
+            fresh = self.store.sends.update_fields(send_id, timeout_ms=learned_timeout_ms)
+        if report is not None:
+            applied = self.tracker.apply(fresh, report, source=POLL_SOURCE)
+            if applied in ("delivered", "failed", "stale"):
+                return applied
+        return self._reschedule(send_id, now, deadline, timeout, report, error)
+
+    async def _timeout(self, record: Mapping[str, Any]) -> tuple[timedelta, int | None]:
+        """The template's delivery window, and its ms when newly learned (to keep in the
+        record, so it is looked up once)."""
         stored = record.get("timeout_ms")
         if isinstance(stored, int) and stored > 0:
-            return timedelta(milliseconds=stored)
+            return timedelta(milliseconds=stored), None
         default_ms = int(DEFAULT_TIMEOUT.total_seconds() * 1000)
         try:
             template = await self.service.catalogue.get(record["template_id"], record["oaid"])
@@ -270,9 +290,8 @@ class DeliveryPoller:
             timeout_ms = default_ms
         except Exception as exc:  # eSMS unreachable: the default serves this run only
             log.info("no template Timeout for send=%s (%s); using 24 h", record["id"], exc)
-            return DEFAULT_TIMEOUT
-        self.store.sends.update_fields(record["id"], timeout_ms=timeout_ms)
-        return timedelta(milliseconds=timeout_ms)
+            return DEFAULT_TIMEOUT, None
+        return timedelta(milliseconds=timeout_ms), timeout_ms
 
     async def _query(
         self, sms_id: str, gate: asyncio.Semaphore

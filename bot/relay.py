@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.notify import CARD, DeliveryError, Notifier, posts_new_message
 from storage.clock import iso
+from storage.outbox import PENDING
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -136,44 +137,52 @@ class Relay:
         await self._idle.wait()
 
     async def drain(self, limit: int = 100) -> int:
-        """Deliver what is due now; return how many items Slack confirmed."""
+        """Deliver what is due now, at most `limit` posts; return how many Slack confirmed.
+
+        Every due item is considered, oldest first, so a paced channel's backlog never
+        hides the items of other channels behind it; items are only read in place (no
+        copies) until one is actually sent.
+        """
         now = self.clock()
         self._ready_at = None
         delivered = 0
         blocked: set[str] = set()  # sends whose earlier item failed or waits: keep their order
         carded: set[str] = set()  # sends whose card was already refreshed in this pass
-        # Strict order per send across passes: an item goes only once every older item of
-        # its send is done, even one that waits for a retry (or a found-again card would be
-        # followed by a second card).
-        for item in self.store.outbox.due(now, limit):
-            if self._closed:
+        outbox, sends = self.store.outbox, self.store.sends
+        for item_id in outbox.due_ids(now):
+            if self._closed or delivered >= limit:
                 break
-            send_id = item.get("send_id") or ""
-            if (
-                send_id in blocked
-                or self.store.outbox.first_pending(item.get("send_id")) != item["id"]
-            ):
+            live = outbox.view(item_id)
+            if live is None or live["status"] != PENDING:
+                continue  # settled while an earlier post was awaited
+            send_id = live.get("send_id") or ""
+            # Strict order per send across passes: an item goes only once every older item
+            # of its send is done, even one that waits for a retry (or a found-again card
+            # would be followed by a second card).
+            if send_id in blocked or outbox.first_pending(live.get("send_id")) != item_id:
                 blocked.add(send_id)
                 continue
-            record = self.store.sends.find(send_id) if send_id else None
-            if record is None:
-                self.store.outbox.mark_done(item["id"], {"skipped": "the send no longer exists"})
+            current = sends.view(send_id) if send_id else None
+            if current is None:
+                outbox.mark_done(item_id, {"skipped": "the send no longer exists"})
                 continue
-            kind = item["kind"]
-            payload = item.get("payload") or {}
+            kind = live["kind"]
             if kind == CARD and send_id in carded:
                 # A card renders the send's current state, so one refresh covers them all.
-                self.store.outbox.mark_done(item["id"], {"coalesced": True})
+                outbox.mark_done(item_id, {"coalesced": True})
                 continue
-            if kind != CARD and not record.get("card_ts"):
+            if kind != CARD and not current.get("card_ts"):
                 blocked.add(send_id)  # thread replies and links need the card first
                 continue
-            lane = self.notifier.pace_key(kind, record, payload)
+            lane = self.notifier.pace_key(kind, current, live.get("payload") or {})
             free_at = self._free_at(lane) if lane else None
             if free_at is not None:
                 blocked.add(send_id)
                 self._ready_at = free_at if self._ready_at is None else min(self._ready_at, free_at)
                 continue
+            item = outbox.get(item_id)
+            record = sends.get(send_id)
+            payload = item.get("payload") or {}
             tried_since = None
             if posts_new_message(kind, record):
                 tried_since, record = self._note_attempt(item["key"], record)

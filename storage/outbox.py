@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -59,18 +58,22 @@ class Outbox:
         return True
 
     def due(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
-        """Pending items whose next attempt is due, oldest (first queued) first."""
+        """Pending items whose next attempt is due, oldest (first queued) first (copies)."""
+        return [_item(doc) for doc in self._table.get_many(self.due_ids(now)[:limit])]
+
+    def due_ids(self, now: datetime) -> list[int]:
+        """The ids of every pending item whose next attempt is due, oldest first."""
         cutoff = iso(now)
         docs = self._table.raw_docs()
-        due_ids = heapq.nsmallest(
-            limit,
-            (
-                int(sid)
-                for sid in self._table.sids_by("status", PENDING)
-                if docs[sid]["next_attempt_at"] <= cutoff
-            ),
+        return sorted(
+            int(sid)
+            for sid in self._table.sids_by("status", PENDING)
+            if docs[sid]["next_attempt_at"] <= cutoff
         )
-        return [_item(doc) for doc in self._table.get_many(due_ids)]
+
+    def view(self, item_id: int) -> Mapping[str, Any] | None:
+        """The item as stored, uncopied: read only, and only until the next write to it."""
+        return self._table.peek(item_id)
 
     def first_pending(self, send_id: str | None) -> int | None:
         """The id of the send's oldest item not yet done (due or not), or None."""

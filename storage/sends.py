@@ -105,6 +105,14 @@ class SendRecords:
     def find(self, send_id: str) -> dict[str, Any] | None:
         return self._copy(self._table.first_id_by("id", send_id))
 
+    def view(self, send_id: str) -> Mapping[str, Any] | None:
+        """The send as stored, uncopied: read only, and only until the next write to it.
+
+        For hot read-only paths; anything kept, changed or passed on needs `get`/`find`.
+        """
+        doc_id = self._table.first_id_by("id", send_id)
+        return None if doc_id is None else self._table.peek(doc_id)
+
     def by_sms_id(self, sms_id: str) -> dict[str, Any] | None:
         """The send eSMS knows by this SMSID (the latest one, should eSMS ever reuse it)."""
         found = self._table.find_by("sms_id", sms_id)

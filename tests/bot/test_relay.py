@@ -158,6 +158,19 @@ async def test_one_post_per_second_per_channel_while_other_channels_go_out(store
     assert approvals[1] - approvals[0] >= timedelta(seconds=1)
 
 
+async def test_a_paced_channels_backlog_does_not_hide_other_channels(store, slack, clock):
+    """Far more items wait for one channel than a pass posts; another channel's item,
+    queued last, still goes out in the first pass."""
+    backlog = [queue(store, a_send(store, f"s{n}"), THREAD, "approved") for n in range(150)]
+    other = queue(store, a_send(store, "late", channel=OTHER), THREAD, "approved")
+    relay = relay_for(store, slack, clock)
+    assert await relay.drain(limit=10) == 2
+    assert slack.posted() == [backlog[0], other]
+    clock.advance(1.0)
+    assert await relay.drain(limit=10) == 1
+    assert slack.posted(APPROVALS) == backlog[:2]
+
+
 async def test_run_until_idle_waits_out_the_pace_without_blocking_other_channels(
     store, slack, clock
 ):
