@@ -23,7 +23,7 @@ BASE_BACKOFF_S = 2.0  # first retry after a failure; doubles with each further f
 MAX_BACKOFF_S = 300.0
 # Least time between two passes when the first found nothing it could send yet: a busy
 # stream of new items behind a paced channel would otherwise rescan the backlog per item.
-IDLE_PASS_GAP = timedelta(seconds=0.1)
+IDLE_PASS_GAP = timedelta(seconds=0.25)
 # On the send record: {outbox key: when the first attempt to post it began (ISO time)}.
 # Written before Slack is called, so after a crash between "posted" and "marked done" the
 # next attempt knows to look for the message before posting it again.
@@ -149,6 +149,7 @@ class Relay:
         blocked: set[str] = set()  # sends whose earlier item failed or waits: keep their order
         carded: set[str] = set()  # sends whose card was already refreshed in this pass
         outbox, sends = self.store.outbox, self.store.sends
+        waiting: set[str] = set()  # lanes found paced out in this pass
         for item_id in outbox.due_ids(now):
             if self._closed or delivered >= limit:
                 break
@@ -156,17 +157,28 @@ class Relay:
             if live is None or live["status"] != PENDING:
                 continue  # settled while an earlier post was awaited
             send_id = live.get("send_id") or ""
+            if send_id in blocked:
+                continue
+            current = sends.view(send_id) if send_id else None
+            kind = live["kind"]
+            lane = (
+                self.notifier.pace_key(kind, current, live.get("payload") or {})
+                if current
+                else None
+            )
+            # Cheapest test first: a long backlog usually waits on a few paced lanes.
+            if lane in waiting:
+                blocked.add(send_id)
+                continue
             # Strict order per send across passes: an item goes only once every older item
             # of its send is done, even one that waits for a retry (or a found-again card
             # would be followed by a second card).
-            if send_id in blocked or outbox.first_pending(live.get("send_id")) != item_id:
+            if outbox.first_pending(live.get("send_id")) != item_id:
                 blocked.add(send_id)
                 continue
-            current = sends.view(send_id) if send_id else None
             if current is None:
                 outbox.mark_done(item_id, {"skipped": "the send no longer exists"})
                 continue
-            kind = live["kind"]
             if kind == CARD and send_id in carded:
                 # A card renders the send's current state, so one refresh covers them all.
                 outbox.mark_done(item_id, {"coalesced": True})
@@ -174,9 +186,10 @@ class Relay:
             if kind != CARD and not current.get("card_ts"):
                 blocked.add(send_id)  # thread replies and links need the card first
                 continue
-            lane = self.notifier.pace_key(kind, current, live.get("payload") or {})
             free_at = self._free_at(lane) if lane else None
             if free_at is not None:
+                assert lane is not None
+                waiting.add(lane)
                 blocked.add(send_id)
                 self._ready_at = free_at if self._ready_at is None else min(self._ready_at, free_at)
                 continue
