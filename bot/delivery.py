@@ -66,7 +66,7 @@ class DeliveryTracker:
         """A callback's query string as a report; InputError when it is malformed."""
         return parse_callback(query)
 
-    def apply(self, record: dict[str, Any], report: DeliveryReport, *, source: str) -> str:
+    def apply(self, record: Mapping[str, Any], report: DeliveryReport, *, source: str) -> str:
         """Apply one report; return what happened: delivered, failed, progress, stale, none.
 
         A final state never moves: a late "pending" after "delivered" is `stale`.

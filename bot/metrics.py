@@ -97,16 +97,21 @@ class _LabelCap:
     def __init__(self, limit: int = MAX_LABEL_VALUES) -> None:
         self._limit = limit
         self._seen: set[str] = set()
+        self._known: dict[str, str] = {}  # raw text -> its label, for the values seen most
         self._lock = threading.Lock()
 
     def __call__(self, value: object) -> str:
+        known = self._known.get(value) if isinstance(value, str) else None
+        if known is not None:
+            return known  # hot paths (a callback each) skip the cleaning
         label = clean_label(value)
         with self._lock:
-            if label in self._seen:
-                return label
-            if len(self._seen) >= self._limit:
-                return OTHER
-            self._seen.add(label)
+            if label not in self._seen:
+                if len(self._seen) >= self._limit:
+                    return OTHER
+                self._seen.add(label)
+            if isinstance(value, str) and len(self._known) < 4 * self._limit:
+                self._known[value] = label
             return label
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from storage import logfile
 from storage.clock import Clock, iso
@@ -19,7 +20,13 @@ GENESIS = "0" * 64  # `prev` of the first event
 
 
 def canonical(obj: Mapping[str, Any]) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Sorted-key compact UTF-8 JSON: the bytes an event's hash is taken over.
+
+    Byte for byte what json.dumps(sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False) gives for every value an event holds (tests/storage check it;
+    only floats could be spelled differently, and events hold none), at ~15x the speed.
+    """
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
 
 
 def event_hash(event: Mapping[str, Any]) -> str:

@@ -757,7 +757,8 @@ class LogTable(Table):
         return self._storage.first(self.name, field, value)
 
     def peek(self, doc_id: int) -> Mapping[str, Any] | None:
-        """The live document, uncopied: read only, and only until the next write to it."""
+        """The live document, uncopied: read only. Writes replace a stored document with a
+        new object and never change one in place, so it stays as it was when peeked."""
         return self._storage.table_data(self.name).get(str(doc_id))
 
     def put(self, doc_id: int, doc: Mapping[str, Any], *, plain: bool = False) -> None:

@@ -72,7 +72,7 @@ class Outbox:
         )
 
     def view(self, item_id: int) -> Mapping[str, Any] | None:
-        """The item as stored, uncopied: read only, and only until the next write to it."""
+        """The item as stored, uncopied and read only (see `SendRecords.view`)."""
         return self._table.peek(item_id)
 
     def first_pending(self, send_id: str | None) -> int | None:

@@ -106,9 +106,10 @@ class SendRecords:
         return self._copy(self._table.first_id_by("id", send_id))
 
     def view(self, send_id: str) -> Mapping[str, Any] | None:
-        """The send as stored, uncopied: read only, and only until the next write to it.
+        """The send as stored, uncopied and read only: for hot paths that only look.
 
-        For hot read-only paths; anything kept, changed or passed on needs `get`/`find`.
+        A write replaces the stored document rather than changing it, so a view stays the
+        send as it was when taken. Anything to change or keep needs `get`/`find`.
         """
         doc_id = self._table.first_id_by("id", send_id)
         return None if doc_id is None else self._table.peek(doc_id)
@@ -118,9 +119,10 @@ class SendRecords:
         found = self._table.find_by("sms_id", sms_id)
         return dict(found[-1]) if found else None
 
-    def by_callback_token(self, token: str) -> dict[str, Any] | None:
-        """The send whose eSMS CallbackUrl carries this token."""
-        return self._copy(self._table.first_id_by("callback_token", token))
+    def by_callback_token(self, token: str) -> Mapping[str, Any] | None:
+        """The send whose eSMS CallbackUrl carries this token, as stored (see `view`)."""
+        doc_id = self._table.first_id_by("callback_token", token)
+        return None if doc_id is None else self._table.peek(doc_id)
 
     def transition(
         self,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from storage.audit import GENESIS
+from storage.audit import GENESIS, canonical
 from storage.store import Store
 from tests.storage.storage_helpers import FakeClock, edit_table_on_disk
 
@@ -127,3 +127,17 @@ def test_a_removed_tail_is_named(filled: Path) -> None:
 def test_a_removed_head_record_is_reported(filled: Path) -> None:
     edit_table_on_disk(filled / "zns.db", "meta", lambda doc_id, doc: None)
     assert _verify(filled).problems == ["the audit head record is missing (6 events)"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"reason": 'line\nbreak\ttab\x01\x7f\u2028 é 🎉 \\ " / Nguyễn Văn An'},
+        {"z": 1, "Z": 2, "é": 3, "ä": [None, True, False, -7, 2**40], "a": {"y": "", "b": {}}},
+        {"data": {"version": 12, "fields": ["error", "error_code", "sms_id"]}, "seq": 1},
+    ],
+)
+def test_hashes_are_taken_over_the_same_bytes_json_writes(value: dict[str, Any]) -> None:
+    """Chains written before the fast encoder still verify: the canonical bytes are json's."""
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical(value) == expected.encode()
