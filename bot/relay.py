@@ -21,9 +21,9 @@ PACE_S = 1.0
 BURST = 1
 BASE_BACKOFF_S = 2.0  # first retry after a failure; doubles with each further failure
 MAX_BACKOFF_S = 300.0
-# Least time between two passes when the first found nothing it could send yet: a busy
-# stream of new items behind a paced channel would otherwise rescan the backlog per item.
-IDLE_PASS_GAP = timedelta(seconds=0.25)
+# Least time between the starts of two passes over the outbox: a busy stream of new items
+# behind a paced channel would otherwise rescan the whole backlog for each one.
+PASS_GAP = timedelta(seconds=0.25)
 # On the send record: {outbox key: when the first attempt to post it began (ISO time)}.
 # Written before Slack is called, so after a crash between "posted" and "marked done" the
 # next attempt knows to look for the message before posting it again.
@@ -78,6 +78,7 @@ class Relay:
         self._closed = False
         self._again = False
         self._wake = asyncio.Event()  # set when new items are queued during a pause
+        self._stopping = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._tokens: dict[str, tuple[float, datetime]] = {}  # pace key -> posts left, as of
@@ -107,11 +108,12 @@ class Relay:
         self._idle.clear()
         total = 0
         try:
-            idle_since: datetime | None = None  # when a pass last found nothing to send
+            began: datetime | None = None  # when the last pass began
             while True:
-                if idle_since is not None:
-                    # New items behind a paced channel: one pass per gap, not one per item.
-                    await self._nap_until(idle_since + IDLE_PASS_GAP)
+                if began is not None:
+                    # A pass reads every due item: however fast new items arrive, or posts
+                    # free their channels, passes come at most one per gap.
+                    await self._nap_until(began + PASS_GAP)
                 self._again = False
                 self._wake.clear()
                 began = self.clock()
@@ -119,7 +121,6 @@ class Relay:
                 total += sent
                 if self._closed:
                     return total
-                idle_since = None if sent else began
                 if sent or self._again:
                     continue
                 if self._ready_at is None:
@@ -134,6 +135,7 @@ class Relay:
         hand, skips its pacing wait and returns; later runs do nothing."""
         self._closed = True
         self._wake.set()
+        self._stopping.set()
         await self._idle.wait()
 
     async def drain(self, limit: int = 100) -> int:
@@ -292,17 +294,20 @@ class Relay:
         self._tokens[lane] = (self._left(lane, now) - 1.0, now)
 
     async def _nap_until(self, when: datetime) -> None:
-        seconds = (when - self.clock()).total_seconds()
-        if seconds > 0 and not self._closed:
-            await self.sleep(seconds)
+        """Wait until `when`; only closing the relay cuts it short."""
+        await self._sleep_until(when, self._stopping)
 
     async def _pause_until(self, when: datetime) -> None:
         """Wait until `when` (by the relay's clock), or until new items are queued."""
+        if not self._again:
+            await self._sleep_until(when, self._wake)
+
+    async def _sleep_until(self, when: datetime, interrupt: asyncio.Event) -> None:
         seconds = (when - self.clock()).total_seconds()
-        if seconds <= 0 or self._again:
+        if seconds <= 0 or self._closed:
             return
         napping = asyncio.ensure_future(self.sleep(seconds))
-        woken = asyncio.ensure_future(self._wake.wait())
+        woken = asyncio.ensure_future(interrupt.wait())
         try:
             await asyncio.wait({napping, woken}, return_when=asyncio.FIRST_COMPLETED)
         finally:
