@@ -9,9 +9,8 @@ from typing import Any
 
 import orjson
 
-from storage import logfile
 from storage.clock import Clock, iso
-from storage.engine import LogDB, json_copy
+from storage.engine import LogDB, json_copy, normalized
 
 EVENTS_TABLE = "audit"
 META_TABLE = "meta"
@@ -81,7 +80,7 @@ class AuditLog:
             "prev": prev,
         }
         # Hash exactly what a reopen reads back (enums become strings, tuples lists...).
-        event = logfile.loads(logfile.dumps(event))
+        event = normalized(event)
         event["hash"] = event_hash(event)
         with self._db.transaction():
             # both fresh from JSON decoding and handed over: stored as they are

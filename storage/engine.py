@@ -54,6 +54,11 @@ def json_copy(value: Any) -> Any:
 _CONTAINERS = (dict, list)
 
 
+def normalized(value: Any) -> Any:
+    """`value` as a reopen would read it back (enums become strings, tuples lists...)."""
+    return _loads(_dumps(value))
+
+
 def index_key(value: Any) -> Any:
     """The hashable key a value is indexed under: equal JSON values, JSON types kept apart."""
     if isinstance(value, str):
@@ -460,6 +465,8 @@ class LogStorage(Storage):
         for field, index in self._indexes.get(table, {}).items():
             old_value = _MISSING if old is _MISSING else old.get(field, _MISSING)
             new_value = _MISSING if new is _MISSING else new.get(field, _MISSING)
+            if old_value is new_value:
+                continue  # the common case: a rewrite that leaves this field as it was
             old_key = _MISSING if old_value is _MISSING else index_key(old_value)
             new_key = _MISSING if new_value is _MISSING else index_key(new_value)
             if old_key == new_key:

@@ -11,7 +11,7 @@ from typing import Any
 
 from storage.audit import AuditLog
 from storage.clock import Clock, iso
-from storage.engine import LogDB, json_copy
+from storage.engine import LogDB, json_copy, normalized
 from storage.errors import NotFoundError, StoreError
 
 TABLE = "sends"
@@ -152,17 +152,12 @@ class SendRecords:
         if fields:
             # Names only: values may be personal data, and the record itself holds them.
             data["fields"] = sorted(fields)
+        changes = normalized(
+            {**fields, "state": target, "version": version, "updated_at": iso(self._clock())}
+        )
         with self._db.transaction():
-            self._table.put(
-                doc_id,
-                {
-                    **doc,
-                    **fields,
-                    "state": target,
-                    "version": version,
-                    "updated_at": iso(self._clock()),
-                },
-            )
+            # the stored document is plain JSON already: only the changes need normalising
+            self._table.put(doc_id, {**doc, **changes}, plain=True)
             self._audit.append(
                 actor,
                 "transition",
@@ -188,10 +183,9 @@ class SendRecords:
         if not changed:
             return json_copy(doc)
         version = doc["version"] + 1
+        changes = normalized({**changed, "version": version, "updated_at": iso(self._clock())})
         with self._db.transaction():
-            self._table.put(
-                doc_id, {**doc, **changed, "version": version, "updated_at": iso(self._clock())}
-            )
+            self._table.put(doc_id, {**doc, **changes}, plain=True)
             if reason:
                 self._audit.append(
                     actor,
