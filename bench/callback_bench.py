@@ -166,6 +166,9 @@ class BotRun:
     outbox_pending: int = 0
     outbox_done: int = 0
     reopen_s: float = 0.0
+    rss_before_mb: float = 0.0  # after start-up, before the load
+    rss_after_mb: float = 0.0  # after the load and the relay's drain
+    rss_peak_mb: float = 0.0
 
 
 @dataclass
@@ -680,6 +683,17 @@ class BotProcess:
             tail = self.log_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"zns-bot did not start on {self.url}:\n{tail}") from None
 
+    def memory_mb(self) -> tuple[float, float]:
+        """The bot's resident memory now and at its peak, in MB (Linux /proc)."""
+        if self.proc is None:
+            return 0.0, 0.0
+        fields = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = int(value.split()[0]) / 1024  # kB
+        return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+
     async def stop(self, timeout: float = 20.0) -> tuple[int | None, float]:  # noqa: ASYNC109
         """SIGTERM (a graceful uvicorn + lifespan shutdown); SIGKILL only after `timeout`."""
         if self.proc is None or self.proc.poll() is not None:
@@ -850,8 +864,10 @@ async def run_bot(
         await bot.start()
         run.startup_s = time.perf_counter() - began
         await settle(slack, 0.5, 10)  # the start-up cache warming is done: a quiet start
+        run.rss_before_mb, _ = bot.memory_mb()
         run.load = await fire("zns-bot", bot.port, paths, opts)
         run.drain_s = await settle(slack, 1.0, opts.drain_timeout)
+        run.rss_after_mb, run.rss_peak_mb = bot.memory_mb()
     finally:
         run.exit_code, run.stop_s = await bot.stop()
         scan_log(bot.log_path, run)
@@ -998,6 +1014,10 @@ def print_run_details(run: BotRun, report: Report, opts: Options) -> None:
     )
     for problem in run.audit_problems:
         print(f"  {problem}")
+    print(
+        f"[{mode}] bot memory (RSS): {run.rss_before_mb:,.0f} MB before the load, "
+        f"{run.rss_after_mb:,.0f} MB after it, peak {run.rss_peak_mb:,.0f} MB"
+    )
     not_ok = sum(run.slack_not_ok.values())
     calls = ", ".join(f"{n} {m}" for m, n in sorted(run.slack_calls.items())) or "none"
     print(
