@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.notify import CARD, DeliveryError, Notifier, posts_new_message
 from storage.clock import iso
+from storage.errors import StoreError
 from storage.outbox import PENDING
 from storage.store import Store
 
@@ -195,6 +196,15 @@ class Relay:
                 blocked.add(send_id)
                 self._ready_at = free_at if self._ready_at is None else min(self._ready_at, free_at)
                 continue
+            try:
+                # Slack is never told of a change the disk may not keep (callbacks and polls
+                # are written before their shared fsync has finished).
+                await self.store.synced()
+            except StoreError as exc:
+                log.error("relay paused: the store cannot be written: %s", exc)
+                break
+            if outbox.first_pending(live.get("send_id")) != item_id:
+                continue  # settled while the disk caught up
             item = outbox.get(item_id)
             record = sends.get(send_id)
             payload = item.get("payload") or {}

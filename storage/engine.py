@@ -249,13 +249,18 @@ class LogStorage(Storage):
         return self._durable
 
     def sync_handle(self) -> int:
-        """A duplicate of the log's descriptor, for an fsync outside the event loop's thread.
+        """A descriptor of the log file of its own, for an fsync outside the loop's thread.
 
-        The caller closes it. A duplicate stays valid even if compaction switches files
-        meanwhile (compaction makes everything durable by itself).
+        The caller closes it. Its own open file (not a dup) so that a failed writeback is
+        reported to it and to the store's descriptor alike: Linux reports one error once
+        per open file, and an inline fsync must not swallow the group commit's error. If
+        compaction switches files meanwhile, it has made everything durable by itself.
         """
         self._check_writable()
-        return os.dup(self._fd)
+        try:
+            return os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StoreError(f"cannot sync the store at {self.path}: {exc.strerror}") from exc
 
     def mark_durable(self, upto: int) -> None:
         """An fsync that began when `appended` was `upto` has finished."""
