@@ -272,11 +272,6 @@ class LogStorage(Storage):
         self._broken = self._broken or f"fsync failed ({exc})"
         return StoreError(f"could not write to the store at {self.path}: {exc}")
 
-    def check_durable(self) -> None:
-        """Raise StoreError when unsynced writes can never become durable."""
-        if self._broken and self._durable < self._appended:
-            raise StoreError(f"the store at {self.path} cannot be written: {self._broken}")
-
     def commit_tracked(self, name: str, view: TrackedTable) -> None:
         """Apply what an updater did to a TrackedTable: only changed documents are logged."""
         with self.transaction():

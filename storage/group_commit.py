@@ -25,7 +25,6 @@ class GroupCommit:
         storage = self._storage
         target = storage.appended
         while storage.durable < target:
-            storage.check_durable()
             if self._round is None:
                 self._round = asyncio.ensure_future(self._sync())
                 # every waiter may have given up: the outcome is kept in the store anyway

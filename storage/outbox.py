@@ -115,7 +115,7 @@ class Outbox:
         )
 
     def _live(self, item_id: int) -> Mapping[str, Any]:
-        doc = self._table.peek(item_id)
+        doc = self.view(item_id)
         if doc is None:
             raise NotFoundError(f"no outbox item {item_id}")
         return doc
