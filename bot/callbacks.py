@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -20,6 +21,15 @@ Count = Callable[[str], None]
 
 def _no_count(outcome: str) -> None:
     return None
+
+
+def query_fields(raw: bytes) -> dict[str, str]:
+    """The query string as {name: value}; a repeated name keeps its last value.
+
+    Decoded as Starlette's `request.query_params` would (latin-1 bytes, then UTF-8 percent
+    escapes), without building the multi-dict this hot path never needs.
+    """
+    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
 
 
 class CallbackEndpoint:
@@ -39,7 +49,7 @@ class CallbackEndpoint:
             log.warning("refused eSMS callback with an unknown token from %s", caller)
             self.count("bad_token")
             return PlainTextResponse("not found", status_code=404)
-        query = dict(request.query_params)
+        query = query_fields(request.scope.get("query_string", b""))
         try:
             report = self.tracker.parse(query)
         except InputError as exc:

@@ -127,6 +127,9 @@ class LogStorage(Storage):
         self._fd = -1
         self._lock_fd = -1
         self._size = 0
+        # Lines of sync=False transactions not written yet: the group commit writes a whole
+        # batch with one write() just before its fsync (see `write_unwritten`).
+        self._unwritten: list[bytes] = []
         self._appended = 0
         self._durable = 0
         self._gen = 0
@@ -167,8 +170,14 @@ class LogStorage(Storage):
     def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
-        self._release()
+        try:
+            if not self._broken:
+                self.write_unwritten()  # never fsynced, so never acknowledged: best effort
+        except StoreError as exc:
+            log.warning("closing the store lost writes nobody had been told were kept: %s", exc)
+        finally:
+            self._closed = True
+            self._release()
 
     # ----------------------------------------------------------------- public extras
 
@@ -200,9 +209,10 @@ class LogStorage(Storage):
         they are undone. Nested blocks join the outer one (an inner failure that the outer
         block catches undoes only the inner block's changes).
 
-        `sync=False` (outermost block only) appends the line without waiting for the disk:
-        the caller must then wait for `GroupCommit` before telling anyone the change is
-        kept. Never hold a transaction open across an `await`.
+        `sync=False` (outermost block only) does not wait for the disk: the line is kept in
+        memory until the next write or the group commit's round, which writes every such
+        line at once. The caller must wait for `GroupCommit` before telling anyone the
+        change is kept. Never hold a transaction open across an `await`.
         """
         return _Scope(self, sync)
 
@@ -228,8 +238,15 @@ class LogStorage(Storage):
         self._tx = None
         if not tx.ops:
             return
+        line = b"[" + b",".join(tx.ops) + b"]\n"
+        if not sync and self._fsync:
+            self._check_writable()
+            self._unwritten.append(line)
+            self._appended += len(line)
+            self._log_ops += len(tx.ops)
+            return  # no compaction now: it would have to write and fsync at once
         try:
-            self._append(b"[" + b",".join(tx.ops) + b"]\n", sync=sync)
+            self._append(line, sync=sync)
         except BaseException:
             self._rollback(tx, (0, 0))
             raise
@@ -261,6 +278,30 @@ class LogStorage(Storage):
             return os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise StoreError(f"cannot sync the store at {self.path}: {exc.strerror}") from exc
+
+    def write_unwritten(self) -> None:
+        """Write the lines `sync=False` transactions left in memory, with one write().
+
+        They are visible in memory already and cannot be undone, so a failed write breaks
+        the store: nothing more is accepted, and no waiter is told they were kept.
+        """
+        if not self._unwritten:
+            return
+        self._check_writable()
+        data = b"".join(self._unwritten)
+        self._unwritten.clear()
+        try:
+            logfile.write_all(self._fd, data)
+        except OSError as exc:
+            self._cut_back()
+            self._broken = self._broken or f"a write failed ({exc})"
+            raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
+        self._size += len(data)
+
+    def compact_if_due(self) -> None:
+        """Compact now if the log has grown enough (the group commit's rounds ask, as the
+        `sync=False` writes they cover never do it themselves)."""
+        self._maybe_compact()
 
     def mark_durable(self, upto: int) -> None:
         """An fsync that began when `appended` was `upto` has finished."""
@@ -493,6 +534,7 @@ class LogStorage(Storage):
 
     def _append(self, line: bytes, *, sync: bool = True) -> None:
         self._check_writable()
+        self.write_unwritten()  # first: the log keeps the order transactions ended in
         try:
             logfile.write_all(self._fd, line)
         except OSError as exc:
@@ -625,6 +667,7 @@ class LogStorage(Storage):
         if old_fd >= 0:
             os.close(old_fd)
         self._gen, self._size, self._log_ops, self._compact_after = gen, size, 0, 0
+        self._unwritten.clear()  # the snapshot holds them
         self._durable = self._appended  # the snapshot holds every write so far, fsynced
         self._step("replaced")
         try:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from storage import group_commit
+from storage import group_commit, logfile
 from storage.errors import StoreError
-from storage.store import Store
+from storage.store import FILE_NAME, Store
 
 TABLE = "notes"
 
@@ -218,3 +218,98 @@ async def test_compaction_makes_unsynced_writes_durable(
     assert fsyncs.calls == 0
     store.close()
     assert stored_numbers(tmp_path) == [0, 1, 2]
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every write() the engine makes to its log (it writes via logfile)."""
+    sizes: list[int] = []
+    real = logfile.write_all
+
+    def counting(fd: int, data: bytes) -> None:
+        sizes.append(len(data))
+        real(fd, data)
+
+    monkeypatch.setattr(logfile, "write_all", counting)
+    return sizes
+
+
+async def test_a_round_writes_the_whole_batch_with_one_write(
+    tmp_path: Path, store: Store, fsyncs: FsyncSpy, writes: list[int]
+) -> None:
+    log_file = tmp_path / FILE_NAME
+    size = log_file.stat().st_size
+    storage = store.db.storage
+    before = storage.appended
+    for n in range(10):
+        write_unsynced(store, n)
+    # kept in memory until a round: the file has not grown, nothing was written
+    assert log_file.stat().st_size == size
+    assert writes == []
+    await synced(store)
+    assert writes == [storage.appended - before]  # one write, every line of the batch
+    assert log_file.stat().st_size == size + writes[0]
+    assert fsyncs.calls == 1
+    store.close()
+    assert stored_numbers(tmp_path) == list(range(10))
+
+
+async def test_a_synced_write_first_writes_the_unwritten_lines_before_its_own(
+    tmp_path: Path, store: Store, fsyncs: FsyncSpy
+) -> None:
+    write_unsynced(store, 1)
+    with store.db.transaction():
+        store.db.table(TABLE).update({"n": 2})  # must land after the insert it changes
+    store.close()
+    assert stored_numbers(tmp_path) == [2]
+
+
+async def test_a_failed_batch_write_fails_every_waiter_and_changes_nothing_on_disk(
+    tmp_path: Path, store: Store, fsyncs: FsyncSpy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_unsynced(store, 0)
+    await synced(store)  # one kept write before the disk fills up
+
+    def disk_full(fd: int, data: bytes) -> None:
+        os.write(fd, data[: len(data) // 2])  # a torn line, as a full disk leaves it
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(logfile, "write_all", disk_full)
+
+    async def writer(n: int) -> None:
+        write_unsynced(store, n)
+        await synced(store)
+
+    results = await asyncio.gather(*(writer(n) for n in range(1, 6)), return_exceptions=True)
+    assert all(isinstance(r, StoreError) for r in results), results
+    assert "No space left on device" in str(results[0])
+    assert fsyncs.calls == 1  # no fsync after a failed write
+    # those changes are in memory and cannot be undone: the store refuses anything more
+    with pytest.raises(StoreError):
+        write_unsynced(store, 99)
+    store.close()
+    monkeypatch.undo()
+    assert stored_numbers(tmp_path) == [0]  # the torn half line was cut off
+
+
+async def test_closing_writes_what_no_round_has_written_yet(
+    tmp_path: Path, fsyncs: FsyncSpy
+) -> None:
+    with Store.open(tmp_path, fsync=True) as store:
+        write_unsynced(store, 7)
+    assert stored_numbers(tmp_path) == [7]
+
+
+async def test_rounds_compact_a_log_that_only_unsynced_writes_made_grow(
+    tmp_path: Path, fsyncs: FsyncSpy
+) -> None:
+    with Store.open(tmp_path, fsync=True, compact_min_ops=20, compact_ratio=0.0) as store:
+        storage = store.db.storage
+        generation = storage.generation
+        for n in range(30):
+            write_unsynced(store, n)
+        assert storage.generation == generation  # an unsynced write never compacts
+        await synced(store)
+        assert storage.generation == generation + 1
+        assert storage.durable == storage.appended
+    assert stored_numbers(tmp_path) == list(range(30))
