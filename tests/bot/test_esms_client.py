@@ -2,6 +2,7 @@
 
 import json
 import logging
+import sys
 import uuid
 
 import pytest
@@ -218,6 +219,28 @@ async def test_query_zns_status_pending_then_delivered(esms_client, esms_standin
     assert done.zalo_msg_id and done.total_price == 300.0
     body = esms_standin.requests_to("QueryZnsStatus")[-1].body
     assert body["SmsId"] == sent.sms_id and body["SmsType"] == "25"
+
+
+class _ImportSpy:
+    """A meta path finder that only notes which modules Python had to look for."""
+
+    def __init__(self) -> None:
+        self.searched: list[str] = []
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        self.searched.append(fullname)
+
+
+async def test_a_poll_makes_no_import_attempts(esms_client, esms_standin, monkeypatch):
+    # httpcore imports sniffio for each lock it sets up; were sniffio missing (anyio no longer
+    # installs it), every request would search sys.path for it a few times over.
+    sent = await esms_client.send_zns(otp())
+    await esms_client.query_zns_status(sent.sms_id)  # warm: connection and lazy imports done
+    spy = _ImportSpy()
+    monkeypatch.setattr(sys, "meta_path", [spy, *sys.meta_path])
+    for _ in range(3):
+        await esms_client.query_zns_status(sent.sms_id)
+    assert spy.searched == []
 
 
 @pytest.mark.parametrize("zalo_error", [-118, -114, 1001])
