@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -24,12 +24,25 @@ def _no_count(outcome: str) -> None:
 
 
 def query_fields(raw: bytes) -> dict[str, str]:
-    """The query string as {name: value}; a repeated name keeps its last value.
+    """The query string as {name: value}, decoded as `urllib.parse.parse_qsl` with blank
+    values kept would (a repeated name keeps its last value).
 
-    Decoded as Starlette's `request.query_params` would (latin-1 bytes, then UTF-8 percent
-    escapes), without building the multi-dict this hot path never needs.
+    On the callback's hot path only the names and values that are escaped go through
+    urllib's decoding: most of a callback's fields are plain, which makes this several
+    times faster than parse_qsl (tests/handlers/test_callback_query.py pins the results
+    to parse_qsl's). Bytes are read as latin-1 first, as Starlette's `query_params` does.
     """
-    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+    fields: dict[str, str] = {}
+    for pair in raw.decode("latin-1").split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
+        fields[name] = value
+    return fields
 
 
 class CallbackEndpoint:
