@@ -45,6 +45,10 @@ def query_fields(raw: bytes) -> dict[str, str]:
     return fields
 
 
+def _caller(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 class CallbackEndpoint:
     """Answers eSMS fast and makes no Slack call inline: changes go out through the outbox."""
 
@@ -55,11 +59,10 @@ class CallbackEndpoint:
 
     async def handle(self, request: Request) -> Response:
         token = request.path_params.get("token") or ""
-        caller = request.client.host if request.client else "unknown"
         record = self.store.sends.by_callback_token(token) if token else None
         if record is None or not token_matches(record, token):
             # The token is the only credential a callback has; never echo it back.
-            log.warning("refused eSMS callback with an unknown token from %s", caller)
+            log.warning("refused eSMS callback with an unknown token from %s", _caller(request))
             self.count("bad_token")
             return PlainTextResponse("not found", status_code=404)
         query = query_fields(request.scope.get("query_string", b""))
@@ -80,7 +83,10 @@ class CallbackEndpoint:
                 SOURCE, "callback_refused", send_id=record["id"], reason=reason
             )
             log.warning(
-                "refused eSMS callback for send=%s from %s: %s", record["id"], caller, reason
+                "refused eSMS callback for send=%s from %s: %s",
+                record["id"],
+                _caller(request),
+                reason,
             )
             self.count("mismatch")
             return PlainTextResponse("SMSID does not match this callback URL", status_code=400)

@@ -23,7 +23,7 @@ class CallbackEvents:
         self,
         sms_id: str | None,
         send_status: str | int | None,
-        raw: Mapping[str, Any],
+        raw: Mapping[str, Any],  # a query string's fields: kept as text
         *,
         valid: bool = True,
         reason: str = "",
@@ -45,12 +45,14 @@ class CallbackEvents:
             {
                 "sms_id": sms_id,
                 "send_status": send_status,
-                "raw": dict(raw),
+                "raw": {str(name): str(value) for name, value in raw.items()},
                 "valid": valid,
                 "reason": reason,
                 "received_at": iso(self._clock()),
                 "dedupe_key": key,
-            }
+            },
+            # built here of str, int and None only: nothing to normalise
+            plain=True,
         )
         return True
 

@@ -823,10 +823,10 @@ class LogTable(Table):
             self._next_id = None
         self.clear_cache()
 
-    def add(self, doc: Mapping[str, Any]) -> int:
-        """Insert `doc` under the next free doc id and return the id."""
+    def add(self, doc: Mapping[str, Any], *, plain: bool = False) -> int:
+        """Insert `doc` under the next free doc id and return the id (`plain`: see `put`)."""
         doc_id = self._get_next_id()
-        self.put(doc_id, doc)
+        self.put(doc_id, doc, plain=plain)
         return doc_id
 
     def find_by(self, field: str, value: Any) -> list[Document]:
