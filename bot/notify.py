@@ -46,7 +46,9 @@ class Notifier(Protocol):
         self, kind: str, record: Mapping[str, Any], payload: Mapping[str, Any]
     ) -> str | None:
         """Where the item will post, for pacing: a channel id, or a per-user lane for DMs and
-        ephemerals. Items with the same key go out about one per second. None: no pacing."""
+        ephemerals. Items with the same key go out about one per second. None: no pacing.
+        Once the send has its card (`card_ts`) an item's key must not change: the relay
+        remembers it from then on."""
         ...
 
     async def deliver(

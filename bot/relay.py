@@ -85,6 +85,9 @@ class Relay:
         self._tokens: dict[str, tuple[float, datetime]] = {}  # pace key -> posts left, as of
         self._held: dict[str, datetime] = {}  # pace key -> Slack's Retry-After ends
         self._ready_at: datetime | None = None  # earliest time a paced-out item may go
+        # item id -> (send id, pace key), for items whose send has its card: from then on
+        # the key never changes, and a long backlog behind a paced lane is skipped unread.
+        self._lanes: dict[int, tuple[str, str | None]] = {}
 
     def request_run(self) -> bool:
         """Note that new items wait; True when a running drain will pick them up itself."""
@@ -153,9 +156,16 @@ class Relay:
         carded: set[str] = set()  # sends whose card was already refreshed in this pass
         outbox, sends = self.store.outbox, self.store.sends
         waiting: set[str] = set()  # lanes found paced out in this pass
-        for item_id in outbox.due_ids(now):
+        due = outbox.due_ids(now)
+        if len(self._lanes) > 2 * len(due) + 100:  # forget items settled elsewhere
+            self._lanes = {i: self._lanes[i] for i in due if i in self._lanes}
+        for item_id in due:
             if self._closed or delivered >= limit:
                 break
+            known = self._lanes.get(item_id)
+            if known is not None and known[1] in waiting:
+                blocked.add(known[0])  # the cheapest test: what a long backlog mostly is
+                continue
             live = outbox.view(item_id)
             if live is None or live["status"] != PENDING:
                 continue  # settled while an earlier post was awaited
@@ -169,7 +179,8 @@ class Relay:
                 if current
                 else None
             )
-            # Cheapest test first: a long backlog usually waits on a few paced lanes.
+            if current and current.get("card_ts"):
+                self._lanes[item_id] = (send_id, lane)
             if lane in waiting:
                 blocked.add(send_id)
                 continue

@@ -171,6 +171,27 @@ async def test_a_paced_channels_backlog_does_not_hide_other_channels(store, slac
     assert slack.posted(APPROVALS) == backlog[:2]
 
 
+async def test_a_paced_backlog_is_skipped_unread_once_its_lane_is_known(
+    store, slack, clock, monkeypatch
+):
+    """Passes come several times a second: items of a lane that waits are not read again."""
+    backlog = [queue(store, a_send(store, f"s{n}"), THREAD, "approved") for n in range(150)]
+    relay = relay_for(store, slack, clock)
+    assert await relay.drain() == 1  # the first pass reads every item, once
+    reads: list[int] = []
+    view = store.outbox.view
+    monkeypatch.setattr(
+        store.outbox, "view", lambda item_id: reads.append(item_id) or view(item_id)
+    )
+    late = queue(store, a_send(store, "late", channel=OTHER), THREAD, "approved")
+    assert await relay.drain() == 1  # the channel still waits; the new one goes out
+    assert slack.posted() == [backlog[0], late]
+    assert len(reads) <= 3  # the first waiting item, and the new one (read, then posted)
+    clock.advance(1.0)
+    assert await relay.drain() == 1  # the lane is free again: its next item, in order
+    assert slack.posted(APPROVALS) == backlog[:2]
+
+
 async def test_run_until_idle_waits_out_the_pace_without_blocking_other_channels(
     store, slack, clock
 ):
