@@ -157,7 +157,7 @@ class Relay:
         outbox, sends = self.store.outbox, self.store.sends
         waiting: set[str] = set()  # lanes found paced out in this pass
         due = outbox.due_ids(now)
-        if len(self._lanes) > 2 * len(due) + 100:  # forget items settled elsewhere
+        if len(self._lanes) > 2 * len(due) + 100:  # forget items no longer pending
             self._lanes = {i: self._lanes[i] for i in due if i in self._lanes}
         for item_id in due:
             if self._closed or delivered >= limit:

@@ -23,7 +23,7 @@ class CallbackEvents:
         self,
         sms_id: str | None,
         send_status: str | int | None,
-        raw: Mapping[str, Any],  # a query string's fields: kept as text
+        raw: Mapping[str, str],
         *,
         valid: bool = True,
         reason: str = "",
@@ -51,7 +51,8 @@ class CallbackEvents:
                 "received_at": iso(self._clock()),
                 "dedupe_key": key,
             },
-            # built here of str, int and None only: nothing to normalise
+            # built here of plain JSON values only (query text kept as text): nothing to
+            # normalise
             plain=True,
         )
         return True

@@ -211,8 +211,9 @@ class LogStorage(Storage):
 
         `sync=False` (outermost block only) does not wait for the disk: the line is kept in
         memory until the next write or the group commit's round, which writes every such
-        line at once. The caller must wait for `GroupCommit` before telling anyone the
-        change is kept. Never hold a transaction open across an `await`.
+        line at once, so until then even a crash of the process (not only of the machine)
+        loses it. The caller must wait for `GroupCommit` before telling anyone the change
+        is kept. Never hold a transaction open across an `await`.
         """
         return _Scope(self, sync)
 
@@ -239,19 +240,20 @@ class LogStorage(Storage):
         if not tx.ops:
             return
         line = b"[" + b",".join(tx.ops) + b"]\n"
-        if not sync and self._fsync:
-            self._check_writable()
-            self._unwritten.append(line)
-            self._appended += len(line)
-            self._log_ops += len(tx.ops)
-            return  # no compaction now: it would have to write and fsync at once
+        deferred = not sync and self._fsync
         try:
-            self._append(line, sync=sync)
+            if deferred:
+                self._check_writable()
+                self._unwritten.append(line)
+                self._appended += len(line)
+            else:
+                self._append(line)
         except BaseException:
             self._rollback(tx, (0, 0))
             raise
         self._log_ops += len(tx.ops)
-        self._maybe_compact()
+        if not deferred:  # a deferred line's round compacts (compacting writes and fsyncs)
+            self._maybe_compact()
 
     # ----------------------------------------------------------------- durability
 
@@ -291,17 +293,17 @@ class LogStorage(Storage):
         data = b"".join(self._unwritten)
         self._unwritten.clear()
         try:
-            logfile.write_all(self._fd, data)
-        except OSError as exc:
-            self._cut_back()
-            self._broken = self._broken or f"a write failed ({exc})"
-            raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
+            self._write(data)
+        except StoreError as exc:
+            self._broken = self._broken or f"a write failed ({exc.__cause__})"
+            raise
         self._size += len(data)
 
     def compact_if_due(self) -> None:
-        """Compact now if the log has grown enough (the group commit's rounds ask, as the
-        `sync=False` writes they cover never do it themselves)."""
-        self._maybe_compact()
+        """Compact now if the log has grown enough; the group commit's rounds ask this."""
+        # `sync=False` writes never compact by themselves: compacting writes and fsyncs.
+        if not (self._closed or self._broken):
+            self._maybe_compact()
 
     def mark_durable(self, upto: int) -> None:
         """An fsync that began when `appended` was `upto` has finished."""
@@ -532,15 +534,11 @@ class LogStorage(Storage):
         if self._broken:
             raise StoreError(f"the store at {self.path} cannot be written: {self._broken}")
 
-    def _append(self, line: bytes, *, sync: bool = True) -> None:
+    def _append(self, line: bytes) -> None:
         self._check_writable()
         self.write_unwritten()  # first: the log keeps the order transactions ended in
-        try:
-            logfile.write_all(self._fd, line)
-        except OSError as exc:
-            self._cut_back()
-            raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
-        if self._fsync and sync:
+        self._write(line)
+        if self._fsync:
             try:
                 os.fsync(self._fd)
             except OSError as exc:
@@ -549,8 +547,15 @@ class LogStorage(Storage):
                 raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
         self._size += len(line)
         self._appended += len(line)
-        if sync or not self._fsync:
-            self._durable = self._appended
+        self._durable = self._appended
+
+    def _write(self, data: bytes) -> None:
+        """Append `data` at the end of the file; on failure, cut the file back to `_size`."""
+        try:
+            logfile.write_all(self._fd, data)
+        except OSError as exc:
+            self._cut_back()
+            raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
 
     def _cut_back(self) -> None:
         # A half-written line followed by good ones would make the file unreadable.

@@ -6,6 +6,7 @@ import asyncio
 import os
 
 from storage.engine import LogStorage
+from storage.errors import StoreError
 
 
 class GroupCommit:
@@ -20,9 +21,9 @@ class GroupCommit:
     def __init__(self, storage: LogStorage) -> None:
         self._storage = storage
         # (bytes appended when the waiter came, its future): each waiter has its own future,
-        # so one that gives up cancels only itself, never the fsync the others wait on.
+        # so one that gives up cancels only itself, never the round the others wait on.
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._syncing: asyncio.Task[None] | None = None
+        self._rounds: asyncio.Task[None] | None = None
 
     async def wait(self) -> None:
         """Return once every write appended before this call is durable; StoreError if never."""
@@ -30,40 +31,61 @@ class GroupCommit:
         target = storage.appended
         if storage.durable >= target:
             return
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._rounds is None or self._rounds.get_loop() is not loop:
+            # none running, or one stranded on a loop that was closed under it (tests)
+            self._waiters = [w for w in self._waiters if w[1].get_loop() is loop]
+            self._rounds = loop.create_task(self._run_rounds())
+        waiter = loop.create_future()
         self._waiters.append((target, waiter))
-        if self._syncing is None or self._syncing.done():  # done: its loop was closed under it
-            self._syncing = asyncio.create_task(self._sync_rounds())
         await waiter
 
-    async def _sync_rounds(self) -> None:
+    async def _run_rounds(self) -> None:
         storage = self._storage
         try:
             while self._waiters:
                 upto = storage.appended
                 try:
                     storage.write_unwritten()  # the whole batch in one write
-                    storage.compact_if_due()
-                    fd = storage.sync_handle()
-                    try:
-                        await asyncio.get_running_loop().run_in_executor(None, os.fsync, fd)
-                    except OSError as exc:
-                        raise storage.sync_failed(exc) from None
-                    finally:
-                        os.close(fd)
-                except Exception as exc:  # the store is broken now: no later round can help
-                    waiters, self._waiters = self._waiters, []
-                    for _, waiter in waiters:
-                        if not waiter.done():
-                            waiter.set_exception(exc)
+                    storage.compact_if_due()  # which makes everything durable by itself
+                    if storage.durable < upto:
+                        await self._fsync()
+                        storage.mark_durable(upto)
+                except Exception as exc:
+                    error = exc if isinstance(exc, StoreError) else StoreError(str(exc))
+                    self._settle(storage.durable, error)
                     continue
-                storage.mark_durable(upto)
-                waiting = []
-                for target, waiter in self._waiters:
-                    if target > upto:
-                        waiting.append((target, waiter))  # came after this round began
-                    elif not waiter.done():
-                        waiter.set_result(None)
-                self._waiters = waiting
+                self._settle(upto, None)
         finally:
-            self._syncing = None
+            self._rounds = None
+            # cancelled (the loop is shutting down): nobody is left to finish these
+            for _, waiter in self._waiters:
+                waiter.cancel()
+            self._waiters = []
+
+    async def _fsync(self) -> None:
+        storage = self._storage
+        fd = storage.sync_handle()
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, os.fsync, fd)
+        except OSError as exc:
+            raise storage.sync_failed(exc) from None
+        finally:
+            os.close(fd)
+
+    def _settle(self, durable: int, error: StoreError | None) -> None:
+        """Wake the waiters whose writes are within `durable`; with `error`, fail the rest."""
+        waiting = []
+        for target, waiter in self._waiters:
+            if waiter.done():
+                continue  # gave up
+            if target <= durable:
+                waiter.set_result(None)
+            elif error is not None:
+                # each its own exception: the waiters raise them in their own tasks
+                failed = StoreError(str(error))
+                failed.__cause__ = error.__cause__
+                waiter.set_exception(failed)
+            else:
+                waiting.append((target, waiter))  # came after this round began
+        self._waiters = waiting

@@ -10,7 +10,9 @@
 #
 # Log ops: ``p`` put a whole document, ``d`` delete a document, ``c`` clear a table,
 # ``x`` drop a table, ``n`` create an empty table. A line is written with one ``os.write``
-# and fsynced before the commit returns; a line without its newline was never acknowledged.
+# and fsynced before the commit returns, or, for a ``sync=False`` commit, written and fsynced
+# with its batch by the group commit before anyone is told; a line without its newline was
+# never acknowledged.
 # Compaction writes ``<file>.<gen>.tmp``, fsyncs it, ``os.replace``s it over the file and
 # fsyncs the directory, so the file on disk is always either the old or the new generation.
 

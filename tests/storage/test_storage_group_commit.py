@@ -284,9 +284,14 @@ async def test_a_failed_batch_write_fails_every_waiter_and_changes_nothing_on_di
     assert all(isinstance(r, StoreError) for r in results), results
     assert "No space left on device" in str(results[0])
     assert fsyncs.calls == 1  # no fsync after a failed write
-    # those changes are in memory and cannot be undone: the store refuses anything more
+    # those changes are in memory and cannot be undone: the store refuses anything more,
+    # and a refused transaction leaves nothing behind in memory either
     with pytest.raises(StoreError):
         write_unsynced(store, 99)
+    assert 99 not in [doc["n"] for doc in store.db.table(TABLE)]
+    for _ in range(2):
+        with pytest.raises(StoreError):
+            await synced(store)
     store.close()
     monkeypatch.undo()
     assert stored_numbers(tmp_path) == [0]  # the torn half line was cut off
@@ -313,3 +318,50 @@ async def test_rounds_compact_a_log_that_only_unsynced_writes_made_grow(
         assert storage.generation == generation + 1
         assert storage.durable == storage.appended
     assert stored_numbers(tmp_path) == list(range(30))
+
+
+async def test_a_broken_store_is_never_compacted_into_looking_durable(
+    tmp_path: Path, store: Store, fsyncs: FsyncSpy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = store.db.storage
+    fsyncs.error = OSError(5, "Input/output error")
+    write_unsynced(store, 1)
+    with pytest.raises(StoreError):
+        await synced(store)
+    generation = storage.generation
+    # a compaction would write a fresh, fsynced snapshot and call everything durable
+    monkeypatch.setattr(storage, "_compaction_due", lambda: True)
+    for _ in range(2):
+        with pytest.raises(StoreError):
+            await synced(store)
+    assert storage.generation == generation
+    assert storage.durable < storage.appended
+
+
+async def test_a_closed_store_is_never_compacted(tmp_path: Path) -> None:
+    store = Store.open(tmp_path, fsync=True, compact_min_ops=5, compact_ratio=0.0)
+    storage = store.db.storage
+    for n in range(10):
+        write_unsynced(store, n)
+    generation = storage.generation
+    store.close()  # writes the batch itself
+    storage.compact_if_due()  # a round still running at shutdown must not touch the file
+    assert storage.generation == generation
+    assert stored_numbers(tmp_path) == list(range(10))
+
+
+async def test_waiters_are_cancelled_with_the_round_they_wait_on(
+    store: Store, fsyncs: FsyncSpy
+) -> None:
+    fsyncs.hold()
+    write_unsynced(store, 1)
+    waiter = asyncio.create_task(synced(store))
+    await fsyncs.started()
+    rounds = store._group_commit._rounds
+    assert rounds is not None
+    rounds.cancel()  # as the loop's shutdown does
+    with pytest.raises(asyncio.CancelledError):
+        await waiter  # not left waiting for ever
+    fsyncs.release.set()
+    await synced(store)  # a later waiter starts a new round
+    assert store.db.storage.durable == store.db.storage.appended
