@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 import multiprocessing
 import os
@@ -41,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -135,10 +137,18 @@ class Load:
     samples: list[tuple[int, int, float, bool]] = field(default_factory=list)  # idx, status, ms
     window_s: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
+    server_cpu_s: float | None = None  # the server process's CPU time inside the window
 
     @property
     def rate(self) -> float:
         return len(self.samples) / self.window_s if self.window_s else 0.0
+
+    @property
+    def cpu_us(self) -> float | None:
+        """Server CPU time per request (all its threads, user + system), in µs."""
+        if self.server_cpu_s is None or not self.samples:
+            return None
+        return self.server_cpu_s / len(self.samples) * 1e6
 
     def ms(self) -> list[float]:
         return [s[2] for s in self.samples]
@@ -592,8 +602,61 @@ def generate(
         raise
 
 
-async def fire(name: str, port: int, paths: list[str], opts: Options) -> Load:
-    """`opts.concurrency` requests in flight from `opts.generators` processes, started together."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, all threads (Linux /proc)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuSampler:
+    """Samples a process's CPU time every 10 ms, to read it at the load window's edges.
+
+    CPU time per request is steadier than requests/s on a shared 2-core machine: it does not
+    count the time the process waited for a core.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: list[tuple[float, float]] = []  # (time.monotonic(), CPU seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError, ValueError):
+                self.samples.append((time.monotonic(), cpu_seconds(self.pid)))
+            self._stop.wait(0.01)
+
+    def between(self, start: float, end: float) -> float | None:
+        """CPU seconds used from `start` to `end` (time.monotonic(), interpolated)."""
+
+        def at(moment: float) -> float | None:
+            for (t0, c0), (t1, c1) in itertools.pairwise(self.samples):
+                if t0 <= moment <= t1:
+                    return c0 + (c1 - c0) * ((moment - t0) / (t1 - t0) if t1 > t0 else 0.0)
+            return None
+
+        first, last = at(start), at(end)
+        return None if first is None or last is None else last - first
+
+
+async def fire(
+    name: str, port: int, paths: list[str], opts: Options, pid: int | None = None
+) -> Load:
+    """`opts.concurrency` requests in flight from `opts.generators` processes, started together.
+
+    With `pid`, also the server's CPU time inside the window (time.monotonic is one clock
+    for every process on Linux, so the generators' window edges apply here).
+    """
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     go = ctx.Barrier(opts.generators)
@@ -608,9 +671,11 @@ async def fire(name: str, port: int, paths: list[str], opts: Options) -> Load:
         )
         for g, shard in enumerate(shards)
     ]
-    for proc in procs:
-        proc.start()
-    parts = [await asyncio.to_thread(results.get, True, 300) for _ in procs]
+    sampler = CpuSampler(pid) if pid is not None else None
+    with sampler or contextlib.nullcontext():
+        for proc in procs:
+            proc.start()
+        parts = [await asyncio.to_thread(results.get, True, 300) for _ in procs]
     for proc in procs:
         await asyncio.to_thread(proc.join, 10)
     crashed = [p["crash"] for p in parts if "crash" in p]
@@ -620,7 +685,10 @@ async def fire(name: str, port: int, paths: list[str], opts: Options) -> Load:
     for part in parts:
         load.samples += part["samples"]
         load.errors.update(part["errors"])
-    load.window_s = max(p["ended"] for p in parts) - min(p["started"] for p in parts)
+    started, ended = min(p["started"] for p in parts), max(p["ended"] for p in parts)
+    load.window_s = ended - started
+    if sampler is not None:
+        load.server_cpu_s = sampler.between(started, ended)
     return load
 
 
@@ -682,6 +750,11 @@ class BotProcess:
         except RuntimeError:
             tail = self.log_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"zns-bot did not start on {self.url}:\n{tail}") from None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     def memory_mb(self) -> tuple[float, float]:
         """The bot's resident memory now and at its peak, in MB (Linux /proc)."""
@@ -759,13 +832,14 @@ def serve_canned(port: int) -> None:
 
 @contextlib.asynccontextmanager
 async def side_server(target: Any) -> Any:
-    """Run `target(port)` in a spawned process until the block ends; yield its port."""
+    """Run `target(port)` in a spawned process until the block ends; yield (port, pid)."""
     port = free_port()
     proc = multiprocessing.get_context("spawn").Process(target=target, args=(port,), daemon=True)
     proc.start()
     try:
         await wait_healthy(f"http://{HOST}:{port}", proc.is_alive)
-        yield port
+        assert proc.pid is not None
+        yield port, proc.pid
     finally:
         proc.terminate()  # SIGTERM: uvicorn shuts down gracefully
         await asyncio.to_thread(proc.join, 10)
@@ -865,7 +939,7 @@ async def run_bot(
         run.startup_s = time.perf_counter() - began
         await settle(slack, 0.5, 10)  # the start-up cache warming is done: a quiet start
         run.rss_before_mb, _ = bot.memory_mb()
-        run.load = await fire("zns-bot", bot.port, paths, opts)
+        run.load = await fire("zns-bot", bot.port, paths, opts, bot.pid)
         run.drain_s = await settle(slack, 1.0, opts.drain_timeout)
         run.rss_after_mb, run.rss_peak_mb = bot.memory_mb()
     finally:
@@ -923,9 +997,9 @@ async def run(opts: Options) -> Report:
             shutil.copyfile(data_dir / FILE_NAME, work / "data-nofsync" / FILE_NAME)
 
         report.runs.append(await run_bot(True, data_dir, work, slack, esms, paths, opts))
-        async with side_server(serve_bare) as port:
-            report.bare = await fire('bare Starlette "ok"', port, paths, opts)
-        async with side_server(serve_canned) as port:
+        async with side_server(serve_bare) as (port, pid):
+            report.bare = await fire('bare Starlette "ok"', port, paths, opts, pid)
+        async with side_server(serve_canned) as (port, _):
             report.ceiling = await fire("canned reply (ceiling)", port, paths, opts)
         if opts.compare_no_fsync:
             run = await run_bot(False, work / "data-nofsync", work, slack, esms, paths, opts)
@@ -1099,6 +1173,14 @@ def print_report(opts: Options, report: Report, total_s: float) -> None:
         f"target: bot/bare >= {TARGET_RATIO} -> {rate:,.0f} / {bare_rate:,.0f} = {ratio:.2f} "
         f"-> {met(ratio >= TARGET_RATIO)}"
     )
+    bot_cpu = main_run.load.cpu_us
+    bare_cpu = report.bare.cpu_us if report.bare is not None else None
+    if bot_cpu is not None and bare_cpu is not None:
+        print(
+            f"server CPU per request (all threads, inside the window): bot {bot_cpu:.0f} µs, "
+            f"bare {bare_cpu:.0f} µs -> bare/bot = {bare_cpu / bot_cpu:.2f} (the ratio the "
+            f"bot would reach if both had a core to themselves)"
+        )
     if report.ceiling is not None and report.bare is not None:
         print(
             f"generator ceiling: {report.ceiling.rate:,.0f} req/s against a canned reply "
