@@ -137,18 +137,20 @@ class Load:
     samples: list[tuple[int, int, float, bool]] = field(default_factory=list)  # idx, status, ms
     window_s: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
-    server_cpu_s: float | None = None  # the server process's CPU time inside the window
+    # the server process's (user, system) CPU time inside the window
+    server_cpu_s: tuple[float, float] | None = None
 
     @property
     def rate(self) -> float:
         return len(self.samples) / self.window_s if self.window_s else 0.0
 
     @property
-    def cpu_us(self) -> float | None:
-        """Server CPU time per request (all its threads, user + system), in µs."""
+    def cpu_us(self) -> tuple[float, float] | None:
+        """Server (user, system) CPU time per request, all its threads, in µs."""
         if self.server_cpu_s is None or not self.samples:
             return None
-        return self.server_cpu_s / len(self.samples) * 1e6
+        user, system = self.server_cpu_s
+        return user / len(self.samples) * 1e6, system / len(self.samples) * 1e6
 
     def ms(self) -> list[float]:
         return [s[2] for s in self.samples]
@@ -602,11 +604,12 @@ def generate(
         raise
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far, all threads (Linux /proc)."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU time of a process so far, all threads (Linux /proc)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 class CpuSampler:
@@ -618,7 +621,8 @@ class CpuSampler:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.samples: list[tuple[float, float]] = []  # (time.monotonic(), CPU seconds)
+        # (time.monotonic(), user CPU seconds, system CPU seconds)
+        self.samples: list[tuple[float, float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -633,20 +637,23 @@ class CpuSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(OSError, ValueError):
-                self.samples.append((time.monotonic(), cpu_seconds(self.pid)))
+                self.samples.append((time.monotonic(), *cpu_seconds(self.pid)))
             self._stop.wait(0.01)
 
-    def between(self, start: float, end: float) -> float | None:
-        """CPU seconds used from `start` to `end` (time.monotonic(), interpolated)."""
+    def between(self, start: float, end: float) -> tuple[float, float] | None:
+        """(user, system) CPU seconds from `start` to `end` (time.monotonic(), interpolated)."""
 
-        def at(moment: float) -> float | None:
-            for (t0, c0), (t1, c1) in itertools.pairwise(self.samples):
+        def at(moment: float) -> tuple[float, float] | None:
+            for (t0, u0, s0), (t1, u1, s1) in itertools.pairwise(self.samples):
                 if t0 <= moment <= t1:
-                    return c0 + (c1 - c0) * ((moment - t0) / (t1 - t0) if t1 > t0 else 0.0)
+                    share = (moment - t0) / (t1 - t0) if t1 > t0 else 0.0
+                    return u0 + (u1 - u0) * share, s0 + (s1 - s0) * share
             return None
 
         first, last = at(start), at(end)
-        return None if first is None or last is None else last - first
+        if first is None or last is None:
+            return None
+        return last[0] - first[0], last[1] - first[1]
 
 
 async def fire(
@@ -1176,10 +1183,12 @@ def print_report(opts: Options, report: Report, total_s: float) -> None:
     bot_cpu = main_run.load.cpu_us
     bare_cpu = report.bare.cpu_us if report.bare is not None else None
     if bot_cpu is not None and bare_cpu is not None:
+        bot_us, bare_us = sum(bot_cpu), sum(bare_cpu)
         print(
-            f"server CPU per request (all threads, inside the window): bot {bot_cpu:.0f} µs, "
-            f"bare {bare_cpu:.0f} µs -> bare/bot = {bare_cpu / bot_cpu:.2f} (the ratio the "
-            f"bot would reach if both had a core to themselves)"
+            f"server CPU per request (all threads, inside the window): "
+            f"bot {bot_us:.0f} µs (user {bot_cpu[0]:.0f}, system {bot_cpu[1]:.0f}), "
+            f"bare {bare_us:.0f} µs (user {bare_cpu[0]:.0f}, system {bare_cpu[1]:.0f}) "
+            f"-> bare/bot = {bare_us / bot_us:.2f}"
         )
     if report.ceiling is not None and report.bare is not None:
         print(
