@@ -627,18 +627,22 @@ class CpuSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> CpuSampler:
+        self._sample()  # one before the window for certain, whenever the thread first runs
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._sample()  # and one after it
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(OSError, ValueError):
-                self.samples.append((time.monotonic(), *cpu_seconds(self.pid)))
-            self._stop.wait(0.01)
+        while not self._stop.wait(0.01):
+            self._sample()
+
+    def _sample(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # the process may be gone
+            self.samples.append((time.monotonic(), *cpu_seconds(self.pid)))
 
     def between(self, start: float, end: float) -> tuple[float, float] | None:
         """(user, system) CPU seconds from `start` to `end` (time.monotonic(), interpolated)."""
