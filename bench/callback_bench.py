@@ -682,6 +682,10 @@ async def fire(
         )
         for g, shard in enumerate(shards)
     ]
+    # Every window starts with no dirty pages: otherwise the write-back of what this bench
+    # wrote before (a 300 MB store, its copy) lands in the first window, slowing whatever
+    # server runs there (and its fsyncs, which wait for the journal) but not the later ones.
+    await asyncio.to_thread(os.sync)
     sampler = CpuSampler(pid) if pid is not None else None
     with sampler or contextlib.nullcontext():
         for proc in procs:
@@ -1073,10 +1077,13 @@ def print_run_details(run: BotRun, report: Report, opts: Options) -> None:
     codes_text = ", ".join(f"{code or 'no reply'}: {n:,}" for code, n in sorted(codes.items()))
     ms = load.ms()
     slow = {limit: sum(1 for v in ms if v > limit) for limit in (100, 250, 1000)}
+    # samples are in completion order (per generator): where in the window the slow ones were
+    where = [n for n, v in enumerate(ms) if v > 100]
+    at = f"; replies #{where[0]:,}-#{where[-1]:,} of {len(ms):,}" if where else ""
     print(
         f"[{mode}] slow replies: {slow[100]:,} over 100 ms, {slow[250]:,} over 250 ms, "
         f"{slow[1000]:,} over 1 s (a stall of the bot's event loop holds every request "
-        f"in flight)"
+        f"in flight){at}"
     )
     print(
         f"[{mode}] replies: {codes_text} ({codes.get(200, 0) - dups:,} 'ok', {dups:,} "
