@@ -85,6 +85,15 @@ def write_unsynced(store: Store, n: int) -> None:
         store.db.table(TABLE).insert({"n": n})
 
 
+async def waiting_on_a_held_fsync(store: Store, fsyncs: FsyncSpy, n: int) -> asyncio.Task[None]:
+    """Write `n` unsynced, and a waiter for it whose round's fsync is held until released."""
+    fsyncs.hold()
+    write_unsynced(store, n)
+    waiter = asyncio.create_task(synced(store))
+    await fsyncs.started()
+    return waiter
+
+
 def stored_numbers(data_dir: Path) -> list[int]:
     with Store.open(data_dir) as reopened:
         return sorted(doc["n"] for doc in reopened.db.table(TABLE))
@@ -123,10 +132,7 @@ async def test_concurrent_writers_share_fsyncs(
 async def test_writers_arriving_during_an_fsync_share_the_next_one(
     store: Store, fsyncs: FsyncSpy
 ) -> None:
-    fsyncs.hold()
-    write_unsynced(store, 0)
-    first = asyncio.create_task(synced(store))
-    await fsyncs.started()
+    first = await waiting_on_a_held_fsync(store, fsyncs, 0)
     # these land after the running fsync read `appended`, so it cannot cover them
     for n in range(1, 11):
         write_unsynced(store, n)
@@ -353,10 +359,7 @@ async def test_a_closed_store_is_never_compacted(tmp_path: Path) -> None:
 async def test_waiters_are_cancelled_with_the_round_they_wait_on(
     store: Store, fsyncs: FsyncSpy
 ) -> None:
-    fsyncs.hold()
-    write_unsynced(store, 1)
-    waiter = asyncio.create_task(synced(store))
-    await fsyncs.started()
+    waiter = await waiting_on_a_held_fsync(store, fsyncs, 1)
     rounds = store._group_commit._rounds
     assert rounds is not None
     rounds.cancel()  # as the loop's shutdown does
