@@ -25,6 +25,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -176,6 +177,18 @@ def _since(record: Mapping[str, Any]) -> datetime:
     return moment
 
 
+@dataclass(frozen=True, slots=True)
+class _Polled:
+    """One send's poll: what eSMS said (or the error) and the send's delivery window."""
+
+    send_id: str
+    now: datetime
+    deadline: datetime
+    timeout: timedelta
+    report: DeliveryReport | None
+    error: EsmsError | None
+
+
 class DeliveryPoller:
     """The poll and reconcile jobs; every decision is read from and written to the store."""
 
@@ -245,26 +258,19 @@ class DeliveryPoller:
             report, error = None, None
             if record.get("sms_id"):
                 report, error = await self._query(record["sms_id"], gate)
+            polled = _Polled(send_id, now, deadline, timeout, report, error)
             # What this poll learned is written as one line whose fsync is shared with
             # whatever else is being written (off the event loop).
             with self.store.db.transaction(sync=False):
-                outcome = self._conclude(send_id, now, deadline, timeout, report, error, learned)
+                outcome = self._conclude(polled, learned)
             await self.store.synced()
             return outcome
         except Exception:
             log.exception("polling send=%s failed; trying again later", send_id)
             return "error"
 
-    def _conclude(
-        self,
-        send_id: str,
-        now: datetime,
-        deadline: datetime,
-        timeout: timedelta,
-        report: DeliveryReport | None,
-        error: EsmsError | None,
-        learned_timeout_ms: int | None,
-    ) -> str:
+    def _conclude(self, polled: _Polled, learned_timeout_ms: int | None) -> str:
+        send_id, report = polled.send_id, polled.report
         fresh = self.store.sends.find(send_id)
         if fresh is None or fresh["state"] != SendState.ACCEPTED:
             return "moved"  # a callback (or a person) got there first
@@ -274,7 +280,7 @@ class DeliveryPoller:
             applied = self.tracker.apply(fresh, report, source=POLL_SOURCE)
             if applied in ("delivered", "failed", "stale"):
                 return applied
-        return self._reschedule(send_id, now, deadline, timeout, report, error)
+        return self._reschedule(polled)
 
     async def _timeout(self, record: Mapping[str, Any]) -> tuple[timedelta, int | None]:
         """The template's delivery window, and its ms when newly learned (to keep in the
@@ -315,15 +321,9 @@ class DeliveryPoller:
             self.count("QueryZnsStatus", "ok")
             return report, None
 
-    def _reschedule(
-        self,
-        send_id: str,
-        now: datetime,
-        deadline: datetime,
-        timeout: timedelta,
-        report: DeliveryReport | None,
-        error: EsmsError | None,
-    ) -> str:
+    def _reschedule(self, polled: _Polled) -> str:
+        send_id, now, deadline = polled.send_id, polled.now, polled.deadline
+        timeout, report, error = polled.timeout, polled.report, polled.error
         record = self.store.sends.get(send_id)
         count = int(record.get("poll_count") or 0) + (1 if record.get("sms_id") else 0)
         checked = _check_fields(record, error)
