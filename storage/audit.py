@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from storage.clock import Clock, iso
-from storage.engine import LogDB, json_copy, normalized
+from storage.engine import LogDB
 
 EVENTS_TABLE = "audit"
 META_TABLE = "meta"
@@ -25,7 +25,7 @@ def canonical(obj: Mapping[str, Any]) -> bytes:
     ensure_ascii=False) gives for every value an event holds (tests/storage check it;
     only floats could be spelled differently, and events hold none), at ~15x the speed.
     """
-    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
 
 
 def event_hash(event: Mapping[str, Any]) -> str:
@@ -65,7 +65,8 @@ class AuditLog:
         to_state: str | None = None,
         reason: str = "",
         data: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Mapping[str, Any]:
+        """Append one event; returns it as stored (read only, like `SendRecords.view`)."""
         seq, prev = self._head()
         event: dict[str, Any] = {
             "seq": seq + 1,
@@ -79,9 +80,11 @@ class AuditLog:
             "data": data,
             "prev": prev,
         }
-        # Hash exactly what a reopen reads back (enums become strings, tuples lists...).
-        event = normalized(event)
-        event["hash"] = event_hash(event)
+        # Hash exactly what a reopen reads back (enums become strings, tuples lists...): the
+        # canonical bytes decode to the stored event, which encodes back to the same bytes.
+        body = canonical(event)
+        event = orjson.loads(body)
+        event["hash"] = hashlib.sha256(body).hexdigest()
         with self._db.transaction():
             # both fresh from JSON decoding and handed over: stored as they are
             self._events.put(event["seq"], event, plain=True)
@@ -90,7 +93,7 @@ class AuditLog:
                 {"key": "audit_head", "seq": event["seq"], "hash": event["hash"]},
                 plain=True,
             )
-        return json_copy(event)
+        return event
 
     def iter_events(self) -> Iterator[dict[str, Any]]:
         """Every event in seq order (copies)."""

@@ -80,3 +80,18 @@ def test_frozen_objects_are_still_freed_by_refcount() -> None:
         assert ref() is None, "a frozen object outlived its last reference"
         """
     )
+
+
+def test_full_passes_resume_at_their_usual_pace_after_settling() -> None:
+    run_script(
+        """
+        store = [[n] for n in range(1_000_000)]  # a loaded store: a million containers
+        heap.settle_long_lived()
+        full = []
+        gc.callbacks.append(lambda phase, info: info["generation"] == 2 and full.append(phase))
+        # More than the collector's 10 young passes per full one, but far from a quarter
+        # of the store: a full pass deferred that long would walk all of these at once.
+        kept = [[n] for n in range(150_000)]
+        assert full, "no full pass while 150,000 containers were promoted"
+        """
+    )

@@ -153,6 +153,21 @@ def test_a_failing_updater_changes_nothing(tmp_path: Path) -> None:
         assert db.table("t").all() == [{"a": 1}]
 
 
+def test_a_refused_put_inside_a_transaction_leaves_the_rest_of_it(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    with open_db(path) as db:
+        table = db.table("t")
+        table.put(1, {"a": 1})
+        with db.transaction():
+            table.put(1, {"a": 2})
+            with pytest.raises(TypeError):
+                table.put(1, {"a": object()})  # joins the transaction; refused whole
+            table.put(2, {"b": 1})
+        assert (table.peek(1), table.peek(2)) == ({"a": 2}, {"b": 1})
+    with open_db(path) as db:
+        assert db.table("t").all() == [{"a": 2}, {"b": 1}]
+
+
 def test_documents_handed_out_are_copies(tmp_path: Path) -> None:
     with open_db(tmp_path / "db") as db:
         table = db.table("t")
