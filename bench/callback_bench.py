@@ -117,6 +117,7 @@ class Options:
     duplicate_share: float
     failed_share: float
     drain_timeout: float
+    rounds: int
     compare_no_fsync: bool
     slack_pace: float | None
     seed: int
@@ -160,6 +161,7 @@ class Load:
 class BotRun:
     fsync: bool
     load: Load
+    label: str = ""
     startup_s: float = 0.0
     stop_s: float = 0.0
     exit_code: int | None = None
@@ -193,9 +195,19 @@ class Report:
     slack_sends: int = 0
     expected: Counter[str] = field(default_factory=Counter)
     kinds: list[str] = field(default_factory=list)  # each callback's kind, by index
-    runs: list[BotRun] = field(default_factory=list)
-    bare: Load | None = None
+    # round i: the bot (ZNS_FSYNC=true) on a fresh copy of the store, then the bare app
+    rounds: list[tuple[BotRun, Load]] = field(default_factory=list)
+    no_fsync: BotRun | None = None
     ceiling: Load | None = None
+
+    def median_round(self) -> tuple[BotRun, Load]:
+        """The round whose bot/bare ratio is the median one (the lower middle of an even count)."""
+        ordered = sorted(self.rounds, key=lambda pair: ratio_of(*pair))
+        return ordered[(len(ordered) - 1) // 2]
+
+
+def ratio_of(run: BotRun, bare: Load) -> float:
+    return run.load.rate / bare.rate if bare.rate else float("nan")
 
 
 # --- the store: real template sends, cloned --------------------------------------------------
@@ -936,16 +948,21 @@ def inspect_store(data_dir: Path, run: BotRun) -> None:
 
 async def run_bot(
     fsync: bool,
-    data_dir: Path,
+    label: str,
+    pristine: Path,
     work: Path,
     slack: SlackStandIn,
     esms: EsmsStandIn,
     paths: list[str],
     opts: Options,
 ) -> BotRun:
+    """One bot process on its own copy of the pristine store: start, load, drain, stop."""
+    data_dir = work / f"data-{label}"
+    data_dir.mkdir()
+    await asyncio.to_thread(shutil.copyfile, pristine / FILE_NAME, data_dir / FILE_NAME)
     env = bot_env(slack, esms, data_dir, free_port(), fsync, opts.slack_pace)
-    bot = BotProcess(env, work, work / f"bot-{'fsync' if fsync else 'nofsync'}.log")
-    run = BotRun(fsync=fsync, load=Load("zns-bot"))
+    bot = BotProcess(env, work, work / f"bot-{label}.log")
+    run = BotRun(fsync=fsync, load=Load("zns-bot"), label=label)
     calls_before = len(slack.calls())
     esms_before = len(esms.requests)
     began = time.perf_counter()
@@ -967,6 +984,8 @@ async def run_bot(
     for request in esms.requests[esms_before:]:
         run.esms_calls[request.endpoint or request.path] += 1
     inspect_store(data_dir, run)
+    if not opts.keep:
+        shutil.rmtree(data_dir)
     return run
 
 
@@ -1007,18 +1026,21 @@ async def run(opts: Options) -> Report:
         paths = [job.path for job in jobs]
         del built, card_ts, shapes
         gc.collect()
-        if opts.compare_no_fsync:  # the same store, untouched, for the second bot run
-            (work / "data-nofsync").mkdir()
-            shutil.copyfile(data_dir / FILE_NAME, work / "data-nofsync" / FILE_NAME)
 
-        report.runs.append(await run_bot(True, data_dir, work, slack, esms, paths, opts))
-        async with side_server(serve_bare) as (port, pid):
-            report.bare = await fire('bare Starlette "ok"', port, paths, opts, pid)
+        # Rounds, each a fresh bot process on a fresh copy of the store and then a fresh bare
+        # app: how fast one process runs varies from one to the next on a shared machine,
+        # so one window is one draw, and each ratio compares two windows close in time.
+        for n in range(1, opts.rounds + 1):
+            bot = await run_bot(True, f"round{n}", data_dir, work, slack, esms, paths, opts)
+            async with side_server(serve_bare) as (port, pid):
+                bare = await fire('bare Starlette "ok"', port, paths, opts, pid)
+            report.rounds.append((bot, bare))
         async with side_server(serve_canned) as (port, _):
             report.ceiling = await fire("canned reply (ceiling)", port, paths, opts)
         if opts.compare_no_fsync:
-            run = await run_bot(False, work / "data-nofsync", work, slack, esms, paths, opts)
-            report.runs.append(run)
+            report.no_fsync = await run_bot(
+                False, "nofsync", data_dir, work, slack, esms, paths, opts
+            )
     return report
 
 
@@ -1069,7 +1091,7 @@ def met(ok: bool) -> str:
 
 
 def print_run_details(run: BotRun, report: Report, opts: Options) -> None:
-    mode = "ZNS_FSYNC=true" if run.fsync else "ZNS_FSYNC=false"
+    mode = f"{run.label}, ZNS_FSYNC={'true' if run.fsync else 'false'}"
     load = run.load
     codes = Counter(s[1] for s in load.samples)
     dups = sum(1 for s in load.samples if s[1] == 200 and s[3])
@@ -1130,6 +1152,20 @@ def print_run_details(run: BotRun, report: Report, opts: Options) -> None:
         print(f"  {line}")
 
 
+def print_cpu(run: BotRun, bare: Load) -> None:
+    """The servers' CPU time per request inside their windows: what the rates rest on."""
+    bot_cpu, bare_cpu = run.load.cpu_us, bare.cpu_us
+    if bot_cpu is None or bare_cpu is None:
+        return
+    bot_us, bare_us = sum(bot_cpu), sum(bare_cpu)
+    print(
+        f"{run.label}: server CPU per request (all threads, inside the window): "
+        f"bot {bot_us:.0f} µs (user {bot_cpu[0]:.0f}, system {bot_cpu[1]:.0f}), "
+        f"bare {bare_us:.0f} µs (user {bare_cpu[0]:.0f}, system {bare_cpu[1]:.0f}) "
+        f"-> bare/bot = {bare_us / bot_us:.2f}"
+    )
+
+
 def print_report(opts: Options, report: Report, total_s: float) -> None:
     cpus = os.cpu_count()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
@@ -1164,52 +1200,58 @@ def print_report(opts: Options, report: Report, total_s: float) -> None:
     )
     print(header)
     print("-" * len(header))
-    for run in report.runs:
-        label = f"zns-bot (ZNS_FSYNC={'true' if run.fsync else 'false'})"
-        print(load_row(label, run.load))
-    if report.bare is not None:
-        print(load_row('bare Starlette route -> "ok"', report.bare))
+    for run, bare in report.rounds:
+        print(load_row(f"zns-bot {run.label} (ZNS_FSYNC=true)", run.load))
+        print(load_row(f'bare Starlette "ok" {run.label}', bare))
+    if report.no_fsync is not None:
+        print(load_row("zns-bot (ZNS_FSYNC=false)", report.no_fsync.load))
     if report.ceiling is not None:
         print(load_row("canned reply (generator ceiling)", report.ceiling))
     print()
-    main_run = report.runs[0]
-    header = f"{'zns-bot callbacks by kind':<34}{'count':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+    for run, bare in report.rounds:
+        print_cpu(run, bare)
+    print()
+    median_run, median_bare = report.median_round()
+    header = f"{'callbacks by kind, ' + median_run.label:<34}{'count':>8}{'p50 ms':>9}"
+    header += f"{'p99 ms':>9}{'max ms':>9}"
     print(header)
     print("-" * len(header))
     for kind in KINDS:
-        ms = [s[2] for s in main_run.load.samples if report.kinds[s[0]] == kind]
+        ms = [s[2] for s in median_run.load.samples if report.kinds[s[0]] == kind]
         if ms:
             print(f"{kind:<34}{len(ms):>8}{pct(ms, 50):>9.1f}{pct(ms, 99):>9.1f}{max(ms):>9.1f}")
     print()
-    rate = main_run.load.rate
-    p99 = pct(main_run.load.ms(), 99)
-    bare_rate = report.bare.rate if report.bare is not None else float("nan")
-    ratio = rate / bare_rate if bare_rate else float("nan")
-    print(f"target: >= {TARGET_RATE:,.0f} callbacks/s -> {rate:,.0f} -> {met(rate >= TARGET_RATE)}")
-    print(f"target: p99 < {TARGET_P99_MS:.0f} ms -> {p99:.1f} ms -> {met(p99 < TARGET_P99_MS)}")
+    # Rate and p99 must hold in every round; the ratio is judged on the median round, as
+    # the machine's slow spells move single rounds both ways (see the CPU lines above).
+    rates = [run.load.rate for run, _ in report.rounds]
+    p99s = [pct(run.load.ms(), 99) for run, _ in report.rounds]
+    ratios = sorted(ratio_of(run, bare) for run, bare in report.rounds)
+    median_ratio = ratio_of(median_run, median_bare)
     print(
-        f"target: bot/bare >= {TARGET_RATIO} -> {rate:,.0f} / {bare_rate:,.0f} = {ratio:.2f} "
-        f"-> {met(ratio >= TARGET_RATIO)}"
+        f"target: >= {TARGET_RATE:,.0f} callbacks/s in every round -> lowest {min(rates):,.0f} "
+        f"-> {met(min(rates) >= TARGET_RATE)}"
     )
-    bot_cpu = main_run.load.cpu_us
-    bare_cpu = report.bare.cpu_us if report.bare is not None else None
-    if bot_cpu is not None and bare_cpu is not None:
-        bot_us, bare_us = sum(bot_cpu), sum(bare_cpu)
-        print(
-            f"server CPU per request (all threads, inside the window): "
-            f"bot {bot_us:.0f} µs (user {bot_cpu[0]:.0f}, system {bot_cpu[1]:.0f}), "
-            f"bare {bare_us:.0f} µs (user {bare_cpu[0]:.0f}, system {bare_cpu[1]:.0f}) "
-            f"-> bare/bot = {bare_us / bot_us:.2f}"
-        )
-    if report.ceiling is not None and report.bare is not None:
+    print(
+        f"target: p99 < {TARGET_P99_MS:.0f} ms in every round -> highest {max(p99s):.1f} ms "
+        f"-> {met(max(p99s) < TARGET_P99_MS)}"
+    )
+    print(
+        f"target: bot/bare >= {TARGET_RATIO} (median of {len(ratios)} rounds) -> "
+        f"{median_run.load.rate:,.0f} / {median_bare.rate:,.0f} = {median_ratio:.2f} "
+        f"-> {met(median_ratio >= TARGET_RATIO)}; every round: "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+    )
+    if report.ceiling is not None:
         print(
             f"generator ceiling: {report.ceiling.rate:,.0f} req/s against a canned reply "
-            f"({report.ceiling.rate / bare_rate:.1f}x the bare app, "
-            f"{report.ceiling.rate / rate:.1f}x the bot)"
+            f"({report.ceiling.rate / median_bare.rate:.1f}x the median round's bare app, "
+            f"{report.ceiling.rate / median_run.load.rate:.1f}x its bot)"
         )
     print()
-    for run in report.runs:
+    for run, _ in report.rounds:
         print_run_details(run, report, opts)
+    if report.no_fsync is not None:
+        print_run_details(report.no_fsync, report, opts)
     print(f"total run: {total_s:.1f} s")
 
 
@@ -1226,6 +1268,12 @@ def main() -> None:
     parser.add_argument("--failed-share", type=float, default=0.15, help="finals that failed")
     parser.add_argument("--drain-timeout", type=float, default=15.0, help="max wait for relay")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="bot + bare rounds, each bot on a fresh copy of the store (the ratio: their median)",
+    )
+    parser.add_argument(
         "--compare-no-fsync",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -1241,6 +1289,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.concurrency < args.generators or args.callbacks > 2 * args.sends:
         parser.error("need --concurrency >= --generators and --callbacks <= 2 * --sends")
+    if args.rounds < 1:
+        parser.error("need --rounds >= 1")
     opts = Options(
         sends=args.sends,
         callbacks=args.callbacks,
@@ -1252,6 +1302,7 @@ def main() -> None:
         duplicate_share=args.duplicate_share,
         failed_share=args.failed_share,
         drain_timeout=args.drain_timeout,
+        rounds=args.rounds,
         compare_no_fsync=args.compare_no_fsync,
         slack_pace=args.slack_pace,
         seed=args.seed,
