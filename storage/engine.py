@@ -430,8 +430,8 @@ class LogStorage(Storage):
     def put_doc(self, table: str, sid: str, doc: Mapping[str, Any], *, plain: bool = False) -> None:
         """Insert or replace one document (joining the open transaction, if any)."""
         if self._tx is not None and table in self._data:
-            # Inside a transaction already: `_put` changes nothing unless it succeeds, so
-            # it needs no scope of its own to undo it.
+            # Inside a transaction already: `_put` refuses a document that is not JSON
+            # before changing anything, so it needs no scope of its own to undo it.
             self._check_open()
             self._put(table, sid, doc, plain=plain)
             return

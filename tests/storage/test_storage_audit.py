@@ -86,6 +86,22 @@ def filled(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     return tmp_path
 
 
+def test_events_whose_data_has_odd_values_verify_after_a_reopen(tmp_path: Path) -> None:
+    odd = [
+        {"fields": ("a", "b"), "n": 1.5},  # a tuple is stored as a list
+        {2: "x", 10: "y"},  # non-str keys are stored as str
+        {1: "int key", "1": "str key"},  # the same key twice once stored
+    ]
+    with Store.open(tmp_path) as store:
+        for data in odd:
+            store.audit.append("U1", "note", data=data)
+        assert store.audit.verify().ok
+    with Store.open(tmp_path) as store:
+        check = store.audit.verify()
+        assert (check.ok, check.count) == (True, 3), check.problems
+        assert [e["data"] for e in store.audit.iter_events()][1] == {"2": "x", "10": "y"}
+
+
 def test_an_edited_event_is_named(filled: Path) -> None:
     def edit(seq: int, event: dict[str, Any]) -> dict[str, Any]:
         return {**event, "reason": "nothing to see"} if seq == 3 else event
