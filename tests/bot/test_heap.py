@@ -95,3 +95,23 @@ def test_full_passes_resume_at_their_usual_pace_after_settling() -> None:
         assert full, "no full pass while 150,000 containers were promoted"
         """
     )
+
+
+def test_after_settling_a_full_pass_follows_every_few_middle_ones() -> None:
+    run_script(
+        """
+        store = [[n] for n in range(200_000)]
+        heap.settle_long_lived()
+        passes = {1: 0, 2: 0}
+        gc.callbacks.append(
+            lambda phase, info: phase == "stop"
+            and info["generation"] in passes
+            and passes.__setitem__(info["generation"], passes[info["generation"]] + 1)
+        )
+        kept = [[n] for n in range(300_000)]  # promoted: what the full passes walk
+        middle, full = passes[1], passes[2]
+        # one full pass per FULL_PASS_EVERY + 1 middle ones (CPython's default: per 11)
+        assert middle >= 20, passes
+        assert full >= middle // (heap.FULL_PASS_EVERY + 1) - 2, passes
+        """
+    )
