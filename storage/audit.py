@@ -30,7 +30,12 @@ def canonical(obj: Mapping[str, Any]) -> bytes:
 
 def event_hash(event: Mapping[str, Any]) -> str:
     """SHA-256 of the event's canonical JSON without its own `hash`."""
-    return hashlib.sha256(canonical({k: v for k, v in event.items() if k != "hash"})).hexdigest()
+    return _digest(canonical({k: v for k, v in event.items() if k != "hash"}))
+
+
+def _digest(body: bytes) -> str:
+    """The hash of an event's canonical bytes: what `append` writes and `verify` checks."""
+    return hashlib.sha256(body).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ class AuditLog:
             # non-str keys in `data`: stored with str keys, so hash it as stored
             body = canonical(normalized(event))
         event = orjson.loads(body)
-        event["hash"] = hashlib.sha256(body).hexdigest()
+        event["hash"] = _digest(body)
         with self._db.transaction():
             # both fresh from JSON decoding and handed over: stored as they are
             self._events.put(event["seq"], event, plain=True)
