@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger import get_bolt_logger
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -71,6 +74,32 @@ def slack_client(settings: Settings) -> AsyncWebClient:
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ],
     )
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.message
+
+
+@contextlib.contextmanager
+def _same_token_notice_dropped(client: AsyncWebClient) -> Iterator[None]:
+    """Bolt reads SLACK_BOT_TOKEN itself and, given a client too, warns at every start that
+    "`token` will be unused". When that token is the one the client was built with, the
+    warning says nothing true; a different one still warns, as a real misconfiguration."""
+    if os.environ.get("SLACK_BOT_TOKEN") != client.token:
+        yield
+        return
+    bolt_log = get_bolt_logger(AsyncApp)
+    quiet = _DropMessage(warning_client_prioritized_and_token_skipped())
+    bolt_log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        bolt_log.removeFilter(quiet)
 
 
 @dataclass
@@ -167,11 +196,12 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     service.on_outbox = lambda: kick_relay(scheduler, relay)
     signing = settings.slack_signing_secret
-    bolt = AsyncApp(
-        client=client,
-        signing_secret=signing.get_secret_value() if signing else None,
-        request_verification_enabled=not settings.slack_app_token,
-    )
+    with _same_token_notice_dropped(client):
+        bolt = AsyncApp(
+            client=client,
+            signing_secret=signing.get_secret_value() if signing else None,
+            request_verification_enabled=not settings.slack_app_token,
+        )
     deps = SlackDeps(
         settings=settings,
         service=service,
