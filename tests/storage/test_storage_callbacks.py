@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,25 @@ def test_a_valid_callback_needs_an_smsid_and_status(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             store.callbacks.record("S1", None, {})
         assert store.callbacks.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("sms_id", "status"),
+    [
+        ("S1", "5"),
+        ("S1", 5),
+        ('quo"te\\back', "1"),
+        ("tiếng Việt 😀", "2"),
+        ("ctl\n\t\x00\x7f", "7"),
+        ("</script>&", "5.0"),
+    ],
+)
+def test_the_dedupe_key_is_spelled_as_stores_written_before_keep_it(
+    tmp_path: Path, sms_id: str, status: str | int
+) -> None:
+    """Keys stored by earlier versions came from json.dumps: a replay must still match them."""
+    with Store.open(tmp_path) as store:
+        assert store.callbacks.record(sms_id, status, {}) is True
+        [stored] = store.callbacks.for_sms(sms_id)
+        assert stored["dedupe_key"] == json.dumps([str(sms_id), str(status)])
+        assert store.callbacks.record(sms_id, str(status), {}) is False
