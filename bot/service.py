@@ -71,6 +71,14 @@ def callback_path(token: str) -> str:
     return f"/esms/callback/{token}"
 
 
+def _log_level(state: str) -> int:
+    """How loudly a change of state is logged. A delivery is a send's routine end and, at
+    volume, most of the log; the audit log and /metrics (and a Slack send's thread) keep
+    every one, so it logs at DEBUG. Any other change, a failure included, may need a
+    person: INFO."""
+    return logging.DEBUG if state == SendState.DELIVERED else logging.INFO
+
+
 def token_matches(record: Mapping[str, Any], token: str) -> bool:
     """Constant-time check of a callback URL's token against the send's own."""
     expected = record.get("callback_token") or ""
@@ -263,6 +271,7 @@ class SendService:
             log_event(
                 log,
                 "transition",
+                level=_log_level(record["state"]),
                 send_id=send_id,
                 phone=record.get("phone"),
                 state=record["state"],

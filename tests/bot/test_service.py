@@ -1,6 +1,7 @@
 """The send workflow end to end: real store on disk, eSMS stand-in over HTTP."""
 
 import asyncio
+import logging
 
 import pytest
 
@@ -214,3 +215,38 @@ async def test_a_callback_before_the_submit_reply_keeps_its_smsid(service):
     report = DeliveryReport(sms_id="SMS-EARLY", send_status=5, send_success=1)
     assert DeliveryTracker(service).apply(submitting, report, source="esms-callback") == "early"
     assert service.store.sends.get(record["id"])["sms_id"] == "SMS-EARLY"
+
+
+async def test_deliveries_log_at_debug_and_every_other_change_at_info(service, caplog):
+    from bot.delivery import DeliveryTracker
+    from bot.esms_types import DeliveryReport
+
+    caplog.set_level(logging.DEBUG, logger="bot.service")
+    tracker = DeliveryTracker(service)
+    outcomes = {}
+    for success, failed, code in ((1, 0, None), (0, 1, -118)):
+        record = await approved(service)
+        sent = await service.submit(record["id"])
+        report = DeliveryReport(
+            sms_id=sent["sms_id"],
+            send_status=5,
+            send_success=success,
+            send_failed=failed,
+            error_code=code,
+        )
+        outcomes[record["id"]] = tracker.apply(sent, report, source="esms-callback")
+    moves = [
+        (r.send_id, r.state, r.levelname, r.phone)
+        for r in caplog.records
+        if r.name == "bot.service" and r.getMessage() == "transition"
+    ]
+    delivered, failed = outcomes
+    assert outcomes == {delivered: "delivered", failed: "failed"}
+    assert [(s, lv) for i, s, lv, _ in moves if i == delivered] == [
+        ("approved", "INFO"),
+        ("submitting", "INFO"),
+        ("accepted", "INFO"),
+        ("delivered", "DEBUG"),
+    ]
+    assert [(s, lv) for i, s, lv, _ in moves if i == failed][-1] == ("failed", "INFO")
+    assert {phone for *_, phone in moves} == {"090****484"}
