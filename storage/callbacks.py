@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii as json_string
 from typing import Any
 
 from storage.clock import Clock, iso
@@ -38,7 +38,8 @@ class CallbackEvents:
             if not sms_id or send_status is None or send_status == "":
                 raise ValueError("a valid callback needs an SMSID and a status")
             # eSMS sends statuses as text or numbers: "1" and 1 are the same status.
-            key = json.dumps([str(sms_id), str(send_status)])
+            # json.dumps([sms_id, status]) to the byte, without its set-up (one per callback)
+            key = f"[{json_string(str(sms_id))}, {json_string(str(send_status))}]"
             if self._table.find_ids_by("dedupe_key", key):
                 return False
         self._table.add(

@@ -212,3 +212,17 @@ def test_progress_callback_without_error_info():
     report = parse_callback({"SMSID": "abc", "SendStatus": "7"})
     assert report.send_status == 7
     assert (report.send_success, report.send_failed, report.error_code) == (0, 0, None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('{"error":123456789012345678901,"message":"m"}', (123456789012345678901, "m")),
+        ('"{\\"error\\":-9223372036854775808}"', (-9223372036854775808, None)),
+        ('{"error":-118,"message":"x\\ud800y"}', (-118, "x\ud800y")),
+        ('{"error": NaN, "message": "not a number"}', (None, "not a number")),
+    ],
+)
+def test_error_info_reads_every_json_value_exactly(raw, expected):
+    """Codes past 64 bits stay exact integers; what a fast parser refuses is still read."""
+    assert parse_error_info(raw) == expected
