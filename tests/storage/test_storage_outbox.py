@@ -59,6 +59,23 @@ def test_due_is_oldest_first_skipping_done_and_later_retries(
         retried = store.outbox.get(second["id"])
         assert (retried["attempts"], retried["last_error"]) == (1, "ratelimited")
         assert store.outbox.depth() == 4
+    with Store.open(tmp_path, clock=clock) as store:  # the same answers from a reopened store
+        assert [i["payload"]["n"] for i in store.outbox.due(clock.now, 10)] == [2, 3, 4]
+        assert [i["payload"]["n"] for i in store.outbox.due(later, 10)] == [1, 2, 3, 4]
+
+
+def test_a_retry_that_fails_again_waits_for_its_new_time(tmp_path: Path, clock: FakeClock) -> None:
+    with Store.open(tmp_path, clock=clock) as store:
+        store.outbox.add("thread", {}, key="k")
+        (item,) = store.outbox.due(clock.now, 10)
+        for attempt in (1, 2):
+            retry_at = clock.now + timedelta(seconds=10 * attempt)
+            store.outbox.mark_failed_attempt(item["id"], "server_error", retry_at)
+            assert store.outbox.due_ids(retry_at - timedelta(microseconds=1)) == []
+            assert store.outbox.due_ids(retry_at) == [item["id"]]
+            clock.advance(10 * attempt)
+        store.outbox.mark_done(item["id"], {"ok": True})
+        assert store.outbox.due_ids(clock.now + timedelta(days=1)) == []
 
 
 def test_depth_and_oldest_pending_age(tmp_path: Path, clock: FakeClock) -> None:
