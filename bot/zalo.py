@@ -198,7 +198,7 @@ def _loads_lenient(text: str) -> object:
             pass
     try:
         value, _end = _JSON.raw_decode(stripped)  # what json.loads gives, junk after it or not
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past json's depth limit
         return None
     return value
 

@@ -38,7 +38,8 @@ class CallbackEvents:
             if not sms_id or send_status is None or send_status == "":
                 raise ValueError("a valid callback needs an SMSID and a status")
             # eSMS sends statuses as text or numbers: "1" and 1 are the same status.
-            # json.dumps([sms_id, status]) to the byte, without its set-up (one per callback)
+            # json.dumps([str(sms_id), str(status)]) to the byte, minus its set-up (one per
+            # callback)
             key = f"[{json_string(str(sms_id))}, {json_string(str(send_status))}]"
             if self._table.find_ids_by("dedupe_key", key):
                 return False

@@ -35,7 +35,10 @@ class Outbox:
         send_id: str | None = None,
         channel: str | None = None,
     ) -> bool:
-        """Queue a post; False (nothing queued) when an item with this key already exists."""
+        """Queue a post; False (nothing queued) when an item with this key already exists.
+
+        The item is due at once: `due_ids` counts on every item not tried yet being due.
+        """
         if self._table.find_ids_by("key", key):
             return False
         now = iso(self._clock())

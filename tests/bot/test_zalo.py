@@ -221,6 +221,8 @@ def test_progress_callback_without_error_info():
         ('"{\\"error\\":-9223372036854775808}"', (-9223372036854775808, None)),
         ('{"error":-118,"message":"x\\ud800y"}', (-118, "x\ud800y")),
         ('{"error": NaN, "message": "not a number"}', (None, "not a number")),
+        ("[" * 1030 + "]" * 1030, (None, None)),  # deeper than json goes: unreadable, no raise
+        ("[" * 1010 + "]" * 1010, (None, None)),
     ],
 )
 def test_error_info_reads_every_json_value_exactly(raw, expected):

@@ -99,3 +99,11 @@ def test_unknown_items_and_naive_times_are_refused(tmp_path: Path, clock: FakeCl
         store.outbox.add("card", {}, key="a")
         with pytest.raises(ValueError, match="timezone"):
             store.outbox.due(datetime(2026, 3, 1), 10)
+
+
+def test_an_item_not_tried_yet_is_due_at_once(tmp_path: Path, clock: FakeClock) -> None:
+    """Even to a clock that lags the one it was queued by (a relay's clock behind the store's)."""
+    with Store.open(tmp_path, clock=clock) as store:
+        store.outbox.add("thread", {}, key="k")
+        (item_id,) = store.outbox.due_ids(clock.now)
+        assert store.outbox.due_ids(clock.now - timedelta(seconds=5)) == [item_id]
