@@ -9,7 +9,7 @@ import getpass
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,7 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
     return _report(record)
 
 
-def _report(record: dict[str, Any]) -> int:
+def _report(record: Mapping[str, Any]) -> int:
     tag = " [SANDBOX]" if record.get("sandbox") else ""
     who = f"{mask_phone(record['phone'])}, template {record['template_id']}"
     state = record["state"]

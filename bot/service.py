@@ -259,8 +259,12 @@ class SendService:
         reason: str,
         expect: set[SendState],
         **fields: Any,
-    ) -> dict[str, Any] | None:
-        """One compare-and-set transition and its Slack messages, written as one."""
+    ) -> Mapping[str, Any] | None:
+        """One compare-and-set transition and its Slack messages, written as one.
+
+        Returns the send as stored, read only (`SendRecords.view`), or None when it did not
+        move; `store.sends.get` gives a copy to change or keep.
+        """
         with self.store.db.transaction():
             record = self.store.sends.transition(
                 send_id, to, actor=actor, reason=reason, expect=expect, **fields
@@ -280,7 +284,7 @@ class SendService:
             )
         return record
 
-    def _announce(self, record: dict[str, Any]) -> None:
+    def _announce(self, record: Mapping[str, Any]) -> None:
         if record.get("origin") != "slack":
             return
         send_id, state, version = record["id"], record["state"], record.get("version")
@@ -317,7 +321,7 @@ class SendService:
 
     def approve(
         self, send_id: str, *, actor: str, reason: str = "", check_self: bool = True
-    ) -> dict[str, Any] | None:
+    ) -> Mapping[str, Any] | None:
         """pending_approval → approved, once. None means someone else decided first."""
         record = self.store.sends.get(send_id)
         if (
@@ -336,7 +340,7 @@ class SendService:
             decided_at=iso(self.store.clock()),
         )
 
-    def reject(self, send_id: str, *, actor: str, reason: str) -> dict[str, Any] | None:
+    def reject(self, send_id: str, *, actor: str, reason: str) -> Mapping[str, Any] | None:
         reason = (reason or "").strip()
         if not reason:
             raise InputError("say why the request is rejected", {"reason": "a reason is required"})
@@ -351,7 +355,7 @@ class SendService:
             reject_reason=reason,
         )
 
-    def cancel(self, send_id: str, *, actor: str) -> dict[str, Any] | None:
+    def cancel(self, send_id: str, *, actor: str) -> Mapping[str, Any] | None:
         record = self.store.sends.get(send_id)
         if record.get("requester") != actor:
             self.note(actor, "cancel_refused", send_id=send_id, reason="not the requester")
@@ -364,7 +368,7 @@ class SendService:
             expect={SendState.PENDING_APPROVAL},
         )
 
-    def expire_stale(self, now: datetime | None = None) -> list[dict[str, Any]]:
+    def expire_stale(self, now: datetime | None = None) -> list[Mapping[str, Any]]:
         """End every approval older than ZNS_APPROVAL_TTL; return the expired records."""
         now = now or datetime.now(UTC)
         cutoff = now - timedelta(seconds=self.settings.zns_approval_ttl)
@@ -388,7 +392,7 @@ class SendService:
             return None
         return base.rstrip("/") + callback_path(record["callback_token"])
 
-    async def submit(self, send_id: str, *, actor: str = "system") -> dict[str, Any]:
+    async def submit(self, send_id: str, *, actor: str = "system") -> Mapping[str, Any]:
         """approved → submitting → accepted | failed | unknown. Sends at most once per call race.
 
         Returns the record as it stands afterwards (possibly unchanged when another caller
@@ -439,7 +443,7 @@ class SendService:
         )
         return self._settle(send_id, SendState.UNKNOWN, reason, unknown_reason=reason)
 
-    def _settle(self, send_id: str, to: SendState, reason: str, **fields: Any) -> dict[str, Any]:
+    def _settle(self, send_id: str, to: SendState, reason: str, **fields: Any) -> Mapping[str, Any]:
         done = self.move(
             send_id,
             to,

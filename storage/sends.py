@@ -133,11 +133,12 @@ class SendRecords:
         reason: str = "",
         expect: Collection[SendState | str] | None = None,
         **fields: Any,
-    ) -> dict[str, Any] | None:
+    ) -> Mapping[str, Any] | None:
         """Compare-and-set the state; None (and nothing written) when the move is not allowed.
 
         Losing a race is normal: a second click or a replayed callback finds the send
-        already moved on and gets None. `fields` are stored with the new state.
+        already moved on and gets None. `fields` are stored with the new state. Returns the
+        send as stored, read only (see `view`): most callers only look, and `get` copies.
         """
         target = SendState(to)
         _refuse_reserved(fields)
@@ -167,21 +168,22 @@ class SendRecords:
                 reason=reason,
                 data=data,
             )
-        return self._copy(doc_id)
+        return self._table.peek(doc_id)
 
     def update_fields(
         self, send_id: str, *, actor: str = "system", reason: str = "", **fields: Any
-    ) -> dict[str, Any]:
+    ) -> Mapping[str, Any]:
         """Change non-state data. Audited (action "update") only when a reason is given.
 
         Bookkeeping such as the card's Slack ts needs no reason and leaves no audit event;
-        a change a person should be able to trace later should pass one.
+        a change a person should be able to trace later should pass one. Returns the send as
+        stored, read only (see `view`).
         """
         _refuse_reserved(fields)
         doc_id, doc = self._live(send_id)
         changed = {k: v for k, v in fields.items() if k not in doc or doc[k] != v}
         if not changed:
-            return json_copy(doc)
+            return doc
         version = doc["version"] + 1
         changes = normalized({**changed, "version": version, "updated_at": iso(self._clock())})
         with self._db.transaction():
@@ -194,7 +196,7 @@ class SendRecords:
                     reason=reason,
                     data={"version": version, "fields": sorted(changed)},
                 )
-        return self.get(send_id)
+        return self._live(send_id)[1]
 
     def in_states(self, states: Iterable[SendState | str]) -> list[dict[str, Any]]:
         """Sends in any of `states`, oldest (first created) first."""

@@ -211,6 +211,24 @@ def test_update_fields_is_audited_only_with_a_reason(store: Store) -> None:
         store.sends.update_fields(send_id, state="delivered")
 
 
+def test_what_a_write_returns_is_the_send_as_it_was_then(store: Store) -> None:
+    """transition and update_fields hand back the stored send, uncopied and read only: a
+    later write replaces it in the store and leaves the one handed back as it was."""
+    send_id = _send_in(store, S.PENDING_APPROVAL)
+    approved = store.sends.transition(send_id, S.APPROVED, actor="U_APP")
+    assert approved == store.sends.get(send_id) and approved is store.sends.view(send_id)
+    noted = store.sends.update_fields(send_id, card_ts="1.2")
+    submitting = store.sends.transition(send_id, S.SUBMITTING, actor="U_APP")
+    assert (approved["state"], approved["version"], "card_ts" in approved) == (
+        "approved",
+        2,
+        False,
+    )
+    assert (noted["state"], noted["version"], noted["card_ts"]) == ("approved", 3, "1.2")
+    assert (submitting["state"], submitting["version"]) == ("submitting", 4)
+    assert store.sends.get(send_id) == submitting
+
+
 def test_in_states_and_counts(store: Store) -> None:
     pending = [_send_in(store, S.PENDING_APPROVAL) for _ in range(3)]
     accepted = _send_in(store, S.ACCEPTED)
