@@ -156,9 +156,11 @@ class SendRecords:
         changes = normalized(
             {**fields, "state": target, "version": version, "updated_at": iso(self._clock())}
         )
+        stored = {**doc, **changes}
         with self._db.transaction():
             # the stored document is plain JSON already: only the changes need normalising
-            self._table.put(doc_id, {**doc, **changes}, plain=True)
+            # (and `plain` keeps this very dict, which is what the caller gets back)
+            self._table.put(doc_id, stored, plain=True)
             self._audit.append(
                 actor,
                 "transition",
@@ -168,7 +170,7 @@ class SendRecords:
                 reason=reason,
                 data=data,
             )
-        return self._table.peek(doc_id)
+        return stored
 
     def update_fields(
         self, send_id: str, *, actor: str = "system", reason: str = "", **fields: Any
@@ -186,8 +188,9 @@ class SendRecords:
             return doc
         version = doc["version"] + 1
         changes = normalized({**changed, "version": version, "updated_at": iso(self._clock())})
+        stored = {**doc, **changes}
         with self._db.transaction():
-            self._table.put(doc_id, {**doc, **changes}, plain=True)
+            self._table.put(doc_id, stored, plain=True)
             if reason:
                 self._audit.append(
                     actor,
@@ -196,7 +199,7 @@ class SendRecords:
                     reason=reason,
                     data={"version": version, "fields": sorted(changed)},
                 )
-        return self._live(send_id)[1]
+        return stored
 
     def in_states(self, states: Iterable[SendState | str]) -> list[dict[str, Any]]:
         """Sends in any of `states`, oldest (first created) first."""
