@@ -1,21 +1,41 @@
 # zns-bot: `make test` and `make demo` set everything up on a fresh machine.
+# Supported: CPython 3.11, 3.12 and 3.13. Another one: make test PY=python3.13 VENV=.venv-3.13
 PY ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# bot/demo.py keeps each run's store under here, apart from the live data/
+DEMO_DATA := demo-data
+SOURCES := bot handlers storage tests bench
+MKVENV ?= $(PY) -m venv
+INSTALL ?= $(BIN)/pip install --quiet --upgrade pip && $(BIN)/pip install --quiet -e '.[test]'
+SUPPORTED := zns-bot needs Python 3.11 or newer (PY=python3.11; tested on 3.11, 3.12 and 3.13)
 
-.PHONY: test lint format bench demo serve clean
+# How an interpreter describes itself: a venv's python says what the python that built it
+# says. Empty when the command is missing or broken.
+identity = $(shell $(1) -c 'import sys; print(sys.version.split()[0], sys.base_prefix)' 2>/dev/null)
+# "ok", the version of a Python too old, or empty when $(PY) does not run at all.
+py_check = $(shell $(PY) -c 'import sys; print("ok" if sys.version_info >= (3, 11) else sys.version.split()[0])' 2>/dev/null)
+
+ifneq ($(call identity,$(PY)),$(call identity,$(BIN)/python))
+# Built by another Python, half-built or broken: a stamp would keep reusing it.
+.PHONY: $(STAMP)
+endif
+
+.PHONY: test lint format bench demo serve clean clean-demo
 
 $(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(if $(py_check),,$(error $(PY) does not run. $(SUPPORTED)))
+	$(if $(filter ok,$(py_check)),,$(error $(PY) is Python $(py_check). $(SUPPORTED)))
+	rm -rf $(VENV)
+	$(MKVENV) $(VENV)
+	$(INSTALL)
 	touch $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,5 +54,11 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/storage_bench.py
 
+# What make builds, and nothing else: data/ is ZNS_DATA_DIR's default, a live store.
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache
+	rm -rf $(sort $(wildcard .venv .venv-*) $(VENV)) .pytest_cache .ruff_cache build dist *.egg-info
+	find $(wildcard $(SOURCES)) -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The stores `make demo` left; the live store in data/ stays.
+clean-demo:
+	rm -rf $(DEMO_DATA)

@@ -149,7 +149,8 @@ async def run_demo(data_dir: Path) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bot.demo", description=__doc__)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    parser.add_argument("--data-dir", type=Path, default=Path("data") / f"demo-{stamp}")
+    # apart from data/, the live store's default: `make clean-demo` removes these
+    parser.add_argument("--data-dir", type=Path, default=Path("demo-data") / stamp)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     sys.exit(asyncio.run(run_demo(args.data_dir)))

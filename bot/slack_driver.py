@@ -15,12 +15,13 @@ from bot.esms_standin import EsmsStandIn
 from bot.slack_payloads import (
     block_action_body,
     checkboxes_state,
+    new_trigger_id,
     option_state,
     signed_headers,
     slash_command_body,
     view_submission_body,
 )
-from bot.slack_standin import SlackStandIn
+from bot.slack_standin import Call, SlackStandIn
 from storage.sends import SendState
 from storage.store import Store
 
@@ -41,8 +42,19 @@ def initial_state(view: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return state
 
 
+def _is_card(call: Call) -> bool:
+    """A request card: a top-level post in the approvals channel that Slack accepted."""
+    return call.ok and call.args.get("channel") == APPROVAL_CHANNEL and "thread_ts" not in call.args
+
+
 class SlackDriver:
-    """Slack's side of the conversation with one running bot."""
+    """Slack's side of the conversation with one running bot.
+
+    Every wait names the event it waits for: the view opened for a trigger id this driver
+    sent, the next update of a given view id, the first card posted after the last submit.
+    The stand-in is shared by every request, so "the latest view" or "any update" would
+    answer with another request's modal whenever two are in flight or one ran before.
+    """
 
     def __init__(
         self,
@@ -59,6 +71,8 @@ class SlackDriver:
         self.esms = esms
         self.signing_secret = signing_secret
         self.http = httpx.AsyncClient(base_url=url, timeout=30)
+        self.trigger_id: str | None = None  # of the last slash command this driver sent
+        self.cards_before_submit = 0  # cards posted when this driver last submitted a request
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -68,19 +82,42 @@ class SlackDriver:
         return await self.http.post("/slack/events", content=body, headers=headers)
 
     async def slash(
-        self, text: str = "", user: str = AGENT, channel: str = "C0SUPPORT"
+        self, text: str = "", user: str = AGENT, channel: str = REQUEST_CHANNEL
     ) -> httpx.Response:
-        return await self.post(slash_command_body(text=text, user_id=user, channel_id=channel))
+        self.trigger_id = new_trigger_id()
+        body = slash_command_body(
+            text=text, user_id=user, channel_id=channel, trigger_id=self.trigger_id
+        )
+        return await self.post(body)
+
+    async def opened(self, trigger_id: str, wait: float = 5.0) -> str:
+        """The id of the view the bot opened with `trigger_id`."""
+        call = await self.slack.await_for(
+            lambda c: c.args.get("trigger_id") == trigger_id, wait, method="views.open"
+        )
+        return _view_of(call)["id"]
+
+    async def updated(self, view_id: str, count: int = 1, wait: float = 5.0) -> dict[str, Any]:
+        """The view as the `count`-th views.update of `view_id` left it."""
+        call = await self.slack.await_for(
+            lambda c: c.args.get("view_id") == view_id, wait, method="views.update", count=count
+        )
+        return _view_of(call)
+
+    def updates(self, view_id: str) -> int:
+        """How many times the bot has updated `view_id` so far."""
+        return sum(c.args.get("view_id") == view_id for c in self.slack.calls("views.update"))
 
     async def modal(self, wait: float = 5.0) -> dict[str, Any]:
-        """The request modal once its templates have loaded (after views.update)."""
-        await self.slack.await_for(method="views.update", timeout=wait)
-        return self.slack.last_view()
+        """The request modal opened for the last slash command, once its templates loaded."""
+        assert self.trigger_id is not None, "modal() follows a slash()"
+        return await self.updated(await self.opened(self.trigger_id, wait), wait=wait)
 
     async def choose(
         self, view: Mapping[str, Any], action_id: str, value: str, user: str = AGENT
     ) -> dict[str, Any]:
-        before = len(self.slack.calls("views.update"))
+        """Pick `value` in the modal's select: the modal as the bot re-renders it."""
+        before = self.updates(view["id"])
         block = next(
             b["block_id"]
             for b in view["blocks"]
@@ -97,8 +134,7 @@ class SlackDriver:
         )
         response = await self.post(body)
         assert response.status_code == 200, response.text
-        await self.slack.await_for(method="views.update", count=before + 1)
-        return self.slack.last_view()
+        return await self.updated(view["id"], count=before + 1)
 
     async def submit_request(
         self,
@@ -127,17 +163,28 @@ class SlackDriver:
             values["sandbox"] = {"value": checkboxes_state(["yes"] if sandbox else [])}
         for name, value in params.items():
             values[f"param:{name}"] = {"value": value}
+        self.cards_before_submit = self.cards_posted()
         return await self.post(view_submission_body("zns_request", values, user, view=view))
 
-    async def card(self, count: int = 1) -> dict[str, Any]:
+    def cards_posted(self) -> int:
+        return sum(map(_is_card, self.slack.calls("chat.postMessage")))
+
+    async def card(self, after: int | None = None, wait: float = 5.0) -> dict[str, Any]:
+        """The first card posted after `after` cards (default: after the last submit)."""
+        after = self.cards_before_submit if after is None else after
         call = await self.slack.await_for(
-            lambda c: c.args.get("channel") == APPROVAL_CHANNEL and "thread_ts" not in c.args,
-            method="chat.postMessage",
-            count=count,
+            _is_card, wait, method="chat.postMessage", count=after + 1
         )
         return self.slack.message(APPROVAL_CHANNEL, call.response["ts"])
 
-    async def click(self, action_id: str, card: Mapping[str, Any], user: str) -> httpx.Response:
+    async def click(
+        self,
+        action_id: str,
+        card: Mapping[str, Any],
+        user: str,
+        *,
+        trigger_id: str | None = None,
+    ) -> httpx.Response:
         value = next(
             e["value"]
             for b in card["blocks"]
@@ -146,16 +193,22 @@ class SlackDriver:
             if e["action_id"] == action_id
         )
         body = block_action_body(
-            action_id, value, user, block_id="decision", message=card, channel_id=APPROVAL_CHANNEL
+            action_id,
+            value,
+            user,
+            block_id="decision",
+            message=card,
+            channel_id=APPROVAL_CHANNEL,
+            trigger_id=trigger_id,
         )
         return await self.post(body)
 
     async def review(self, card: Mapping[str, Any], user: str = APPROVER) -> dict[str, Any]:
-        before = len(self.slack.calls("views.update"))
-        response = await self.click("zns_review", card, user)
+        """Click Review on `card`: the approval modal once its quota has loaded."""
+        trigger_id = new_trigger_id()
+        response = await self.click("zns_review", card, user, trigger_id=trigger_id)
         assert response.status_code == 200, response.text
-        await self.slack.await_for(method="views.update", count=before + 1)
-        return self.slack.last_view()
+        return await self.updated(await self.opened(trigger_id))
 
     def decision_body(
         self, view: Mapping[str, Any], decision: str, reason: str = "", user: str = APPROVER
@@ -187,3 +240,10 @@ class SlackDriver:
             timeout=wait,
         )
         return call.args["text"]
+
+
+def _view_of(call: Call) -> dict[str, Any]:
+    """The view a views.open or views.update call left, or why Slack refused it."""
+    if not call.ok:
+        raise AssertionError(f"{call.method} was refused: {call.status} {call.response}")
+    return dict(call.response["view"])
