@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -13,15 +14,19 @@ from tests.pythons import interpreters
 ROOT = Path(__file__).resolve().parents[1]
 STAMP = ".venv/.installed"
 SUPPORTED = {v: p for v, p in interpreters().items() if v >= (3, 11)}
+OUTER_MAKE = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PY", "VENV", "MKVENV", "INSTALL"}
 TOO_OLD = {v: p for v, p in interpreters().items() if v < (3, 11)}
 
 
 def make(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The project's Makefile run in `cwd`: its venv logic, without pip (seconds per venv)."""
     quick = ["MKVENV=$(PY) -m venv --without-pip", "INSTALL=true"]
+    # Under `make test VENV=...` that make's variables reach us in the environment.
+    env = {k: v for k, v in os.environ.items() if k not in OUTER_MAKE}
     return subprocess.run(
         ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), *quick, *args],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
