@@ -79,7 +79,9 @@ async def drive(driver: SlackDriver, show: Transcript) -> str:
     response.raise_for_status()
     card = await driver.card()
     show.say(f"zns-bot → #approvals ({APPROVAL_CHANNEL})", "request card", flatten(card["blocks"]))
-    confirmation = await driver.slack.await_for(method="chat.postEphemeral")
+    confirmation = await driver.slack.await_for(
+        lambda c: c.args.get("user") == AGENT, method="chat.postEphemeral"
+    )
     show.say(f"zns-bot → <@{AGENT}> (only visible to you)", confirmation.args["text"])
     review = await driver.review(card, user=APPROVER)
     show.say(f"<@{APPROVER}>", "clicks Review")

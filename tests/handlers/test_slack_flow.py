@@ -55,7 +55,9 @@ async def request_order(bot, phone="0901 888 484", **kw):
 async def test_zns_opens_a_loading_modal_then_lists_only_enable_templates(bot, slack_standin):
     response = await bot.slash()
     assert response.status_code == 200
-    opened = await slack_standin.await_for(method="views.open")
+    opened = await slack_standin.await_for(
+        lambda c: c.args.get("trigger_id") == bot.trigger_id, method="views.open"
+    )
     assert "Loading templates" in texts(opened.args["view"])
     view = await bot.modal()
     listed = texts(view)
@@ -69,6 +71,29 @@ async def test_zns_with_phone_prefills_it(bot):
     view = await bot.modal()
     phone = next(b for b in view["blocks"] if b.get("block_id") == "phone")
     assert phone["element"]["initial_value"] == "0901888484"
+
+
+async def test_two_modals_open_at_once_each_change_lands_in_its_own(bot, slack_standin):
+    def params(view):
+        return [b["block_id"] for b in view["blocks"] if b["block_id"].startswith("param:")]
+
+    await bot.slash("0901888484")
+    first_trigger = bot.trigger_id
+    await bot.slash("0912345678", user=APPROVER)
+    second = await bot.modal()  # the view opened for the second command, not the latest one
+    first = await bot.updated(await bot.opened(first_trigger))
+    phones = [
+        next(b for b in v["blocks"] if b["block_id"] == "phone")["element"]["initial_value"]
+        for v in (first, second)
+    ]
+    assert phones == ["0901888484", "0912345678"]
+
+    chosen = await bot.choose(first, "template_select", ORDER_TEMPLATE)
+    assert chosen["id"] == first["id"] and "param:order_code" in params(chosen)
+    assert params(slack_standin.view(second["id"])) == []  # the other modal is untouched
+    chosen = await bot.choose(second, "template_select", OTP_TEMPLATE, user=APPROVER)
+    assert chosen["id"] == second["id"] and params(chosen) == ["param:otp"]
+    assert bot.updates(first["id"]) == 2 and bot.updates(second["id"]) == 2
 
 
 async def test_zns_help_answers_with_usage_and_opens_nothing(bot, slack_standin):
@@ -116,8 +141,9 @@ async def test_valid_request_posts_a_masked_card_and_confirms_with_a_link(bot, s
     assert "330 VND" in shown  # the stand-in's SummaryZaloMessage price
     assert "Black Friday" in shown and "VIP customer" in shown
     assert "Review" in shown and card["text"]
-    ephemeral = await slack_standin.await_for(method="chat.postEphemeral")
-    assert ephemeral.args["user"] == AGENT
+    ephemeral = await slack_standin.await_for(
+        lambda c: c.args.get("user") == AGENT, method="chat.postEphemeral"
+    )
     assert "waiting for approval" in ephemeral.args["text"]
     assert "http" in ephemeral.args["text"]  # permalink to the card
     record = bot.record_for(card)
