@@ -4,7 +4,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# bot/demo.py keeps each run's store under here, apart from the live data/
+# standins/demo.py keeps each run's store under here, apart from the live data/
 DEMO_DATA := demo-data
 SOURCES := bot handlers storage tests bench
 MKVENV ?= $(PY) -m venv
@@ -22,7 +22,7 @@ ifneq ($(call identity,$(PY)),$(call identity,$(BIN)/python))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: test lint format bench demo serve clean clean-demo
+.PHONY: test test-fast lint format bench demo serve clean clean-demo
 
 $(STAMP): pyproject.toml
 	$(if $(py_check),,$(error $(PY) does not run. $(SUPPORTED)))
@@ -37,6 +37,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q -n 2
 
+# The unit tests only: no bot process, no end-to-end flow (tests/e2e/).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -n 2 -m "not e2e"
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -46,7 +50,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 demo: $(STAMP)
-	$(BIN)/python -m bot.demo
+	$(BIN)/python -m standins.demo
 
 serve: $(STAMP)
 	$(BIN)/zns-bot serve

@@ -2,7 +2,7 @@
 
 # How it runs
 # -----------
-# * The eSMS and Slack stand-ins run in threads of this process (bot.serving.ServerThread).
+# * The eSMS and Slack stand-ins run in threads of this process (standins.servers.ServerThread).
 # * The store is built BEFORE the bot starts (a running bot holds the store's lock):
 #   - two template sends go through the real code path (SendService.prepare / create / approve /
 #     submit to the eSMS stand-in), one from the CLI and one from Slack; for the Slack one the
@@ -13,7 +13,7 @@
 #   - the Slack-origin share gets a real card in the Slack stand-in first, so their card_ts
 #     exist and the relay's chat.update / thread replies for them succeed.
 # * The bot is `zns-bot serve` in a SUBPROCESS (uvicorn, lifespan on, ZNS_FSYNC=true), set up
-#   with bot.standins as in bench/slack_ack_bench.py, and runs all it runs in production: the
+#   with standins.process as in bench/slack_ack_bench.py, and runs all it runs in production: the
 #   relay (Slack posts paced per channel, ZNS_SLACK_PACE), the delivery poller, the scheduler.
 #   The bare app is a subprocess served the same way (quiet_config, 127.0.0.1, lifespan on);
 #   the generator's ceiling is measured against a plain asyncio server with a canned reply.
@@ -55,13 +55,14 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.esms import EsmsClient
-from bot.esms_standin import DEMO_OAID, ORDER_TEMPLATE, EsmsStandIn
+from bot.esms.client import EsmsClient
 from bot.service import SendService
-from bot.slack_driver import AGENT, APPROVAL_CHANNEL, APPROVER, REQUEST_CHANNEL
-from bot.slack_standin import SlackStandIn
-from bot.standins import BOT_TOKEN, free_port, standin_env, standin_settings
 from bot.templates import TemplateCatalogue
+from standins.demo import ORDER
+from standins.driver import AGENT, APPROVAL_CHANNEL, APPROVER, REQUEST_CHANNEL
+from standins.esms import DEMO_OAID, ORDER_TEMPLATE, EsmsStandIn
+from standins.process import BOT_TOKEN, free_port, standin_env, standin_settings
+from standins.slack import SlackStandIn
 from storage import logfile
 from storage.audit import GENESIS, HEAD_DOC_ID, event_hash
 from storage.clock import iso
@@ -74,13 +75,6 @@ HOST = "127.0.0.1"
 TARGET_RATE = 1_000.0
 TARGET_P99_MS = 100.0
 TARGET_RATIO = 0.3
-ORDER = {
-    "customer_name": "Nguyễn Văn An",
-    "order_code": "DH-2611",
-    "order_date": "27/11/2026",
-    "amount": "459000",
-    "tracking_url": "https://shop.example/track/DH-2611",
-}
 KINDS = ("delivered", "failed", "progress", "duplicate")
 # Zalo's own messages as eSMS relays them in error_info (esms-api.md §4, §8).
 ZALO_MESSAGES = {
@@ -817,7 +811,7 @@ def serve_bare(port: int) -> None:
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from bot.serving import quiet_config
+    from bot.web.server import quiet_config
 
     async def ok(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
@@ -893,7 +887,7 @@ async def settle(slack: SlackStandIn, quiet: float, timeout: float) -> float:  #
 
 
 def scan_log(path: Path, run: BotRun) -> None:
-    """Warnings and errors in the bot's log: its JSON lines (bot.logs) when it wrote any,
+    """Warnings and errors in the bot's log: its JSON lines (bot.ops.logs) when it wrote any,
     else plain `LEVEL logger: message` lines with their tracebacks."""
     json_seen: Counter[str] = Counter()
     json_problems: list[str] = []

@@ -2,7 +2,7 @@
 
 # How it runs
 # -----------
-# * The eSMS and Slack stand-ins run in threads of this process (bot.serving.ServerThread).
+# * The eSMS and Slack stand-ins run in threads of this process (standins.servers.ServerThread).
 # * The bot is `zns-bot serve` in a SUBPROCESS: build_runtime() + uvicorn with lifespan on
 #   (scheduler, relay, drain on shutdown), exactly as in production. ServerThread cannot be
 #   used for the bot: it always builds `quiet_config(app)`, whose lifespan is "off", and
@@ -39,15 +39,16 @@ from typing import Any
 
 import httpx
 
-from bot.esms_standin import ORDER_TEMPLATE, SEND_ENDPOINT, EsmsStandIn
-from bot.slack_driver import (
+from standins.demo import ORDER
+from standins.driver import (
     AGENT,
     APPROVAL_CHANNEL,
     APPROVER,
     REQUEST_CHANNEL,
     initial_state,
 )
-from bot.slack_payloads import (
+from standins.esms import ORDER_TEMPLATE, SEND_ENDPOINT, EsmsStandIn
+from standins.payloads import (
     block_action_body,
     checkboxes_state,
     new_trigger_id,
@@ -56,21 +57,14 @@ from bot.slack_payloads import (
     slash_command_body,
     view_submission_body,
 )
-from bot.slack_standin import Call, SlackStandIn
-from bot.standins import BOT_TOKEN, SIGNING_SECRET, free_port, standin_env
+from standins.process import BOT_TOKEN, SIGNING_SECRET, free_port, standin_env
+from standins.slack import Call, SlackStandIn
 from storage import logfile
 from storage.errors import StoreError
 from storage.sends import SendState
 from storage.store import FILE_NAME, Store
 
 TARGET_MS = 300.0
-ORDER = {
-    "customer_name": "Nguyễn Văn An",
-    "order_code": "DH-2611",
-    "order_date": "27/11/2026",
-    "amount": "459000",
-    "tracking_url": "https://shop.example/track/DH-2611",
-}
 KINDS: dict[str, str] = {
     "slash": "slash /zns",
     "review": "Review click",

@@ -27,21 +27,21 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
-from bot.callbacks import CallbackEndpoint
 from bot.config import Settings
 from bot.delivery import DeliveryTracker
 from bot.errors import StoreError
-from bot.esms import EsmsClient
-from bot.heap import settle_long_lived
-from bot.jobs import RELAY_JOB, build_scheduler, kick_relay, run_soon
-from bot.logs import log_event
-from bot.metrics import Metrics
-from bot.polling import DeliveryPoller
-from bot.relay import Relay
+from bot.esms.client import EsmsClient
+from bot.jobs.polling import DeliveryPoller
+from bot.jobs.relay import Relay
+from bot.jobs.scheduler import RELAY_JOB, build_scheduler, kick_relay, run_soon
+from bot.ops.heap import settle_long_lived
+from bot.ops.logs import log_event
+from bot.ops.metrics import Metrics
 from bot.service import SendService
-from bot.serving import quiet_config
 from bot.templates import TemplateCatalogue
-from bot.web import build_web
+from bot.web.callbacks import CallbackEndpoint
+from bot.web.routes import build_web
+from bot.web.server import quiet_config
 from handlers import register_all
 from handlers.access import AccessList
 from handlers.deps import SlackDeps

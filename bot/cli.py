@@ -15,8 +15,8 @@ from typing import Any
 
 from bot.config import Settings, load_settings
 from bot.errors import ZNS_ERRORS, ConfigError, InputError
-from bot.esms import EsmsClient
-from bot.logs import configure_logging, secrets_from_settings
+from bot.esms.client import EsmsClient
+from bot.ops.logs import configure_logging, secrets_from_settings
 from bot.phones import mask_phone
 from bot.service import SendService
 from bot.templates import TemplateCatalogue

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.esms_types import DeliveryReport
+from bot.esms.types import DeliveryReport
+from bot.esms.zalo import parse_callback, suggestion, zalo_reason
 from bot.service import SendService
-from bot.zalo import parse_callback, suggestion, zalo_reason
 from storage.sends import FINAL_STATES, SendState
 
 DONE = 5  # SendStatus: processing finished; SendSuccess / SendFailed say how

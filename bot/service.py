@@ -13,10 +13,10 @@ from typing import Any
 
 from bot.config import Settings
 from bot.errors import EsmsError, InputError, PhoneError, TemplateError, ZnsBotError
-from bot.esms import EsmsClient
-from bot.esms_types import SubmitOutcome, Template, ZnsMessage
-from bot.logs import log_event
+from bot.esms.client import EsmsClient
+from bot.esms.types import SubmitOutcome, Template, ZnsMessage
 from bot.notify import CARD, DM, EPHEMERAL, NOTIFY, THREAD
+from bot.ops.logs import log_event
 from bot.phones import normalize_phone
 from bot.templates import TemplateCatalogue, validate_params
 from storage.clock import iso

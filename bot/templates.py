@@ -13,7 +13,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from bot.errors import EsmsError, ParamsError, TemplateError
-from bot.esms_types import (
+from bot.esms.types import (
     OfficialAccount,
     ParamType,
     Template,

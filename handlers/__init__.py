@@ -6,8 +6,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, commands, views
 from handlers.deps import CONTEXT_KEY, SlackDeps
+from handlers.listeners import actions, commands, views
 
 
 def register_all(app: AsyncApp, deps: SlackDeps) -> None:

@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.notify import CARD, DM, EPHEMERAL, NOTIFY, THREAD, DeliveryError
-from handlers.blocks import failure_dm, notify_text, posted_text, request_card, thread_text
+from handlers.ui.blocks import failure_dm, notify_text, posted_text, request_card, thread_text
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.esms import EsmsClient
-from bot.esms_standin import EsmsStandIn
-from bot.serving import ServerThread
+from bot.esms.client import EsmsClient
+from standins.esms import EsmsStandIn
+from standins.servers import ServerThread
 
 # Distinctive on purpose: the secrets tests search every log line and error for them.
 ESMS_API_KEY = "apikey-ZQX7-do-not-leak-31f9"
@@ -135,7 +135,7 @@ def callback_receiver(callback_receiver_server: CallbackReceiver) -> Iterator[Ca
 
 @pytest.fixture(scope="session")
 def slack_standin_server():
-    from bot.slack_standin import SlackStandIn
+    from standins.slack import SlackStandIn
     from tests.harness import APPROVER_GROUP, BOT_TOKEN, GROUP_APPROVER
 
     with SlackStandIn(

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from bot.app import Runtime, build_runtime
 from bot.config import Settings
-from bot.esms_standin import EsmsStandIn
-from bot.serving import serve_in_loop
-from bot.slack_driver import AGENT, APPROVAL_CHANNEL, APPROVER, NOTIFY_CHANNEL, SlackDriver
-from bot.slack_standin import SlackStandIn
-from bot.standins import BOT_TOKEN, SIGNING_SECRET, standin_settings
+from standins.driver import AGENT, APPROVAL_CHANNEL, APPROVER, NOTIFY_CHANNEL, SlackDriver
+from standins.esms import ORDER_TEMPLATE, EsmsStandIn
+from standins.process import BOT_TOKEN, SIGNING_SECRET, standin_settings
+from standins.servers import serve_in_loop
+from standins.slack import SlackStandIn
 
 __all__ = [
     "AGENT",
@@ -45,7 +46,7 @@ def bot_settings(
         "esms_timeout": 0.5,
         "esms_retry_backoff": 0.01,
         "zns_approvers": [APPROVER, APPROVER_GROUP],
-        "zns_slack_pace": 0.0,  # pacing has its own tests (tests/bot/test_relay.py)
+        "zns_slack_pace": 0.0,  # pacing has its own tests (tests/bot/jobs/test_relay.py)
         "public_base_url": "https://zns-bot.example",  # PUBLIC_URL_FROM_SERVER: the real one
     }
     values.update(overrides)
@@ -67,3 +68,43 @@ async def running_bot(
             yield bot
         finally:
             await bot.aclose()
+
+
+# --- factories shared by the end-to-end tests ---------------------------------------------
+
+ORDER = {  # a valid filling of the stand-in's order template
+    "customer_name": "Nguyễn Văn A",
+    "order_code": "DH-1001",
+    "order_date": "27/11/2026",
+    "amount": "150000",
+    "tracking_url": "https://shop.example/t/DH-1001",
+}
+
+
+def texts(view: Any) -> str:
+    """Every human-readable string in a view or message, joined."""
+    return json.dumps(view, ensure_ascii=False)
+
+
+async def open_order_modal(bot: SlackDriver, text: str = "", user: str = AGENT) -> dict[str, Any]:
+    """/zns, then the order template chosen: the modal ready to fill in."""
+    response = await bot.slash(text, user=user)
+    assert response.status_code == 200
+    view = await bot.modal()
+    return await bot.choose(view, "template_select", ORDER_TEMPLATE, user=user)
+
+
+async def request_order(bot: SlackDriver, phone: str = "0901 888 484", **kw: Any) -> dict[str, Any]:
+    """A valid order request submitted: its card in the approvals channel."""
+    view = await open_order_modal(bot)
+    response = await bot.submit_request(view, phone=phone, params=ORDER, **kw)
+    assert response.status_code == 200 and response.text == "", response.text
+    return await bot.card()
+
+
+async def accepted_send(bot: Bot) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A request approved and accepted by eSMS: its card and its send record."""
+    card = await request_order(bot)
+    await bot.decide(await bot.review(card), "approve")
+    await bot.thread_text(card, "Accepted by eSMS")
+    return card, bot.record_for(card)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import ROOT
 from tests.pythons import interpreters
 
-ROOT = Path(__file__).resolve().parents[1]
 STAMP = ".venv/.installed"
 SUPPORTED = {v: p for v, p in interpreters().items() if v >= (3, 11)}
 OUTER_MAKE = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PY", "VENV", "MKVENV", "INSTALL"}

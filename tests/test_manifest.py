@@ -1,13 +1,12 @@
 """manifest.yml declares what the code uses: every slash command and every Web API scope."""
 
 import re
-from pathlib import Path
 
 import yaml
 
-from handlers.commands import COMMAND
+from handlers.listeners.commands import COMMAND
+from tests import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text(encoding="utf-8"))
 
 # slack_sdk method → bot scopes it needs. A method missing here fails the test on purpose:
@@ -30,7 +29,7 @@ SCOPES_FOR = {
 
 
 def used_slack_methods() -> set[str]:
-    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "handlers").glob("*.py"))
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "handlers").rglob("*.py"))
     return set(re.findall(r"\bclient\.([a-z]+_[A-Za-z_]+)\(", source))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.esms_standin import DEMO_OAID, JOURNEY_TEMPLATE, ORDER_TEMPLATE, OTP_TEMPLATE
+from standins.esms import DEMO_OAID, JOURNEY_TEMPLATE, ORDER_TEMPLATE, OTP_TEMPLATE
 from storage.store import Store
 from tests.conftest import ESMS_API_KEY, ESMS_SECRET_KEY
 

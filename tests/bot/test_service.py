@@ -7,18 +7,11 @@ import pytest
 
 from bot.config import Settings
 from bot.errors import InputError
-from bot.esms_standin import DEMO_OAID, DISABLED_TEMPLATE, JOURNEY_TEMPLATE, ORDER_TEMPLATE
 from bot.service import DecisionError, SendService
 from bot.templates import TemplateCatalogue
+from standins.esms import DEMO_OAID, DISABLED_TEMPLATE, JOURNEY_TEMPLATE, ORDER_TEMPLATE
 from storage.store import Store
-
-ORDER_PARAMS = {
-    "customer_name": "Nguyễn Văn A",
-    "order_code": "DH-1001",
-    "order_date": "27/11/2026",
-    "amount": "150000",
-    "tracking_url": "https://shop.example/t/DH-1001",
-}
+from tests.harness import ORDER
 
 
 @pytest.fixture
@@ -47,7 +40,7 @@ def service(settings, store, esms_client):
     )
 
 
-async def approved(service, params=ORDER_PARAMS, **kw):
+async def approved(service, params=ORDER, **kw):
     request = await service.prepare(
         phone="+84 901 888 484", template_id=ORDER_TEMPLATE, params=params, **kw
     )
@@ -110,7 +103,7 @@ async def test_prepare_reports_every_problem_and_stores_nothing(service, store):
         await service.prepare(
             phone="12345",
             template_id=ORDER_TEMPLATE,
-            params=dict(ORDER_PARAMS, amount="1.5", order_date="2026-11-27"),
+            params=dict(ORDER, amount="1.5", order_date="2026-11-27"),
             is_journey=True,
         )
     assert set(info.value.problems) == {"phone", "order_id", "param:amount", "param:order_date"}
@@ -134,9 +127,7 @@ async def test_twenty_concurrent_submits_send_once(service, esms_standin):
 
 
 async def test_double_approval_decides_once(service, store):
-    request = await service.prepare(
-        phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER_PARAMS
-    )
+    request = await service.prepare(phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER)
     record = service.create(request, actor="slack:UREQ")
     first = service.approve(record["id"], actor="slack:UA")
     second = service.approve(record["id"], actor="slack:UB")
@@ -145,9 +136,7 @@ async def test_double_approval_decides_once(service, store):
 
 
 async def test_self_approval_is_refused(service):
-    request = await service.prepare(
-        phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER_PARAMS
-    )
+    request = await service.prepare(phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER)
     record = service.create(request, actor="slack:UREQ")
     with pytest.raises(DecisionError):
         service.approve(record["id"], actor="slack:UREQ")
@@ -172,9 +161,7 @@ async def test_lost_reply_is_unknown_not_failed(service, esms_standin):
 
 
 async def test_rejected_and_expired_can_never_be_approved(service, store):
-    request = await service.prepare(
-        phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER_PARAMS
-    )
+    request = await service.prepare(phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER)
     rejected = service.create(request, actor="slack:UREQ")
     with pytest.raises(InputError):
         service.reject(rejected["id"], actor="slack:UA", reason="  ")
@@ -193,7 +180,7 @@ async def test_rejected_and_expired_can_never_be_approved(service, store):
 async def test_an_approval_whose_submit_never_ran_is_resumed_once(service, esms_standin):
     from datetime import UTC, datetime, timedelta
 
-    from bot.jobs import resume_job
+    from bot.jobs.scheduler import resume_job
 
     record = await approved(service)  # approved, but the process "stopped" before submit
     assert await resume_job(service, datetime.now(UTC)) == 0  # too fresh: a submit may run
@@ -206,7 +193,7 @@ async def test_an_approval_whose_submit_never_ran_is_resumed_once(service, esms_
 
 async def test_a_callback_before_the_submit_reply_keeps_its_smsid(service):
     from bot.delivery import DeliveryTracker
-    from bot.esms_types import DeliveryReport
+    from bot.esms.types import DeliveryReport
 
     record = await approved(service)
     submitting = service.store.sends.transition(
@@ -219,7 +206,7 @@ async def test_a_callback_before_the_submit_reply_keeps_its_smsid(service):
 
 async def test_deliveries_log_at_debug_and_every_other_change_at_info(service, caplog):
     from bot.delivery import DeliveryTracker
-    from bot.esms_types import DeliveryReport
+    from bot.esms.types import DeliveryReport
 
     caplog.set_level(logging.DEBUG, logger="bot.service")
     tracker = DeliveryTracker(service)

@@ -3,7 +3,7 @@
 import pytest
 
 from bot.errors import EsmsTransientError, ParamsError, TemplateError
-from bot.esms_types import ParamType, Template, TemplateInfo, TemplateParam, TemplateStatus
+from bot.esms.types import ParamType, Template, TemplateInfo, TemplateParam, TemplateStatus
 from bot.templates import TemplateCatalogue, check_value, validate_params
 
 ORDER = Template(

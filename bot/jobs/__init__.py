@@ -1,0 +1,1 @@
+"""Background jobs on APScheduler: delivery polling and reconcile, the Slack relay."""

@@ -1,0 +1,1 @@
+"""Running the process: structured logs, Prometheus metrics, the heap policy."""

@@ -1,0 +1,1 @@
+"""The HTTP surface: Starlette routes, eSMS callbacks, and the uvicorn configuration."""

@@ -1,0 +1,35 @@
+"""The bot's uvicorn configuration: no access log (it would print secrets), quiet, short."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+
+class QuietH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol without the access log, which would print query strings
+    (eSMS GET requests carry ApiKey/SecretKey there, Slack GETs carry args). `access_log=False`
+    is not enough: uvicorn still logs whenever the access logger has a handler, as under pytest.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_log = False
+
+
+def quiet_config(app: ASGIApp, **overrides: Any) -> uvicorn.Config:
+    """A uvicorn.Config that stays out of the way: no access log, no websockets, no lifespan,
+    the process's logging configuration left alone, a short graceful shutdown."""
+    options: dict[str, Any] = {
+        "http": QuietH11Protocol,
+        "ws": "none",
+        "lifespan": "off",
+        "log_config": None,  # leave the process's logging configuration alone
+        "access_log": False,
+        "timeout_graceful_shutdown": 2,
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)

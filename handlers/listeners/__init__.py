@@ -1,0 +1,1 @@
+"""Bolt listeners, each module exposing register(app): parse, call bot/, render."""

@@ -1,0 +1,145 @@
+"""Button and select clicks: OA/template choice in the modal, Review and Cancel on the card."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import EsmsError, NotFoundError
+from bot.service import DecisionError
+from handlers.deps import SlackDeps, deps_of
+from handlers.listeners.commands import render_request
+from handlers.ui.blocks import (
+    CANCEL_ACTION,
+    OA_ACTION,
+    REVIEW_ACTION,
+    TEMPLATE_ACTION,
+    approval_modal,
+    user_ref,
+)
+from handlers.ui.forms import metadata, state_values, text_values
+
+log = logging.getLogger(__name__)
+
+
+async def handle_choice(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]
+) -> None:
+    """The OA or template select changed: re-render the modal with that template's inputs."""
+    await ack()
+    deps = deps_of(context)
+    view = body["view"]
+    action = body["actions"][0]
+    meta = metadata(view)
+    selected = (action.get("selected_option") or {}).get("value")
+    values = text_values(state_values(view))
+    template_id = meta.get("template")
+    if action["action_id"] == OA_ACTION:
+        meta["oaid"], template_id = selected, None
+    else:
+        template_id = selected
+    await client.views_update(
+        view_id=view["id"],
+        hash=view.get("hash"),
+        view=await render_request(deps, meta, values, template_id),
+    )
+
+
+async def _tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+        "channel_id"
+    )
+    await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=text)
+
+
+def decided_text(record: dict[str, Any]) -> str:
+    """Tell a late clicker who decided first (the send may have moved on since)."""
+    state = record["state"]
+    if state in ("rejected", "expired", "cancelled"):
+        who = user_ref(record.get("approver") or record.get("requester"))
+        by = "" if state == "expired" else f" (by {who})"
+        return f"This request is already {state}{by}."
+    return f"This request was already approved (by {user_ref(record.get('approver'))})."
+
+
+async def _pending(
+    deps: SlackDeps, client: AsyncWebClient, body: dict[str, Any], send_id: str
+) -> dict[str, Any] | None:
+    """The clicked request if it still waits for a decision; otherwise tell the clicker."""
+    try:
+        record = deps.service.store.sends.get(send_id)
+    except NotFoundError:
+        await _tell(client, body, "This request no longer exists.")
+        return None
+    if record["state"] != "pending_approval":
+        await _tell(client, body, decided_text(record))
+        return None
+    return record
+
+
+async def handle_review(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]
+) -> None:
+    """Review opens the approval modal, for approvers only."""
+    await ack()
+    deps = deps_of(context)
+    user, send_id = body["user"]["id"], body["actions"][0]["value"]
+    actor = f"slack:{user}"
+    if not await deps.approvers.contains(user, client):
+        deps.service.note(actor, "review_refused", send_id=send_id, reason="not an approver")
+        await _tell(client, body, ":no_entry: Only approvers can review ZNS requests.")
+        return
+    record = await _pending(deps, client, body, send_id)
+    if record is None:
+        return
+    if record.get("requester") == actor and not deps.settings.zns_allow_self_approval:
+        deps.service.note(actor, "review_refused", send_id=send_id, reason="own request")
+        await _tell(client, body, ":no_entry: You cannot approve your own request.")
+        return
+    meta = {"send_id": send_id}
+    opened = await client.views_open(
+        trigger_id=body["trigger_id"],
+        view=approval_modal(record, quota="remaining quota: checking…", metadata=meta),
+    )
+    view = opened["view"]
+    await client.views_update(
+        view_id=view["id"],
+        hash=view.get("hash"),
+        view=approval_modal(record, quota=await quota_text(deps, record["oaid"]), metadata=meta),
+    )
+
+
+async def quota_text(deps: SlackDeps, oaid: str) -> str:
+    try:
+        quota = await deps.service.client.quota(oaid)
+    except EsmsError as exc:
+        return f"remaining daily quota unavailable ({exc})"
+    return f"remaining daily quota {quota.remaining_quota} of {quota.daily_quota}"
+
+
+async def handle_cancel(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]
+) -> None:
+    """The requester withdraws a pending request; anyone else is told no (and audited)."""
+    await ack()
+    deps = deps_of(context)
+    send_id = body["actions"][0]["value"]
+    if await _pending(deps, client, body, send_id) is None:
+        return
+    try:
+        done = deps.service.cancel(send_id, actor=f"slack:{body['user']['id']}")
+    except DecisionError as exc:
+        await _tell(client, body, f"{str(exc)[0].upper()}{str(exc)[1:]}.")
+        return
+    if done is None:
+        await _tell(client, body, decided_text(deps.service.store.sends.get(send_id)))
+
+
+def register(app: AsyncApp) -> None:
+    app.action(OA_ACTION)(handle_choice)
+    app.action(TEMPLATE_ACTION)(handle_choice)
+    app.action(REVIEW_ACTION)(handle_review)
+    app.action(CANCEL_ACTION)(handle_cancel)

@@ -1,0 +1,1 @@
+"""Pure Block Kit builders and view-state readers (no I/O)."""

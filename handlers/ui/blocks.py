@@ -1,0 +1,468 @@
+"""Pure Block Kit builders for zns-bot's modals, request card and messages (no I/O)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    CheckboxesElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.esms.types import OfficialAccount, ParamType, Template
+from bot.phones import mask_phone
+
+REQUEST_VIEW = "zns_request"
+APPROVAL_VIEW = "zns_approval"
+REVIEW_ACTION = "zns_review"
+CANCEL_ACTION = "zns_cancel"
+OA_ACTION = "oa_select"
+TEMPLATE_ACTION = "template_select"
+VALUE_ACTION = "value"
+PARAM_BLOCK = "param:"
+MAX_OPTIONS = 100  # Slack's limit for a static select
+
+_TYPE_WORDS = {
+    ParamType.TEXT: "text",
+    ParamType.NUMBER: "digits",
+    ParamType.DATE: "date dd/MM/yyyy",
+    ParamType.URL: "web address",
+}
+
+STATUS_LINES = {
+    "pending_approval": ":hourglass_flowing_sand: Waiting for an approver",
+    "approved": ":white_check_mark: Sending",
+    "submitting": ":outbox_tray: Sending to eSMS",
+    "accepted": ":incoming_envelope: Accepted by eSMS — waiting for the delivery report",
+    "unknown": ":grey_question: Outcome unknown — checking with eSMS",
+    "delivered": ":white_check_mark: Delivered",
+    "failed": ":x: Failed",
+    "expired": ":hourglass: Expired — nobody approved it in time",
+    "cancelled": ":heavy_multiplication_x: Cancelled by the requester",
+}
+
+
+def user_ref(actor: str | None) -> str:
+    """`slack:U123` → `<@U123>`; other actors (cli:…, system) as they are."""
+    if actor and actor.startswith("slack:"):
+        return f"<@{actor.removeprefix('slack:')}>"
+    return f"`{actor}`" if actor else "someone"
+
+
+def sandbox_tag(record: Mapping[str, Any]) -> str:
+    return " [SANDBOX]" if record.get("sandbox") else ""
+
+
+def _plain(text: str) -> PlainTextObject:
+    return PlainTextObject(text=text, emoji=True)
+
+
+def _text_input(
+    block_id: str,
+    label: str,
+    *,
+    initial: str | None = None,
+    optional: bool = False,
+    max_length: int | None = None,
+    multiline: bool = False,
+    placeholder: str | None = None,
+    hint: str | None = None,
+) -> InputBlock:
+    return InputBlock(
+        block_id=block_id,
+        label=_plain(label[:2000]),
+        optional=optional,
+        hint=_plain(hint) if hint else None,
+        element=PlainTextInputElement(
+            action_id=VALUE_ACTION,
+            initial_value=initial or None,
+            max_length=max_length,
+            multiline=multiline or None,
+            placeholder=_plain(placeholder) if placeholder else None,
+        ),
+    )
+
+
+def option_text(name: str, ident: str, limit: int = 75) -> str:
+    """`name (id)` within Slack's 75-character option limit, shortening the name, not the id."""
+    full = f"{name} ({ident})"
+    if len(full) <= limit:
+        return full
+    return f"{name[: max(1, limit - len(ident) - 4)]}… ({ident})"[:limit]
+
+
+def mrkdwn_escape(text: object) -> str:
+    """User text shown in mrkdwn: no links, mentions or formatting smuggled in."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def param_label(name: str, ptype: ParamType, max_length: int) -> str:
+    return f"{name} ({_TYPE_WORDS[ptype]}, max {max_length})"
+
+
+def request_modal(
+    *,
+    metadata: Mapping[str, Any],
+    oas: Sequence[OfficialAccount] = (),
+    templates: Sequence[Template] | None = None,
+    template: Template | None = None,
+    values: Mapping[str, str] | None = None,
+    allow_sandbox: bool = False,
+    sandbox_forced: bool = False,
+    notice: str | None = None,
+) -> dict[str, Any]:
+    """The /zns modal. `templates=None` means still loading; `template` adds its parameters."""
+    values = values or {}
+    blocks: list[Block] = []
+    if notice:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=notice)))
+    if sandbox_forced:
+        blocks.append(
+            ContextBlock(
+                elements=[MarkdownTextObject(text=":test_tube: *SANDBOX*: nothing is delivered")]
+            )
+        )
+    if templates is None:
+        # Inputs would need a submit button; there is nothing to submit until templates load.
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=":hourglass: Loading templates from eSMS…"))
+        )
+        return View(
+            type="modal",
+            callback_id=REQUEST_VIEW,
+            title=_plain("Send a ZNS message"),
+            close=_plain("Cancel"),
+            private_metadata=json.dumps(metadata, separators=(",", ":")),
+            blocks=blocks,
+        ).to_dict()
+    else:
+        if len(oas) > 1:
+            oa_options = [
+                Option(text=_plain(option_text(oa.name, oa.oaid)), value=oa.oaid) for oa in oas
+            ]
+            chosen = next((o for o in oa_options if o.value == metadata.get("oaid")), None)
+            blocks.append(
+                InputBlock(
+                    block_id="oaid",
+                    label=_plain("Zalo OA"),
+                    dispatch_action=True,
+                    element=StaticSelectElement(
+                        action_id=OA_ACTION,
+                        options=oa_options[:MAX_OPTIONS],
+                        initial_option=chosen,
+                        placeholder=_plain("Choose the Official Account"),
+                    ),
+                )
+            )
+        options = [
+            Option(text=_plain(option_text(t.name, t.id)), value=t.id)
+            for t in templates[:MAX_OPTIONS]
+        ]
+        if options:
+            chosen = next((o for o in options if template and o.value == template.id), None)
+            blocks.append(
+                InputBlock(
+                    block_id="template",
+                    label=_plain("Template"),
+                    dispatch_action=True,
+                    element=StaticSelectElement(
+                        action_id=TEMPLATE_ACTION,
+                        options=options,
+                        initial_option=chosen,
+                        placeholder=_plain("Choose an approved (ENABLE) template"),
+                    ),
+                )
+            )
+        else:
+            blocks.append(
+                SectionBlock(
+                    text=MarkdownTextObject(
+                        text=":warning: This OA has no ENABLE templates. Register one at eSMS."
+                    )
+                )
+            )
+    if template is not None:
+        for param in template.ordered_params:
+            blocks.append(
+                _text_input(
+                    f"{PARAM_BLOCK}{param.name}",
+                    param_label(param.name, param.type, param.max_length),
+                    initial=values.get(f"{PARAM_BLOCK}{param.name}"),
+                    optional=not param.required,
+                    max_length=param.max_length,
+                    placeholder="dd/MM/yyyy" if param.type is ParamType.DATE else None,
+                )
+            )
+    blocks.append(
+        _text_input(
+            "phone",
+            "Customer's phone",
+            initial=values.get("phone"),
+            placeholder="0901 888 484 or +84 901 888 484",
+        )
+    )
+    blocks.append(
+        InputBlock(
+            block_id="journey",
+            label=_plain("Journey"),
+            optional=True,
+            element=CheckboxesElement(
+                action_id=VALUE_ACTION,
+                options=[Option(text=_plain("Journey message about one order"), value="yes")],
+            ),
+        )
+    )
+    blocks.append(
+        _text_input(
+            "order_id",
+            "OrderId (journey only)",
+            initial=values.get("order_id"),
+            optional=True,
+            max_length=50,
+        )
+    )
+    blocks.append(
+        _text_input(
+            "campaign", "Campaign", initial=values.get("campaign"), optional=True, max_length=254
+        )
+    )
+    blocks.append(
+        _text_input(
+            "note",
+            "Note to the approver",
+            initial=values.get("note"),
+            optional=True,
+            max_length=500,
+            multiline=True,
+        )
+    )
+    if allow_sandbox and not sandbox_forced:
+        blocks.append(
+            InputBlock(
+                block_id="sandbox",
+                label=_plain("Sandbox"),
+                optional=True,
+                element=CheckboxesElement(
+                    action_id=VALUE_ACTION,
+                    options=[
+                        Option(text=_plain("Sandbox: checked by eSMS, not sent"), value="yes")
+                    ],
+                ),
+            )
+        )
+    view = View(
+        type="modal",
+        callback_id=REQUEST_VIEW,
+        title=_plain("Send a ZNS message"),
+        submit=_plain("Request approval"),
+        close=_plain("Cancel"),
+        private_metadata=json.dumps(metadata, separators=(",", ":")),
+        blocks=blocks,
+    )
+    return view.to_dict()
+
+
+def _details(record: Mapping[str, Any], *, full: bool) -> list[Block]:
+    phone = record["phone"] if full else mask_phone(record["phone"])
+    fields = [
+        MarkdownTextObject(text=f"*Requester*\n{user_ref(record.get('requester'))}"),
+        MarkdownTextObject(text=f"*Template*\n{record['template_name']} ({record['template_id']})"),
+        MarkdownTextObject(text=f"*Phone*\n{phone}"),
+        MarkdownTextObject(text=f"*Estimated price*\n{price_text(record.get('estimate'))}"),
+    ]
+    if record.get("is_journey"):
+        fields.append(
+            MarkdownTextObject(text=f"*Journey*\nOrderId `{mrkdwn_escape(record.get('order_id'))}`")
+        )
+    if record.get("campaign"):
+        fields.append(MarkdownTextObject(text=f"*Campaign*\n{mrkdwn_escape(record['campaign'])}"))
+    if record.get("sandbox"):
+        fields.append(MarkdownTextObject(text="*Mode*\n:test_tube: SANDBOX (not delivered)"))
+    preview = "\n".join(
+        f"• *{k}*: {mrkdwn_escape(v) if v else '_(empty)_'}" for k, v in record["params"].items()
+    )
+    blocks: list[Block] = [SectionBlock(fields=fields[:10])]
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*Parameters*\n{preview}"[:3000])))
+    if record.get("note"):
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(text=f"*Note*\n>{mrkdwn_escape(record['note'])}"[:3000])
+            )
+        )
+    return blocks
+
+
+def price_text(estimate: Mapping[str, Any] | None) -> str:
+    if not estimate:
+        return "estimate unavailable"
+    return f"{estimate['total_price']:,.0f} VND"
+
+
+def status_line(record: Mapping[str, Any]) -> str:
+    """The card's status: who decided, then where the send stands now."""
+    state = record["state"]
+    if state == "rejected":
+        who = user_ref(record.get("approver"))
+        reason = mrkdwn_escape(record.get("reject_reason", ""))
+        return f":no_entry_sign: Rejected by {who}: {reason}"
+    line = STATUS_LINES.get(state, state)
+    if state == "failed" and record.get("error"):
+        line += f": {record['error']}"
+    if record.get("sms_id") and state in ("accepted", "delivered", "failed", "unknown"):
+        line += f" · SMSID `{record['sms_id']}`"
+    if record.get("approver"):
+        line = f"Approved by {user_ref(record['approver'])} · {line}"
+    return line
+
+
+def request_card(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The approvals-channel card: masked phone, preview, price, status, and buttons while open."""
+    title = f"ZNS request{sandbox_tag(record)}"
+    blocks: list[Block] = [HeaderBlock(text=_plain(title))]
+    blocks.extend(_details(record, full=False))
+    blocks.append(DividerBlock())
+    blocks.append(
+        SectionBlock(block_id="status", text=MarkdownTextObject(text=status_line(record)[:3000]))
+    )
+    if record["state"] == "pending_approval":
+        blocks.append(
+            ActionsBlock(
+                block_id="decision",
+                elements=[
+                    ButtonElement(
+                        text=_plain("Review"),
+                        action_id=REVIEW_ACTION,
+                        value=record["id"],
+                        style="primary",
+                    ),
+                    ButtonElement(
+                        text=_plain("Cancel request"), action_id=CANCEL_ACTION, value=record["id"]
+                    ),
+                ],
+            )
+        )
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Request `{record['id']}`")]))
+    text = (
+        f"ZNS request{sandbox_tag(record)} from {user_ref(record.get('requester'))}: "
+        f"{record['template_name']} to {mask_phone(record['phone'])} — "
+        f"{STATUS_LINES.get(record['state'], record['state'])}"
+    )
+    return {"text": text, "blocks": [b.to_dict() for b in blocks]}
+
+
+def approval_modal(
+    record: Mapping[str, Any], *, quota: str, metadata: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The approver's modal: full phone and parameters, estimate, OA quota; approve or reject."""
+    blocks: list[Block] = []
+    if record.get("sandbox"):
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=":test_tube: *SANDBOX* request")])
+        )
+    blocks.extend(_details(record, full=True))
+    blocks.append(
+        ContextBlock(elements=[MarkdownTextObject(text=f"OA {record['oaid']} · {quota}")])
+    )
+    blocks.append(
+        InputBlock(
+            block_id="decision",
+            label=_plain("Decision"),
+            element=StaticSelectElement(
+                action_id=VALUE_ACTION,
+                options=[
+                    Option(text=_plain("Approve and send"), value="approve"),
+                    Option(text=_plain("Reject"), value="reject"),
+                ],
+                initial_option=Option(text=_plain("Approve and send"), value="approve"),
+            ),
+        )
+    )
+    blocks.append(
+        _text_input(
+            "reason",
+            "Reason (required to reject)",
+            optional=True,
+            max_length=500,
+            multiline=True,
+        )
+    )
+    view = View(
+        type="modal",
+        callback_id=APPROVAL_VIEW,
+        title=_plain(f"Review request{sandbox_tag(record)}"[:24]),
+        submit=_plain("Confirm"),
+        close=_plain("Close"),
+        private_metadata=json.dumps(metadata, separators=(",", ":")),
+        blocks=blocks,
+    )
+    return view.to_dict()
+
+
+def help_text() -> str:
+    return (
+        "*/zns* opens a form to send a Zalo ZNS message through eSMS.\n"
+        "• `/zns` — choose the template and fill in the parameters\n"
+        "• `/zns 0901888484` — the same, with the phone filled in\n"
+        "• `/zns help` — this message\n"
+        "Every send is approved by a second person in the approvals channel."
+    )
+
+
+def thread_text(record: Mapping[str, Any], state: str) -> str:
+    """The reply posted in the card's thread when a send reaches `state`."""
+    tag = sandbox_tag(record)
+    who = user_ref(record.get("approver"))
+    texts = {
+        "approved": f"Approved by {who}. Sending to eSMS…",
+        "rejected": f"Rejected by {who}: {mrkdwn_escape(record.get('reject_reason', ''))}",
+        "cancelled": f"Cancelled by {user_ref(record.get('requester'))}.",
+        "expired": "Expired: nobody approved it in time. It can no longer be approved.",
+        "accepted": f"Accepted by eSMS{tag}, SMSID `{record.get('sms_id')}`. "
+        "Waiting for the delivery report.",
+        "unknown": f"Outcome unknown{tag}: {record.get('unknown_reason') or 'no reply from eSMS'}. "
+        "Checking with eSMS; do not send it again.",
+        "failed": f":x: Not sent{tag}: {record.get('error') or 'eSMS refused the message'}",
+        "delivered": f":white_check_mark: Delivered{tag} to {mask_phone(record['phone'])}.",
+    }
+    return texts.get(state, f"Now {state.replace('_', ' ')}.")
+
+
+def failure_dm(record: Mapping[str, Any], permalink: str | None) -> str:
+    where = f" (<{permalink}|request thread>)" if permalink else ""
+    advice = f"\nWhat to do: {record['suggestion']}." if record.get("suggestion") else ""
+    return (
+        f":x: Your ZNS message{sandbox_tag(record)} ({record['template_name']} to "
+        f"{mask_phone(record['phone'])}) was not delivered: "
+        f"{record.get('error') or 'unknown reason'}{where}{advice}"
+    )
+
+
+def notify_text(record: Mapping[str, Any], permalink: str | None) -> str:
+    """The notification-channel line for a final result: template, phone, requester, link."""
+    icon = ":white_check_mark:" if record["state"] == "delivered" else ":x:"
+    result = "delivered" if record["state"] == "delivered" else f"failed: {record.get('error')}"
+    link = f" · <{permalink}|thread>" if permalink else ""
+    return (
+        f"{icon} ZNS{sandbox_tag(record)} {record['template_name']} to "
+        f"{mask_phone(record['phone'])} for {user_ref(record.get('requester'))}: {result}{link}"
+    )
+
+
+def posted_text(permalink: str | None) -> str:
+    link = f" <{permalink}|View the request>" if permalink else ""
+    return f":hourglass_flowing_sand: Your ZNS request is waiting for approval.{link}"

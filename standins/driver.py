@@ -1,0 +1,249 @@
+"""Acts as Slack toward a running zns-bot: signed slash commands, clicks and modal submits.
+
+Used by `make demo` and by the end-to-end tests; it reads what the bot did from the Slack
+stand-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from standins.esms import EsmsStandIn
+from standins.payloads import (
+    block_action_body,
+    checkboxes_state,
+    new_trigger_id,
+    option_state,
+    signed_headers,
+    slash_command_body,
+    view_submission_body,
+)
+from standins.slack import Call, SlackStandIn
+from storage.sends import SendState
+from storage.store import Store
+
+APPROVAL_CHANNEL = "C0APPROVALS"
+NOTIFY_CHANNEL = "C0NOTIFY"
+AGENT = "U0AGENT01"
+APPROVER = "U0APPROVER1"
+REQUEST_CHANNEL = "C0SUPPORT"
+
+
+def initial_state(view: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """What Slack reports as a modal's state before anyone types: the initial values."""
+    state: dict[str, dict[str, Any]] = {}
+    for block in view.get("blocks") or []:
+        element = block.get("element") or {}
+        if block.get("type") == "input" and element.get("type") == "plain_text_input":
+            state[block["block_id"]] = {element["action_id"]: element.get("initial_value")}
+    return state
+
+
+def _is_card(call: Call) -> bool:
+    """A request card: a top-level post in the approvals channel that Slack accepted."""
+    return call.ok and call.args.get("channel") == APPROVAL_CHANNEL and "thread_ts" not in call.args
+
+
+class SlackDriver:
+    """Slack's side of the conversation with one running bot.
+
+    Every wait names the event it waits for: the view opened for a trigger id this driver
+    sent, the next update of a given view id, the first card posted after the last submit.
+    The stand-in is shared by every request, so "the latest view" or "any update" would
+    answer with another request's modal whenever two are in flight or one ran before.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        store: Store | None = None,
+        slack: SlackStandIn,
+        esms: EsmsStandIn,
+        signing_secret: str,
+    ) -> None:
+        self.url = url
+        self.store = store
+        self.slack = slack
+        self.esms = esms
+        self.signing_secret = signing_secret
+        self.http = httpx.AsyncClient(base_url=url, timeout=30)
+        self.trigger_id: str | None = None  # of the last slash command this driver sent
+        self.cards_before_submit = 0  # cards posted when this driver last submitted a request
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def post(self, body: bytes, *, secret: str | None = None) -> httpx.Response:
+        headers = signed_headers(body, secret or self.signing_secret)
+        return await self.http.post("/slack/events", content=body, headers=headers)
+
+    async def slash(
+        self, text: str = "", user: str = AGENT, channel: str = REQUEST_CHANNEL
+    ) -> httpx.Response:
+        self.trigger_id = new_trigger_id()
+        body = slash_command_body(
+            text=text, user_id=user, channel_id=channel, trigger_id=self.trigger_id
+        )
+        return await self.post(body)
+
+    async def opened(self, trigger_id: str, wait: float = 5.0) -> str:
+        """The id of the view the bot opened with `trigger_id`."""
+        call = await self.slack.await_for(
+            lambda c: c.args.get("trigger_id") == trigger_id, wait, method="views.open"
+        )
+        return _view_of(call)["id"]
+
+    async def updated(self, view_id: str, count: int = 1, wait: float = 5.0) -> dict[str, Any]:
+        """The view as the `count`-th views.update of `view_id` left it."""
+        call = await self.slack.await_for(
+            lambda c: c.args.get("view_id") == view_id, wait, method="views.update", count=count
+        )
+        return _view_of(call)
+
+    def updates(self, view_id: str) -> int:
+        """How many times the bot has updated `view_id` so far."""
+        return sum(c.args.get("view_id") == view_id for c in self.slack.calls("views.update"))
+
+    async def modal(self, wait: float = 5.0) -> dict[str, Any]:
+        """The request modal opened for the last slash command, once its templates loaded."""
+        assert self.trigger_id is not None, "modal() follows a slash()"
+        return await self.updated(await self.opened(self.trigger_id, wait), wait=wait)
+
+    async def choose(
+        self, view: Mapping[str, Any], action_id: str, value: str, user: str = AGENT
+    ) -> dict[str, Any]:
+        """Pick `value` in the modal's select: the modal as the bot re-renders it."""
+        before = self.updates(view["id"])
+        block = next(
+            b["block_id"]
+            for b in view["blocks"]
+            if (b.get("element") or {}).get("action_id") == action_id
+        )
+        body = block_action_body(
+            action_id,
+            value,
+            user,
+            block_id=block,
+            action_type="static_select",
+            view=view,
+            state_values=initial_state(view),
+        )
+        response = await self.post(body)
+        assert response.status_code == 200, response.text
+        return await self.updated(view["id"], count=before + 1)
+
+    async def submit_request(
+        self,
+        view: Mapping[str, Any],
+        *,
+        phone: str,
+        params: Mapping[str, str],
+        template: str | None = None,
+        journey: bool = False,
+        order_id: str | None = None,
+        campaign: str | None = None,
+        note: str | None = None,
+        sandbox: bool = False,
+        user: str = AGENT,
+    ) -> httpx.Response:
+        values: dict[str, dict[str, Any]] = {
+            "phone": {"value": phone},
+            "journey": {"value": checkboxes_state(["yes"] if journey else [])},
+            "order_id": {"value": order_id},
+            "campaign": {"value": campaign},
+            "note": {"value": note},
+        }
+        if template:
+            values["template"] = {"template_select": option_state(template)}
+        if any(b.get("block_id") == "sandbox" for b in view["blocks"]):
+            values["sandbox"] = {"value": checkboxes_state(["yes"] if sandbox else [])}
+        for name, value in params.items():
+            values[f"param:{name}"] = {"value": value}
+        self.cards_before_submit = self.cards_posted()
+        return await self.post(view_submission_body("zns_request", values, user, view=view))
+
+    def cards_posted(self) -> int:
+        return sum(map(_is_card, self.slack.calls("chat.postMessage")))
+
+    async def card(self, after: int | None = None, wait: float = 5.0) -> dict[str, Any]:
+        """The first card posted after `after` cards (default: after the last submit)."""
+        after = self.cards_before_submit if after is None else after
+        call = await self.slack.await_for(
+            _is_card, wait, method="chat.postMessage", count=after + 1
+        )
+        return self.slack.message(APPROVAL_CHANNEL, call.response["ts"])
+
+    async def click(
+        self,
+        action_id: str,
+        card: Mapping[str, Any],
+        user: str,
+        *,
+        trigger_id: str | None = None,
+    ) -> httpx.Response:
+        value = next(
+            e["value"]
+            for b in card["blocks"]
+            if b["type"] == "actions"
+            for e in b["elements"]
+            if e["action_id"] == action_id
+        )
+        body = block_action_body(
+            action_id,
+            value,
+            user,
+            block_id="decision",
+            message=card,
+            channel_id=APPROVAL_CHANNEL,
+            trigger_id=trigger_id,
+        )
+        return await self.post(body)
+
+    async def review(self, card: Mapping[str, Any], user: str = APPROVER) -> dict[str, Any]:
+        """Click Review on `card`: the approval modal once its quota has loaded."""
+        trigger_id = new_trigger_id()
+        response = await self.click("zns_review", card, user, trigger_id=trigger_id)
+        assert response.status_code == 200, response.text
+        return await self.updated(await self.opened(trigger_id))
+
+    def decision_body(
+        self, view: Mapping[str, Any], decision: str, reason: str = "", user: str = APPROVER
+    ) -> bytes:
+        values = {
+            "decision": {"value": option_state(decision)},
+            "reason": {"value": reason or None},
+        }
+        return view_submission_body("zns_approval", values, user, view=view)
+
+    async def decide(
+        self, view: Mapping[str, Any], decision: str, reason: str = "", user: str = APPROVER
+    ) -> httpx.Response:
+        return await self.post(self.decision_body(view, decision, reason, user))
+
+    def record_for(self, card: Mapping[str, Any]) -> dict[str, Any]:
+        assert self.store is not None, "the driver was given no store to look in"
+        (record,) = [
+            r for r in self.store.sends.in_states(set(SendState)) if r.get("card_ts") == card["ts"]
+        ]
+        return record
+
+    async def thread_text(self, card: Mapping[str, Any], needle: str, wait: float = 10.0) -> str:
+        call = await self.slack.await_for(
+            lambda c: (
+                c.args.get("thread_ts") == card["ts"] and needle in (c.args.get("text") or "")
+            ),
+            method="chat.postMessage",
+            timeout=wait,
+        )
+        return call.args["text"]
+
+
+def _view_of(call: Call) -> dict[str, Any]:
+    """The view a views.open or views.update call left, or why Slack refused it."""
+    if not call.ok:
+        raise AssertionError(f"{call.method} was refused: {call.status} {call.response}")
+    return dict(call.response["view"])

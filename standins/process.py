@@ -1,0 +1,132 @@
+"""The bot wired to the local stand-ins: settings, environment and a `zns-bot serve` process.
+
+One place for what the demo, the end-to-end tests and the benchmarks all need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot.config import Settings
+from standins.driver import APPROVAL_CHANNEL, APPROVER, NOTIFY_CHANNEL
+from standins.esms import DEMO_OAID, EsmsStandIn
+from standins.servers import loopback_socket
+from standins.slack import SlackStandIn
+
+SIGNING_SECRET = "standin-signing-secret"  # noqa: S105 - the stand-in's, not a real one
+BOT_TOKEN = "xoxb-standin-bot"  # noqa: S105
+
+
+def standin_values(
+    slack: SlackStandIn, esms: EsmsStandIn, data_dir: Path, **overrides: Any
+) -> dict[str, Any]:
+    """Settings (field name → value) that point the bot at both stand-ins."""
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.api_url,
+        "esms_api_key": esms.api_key,
+        "esms_secret_key": esms.secret_key,
+        "esms_base_url": esms.base_url,
+        "esms_callback_api_url": esms.callback_api_url,
+        "esms_oaid": DEMO_OAID,
+        "zns_approval_channel": APPROVAL_CHANNEL,
+        "zns_notify_channel": NOTIFY_CHANNEL,
+        "zns_approvers": [APPROVER],
+        "zns_data_dir": data_dir,
+    }
+    values.update(overrides)
+    return values
+
+
+def standin_settings(
+    slack: SlackStandIn, esms: EsmsStandIn, data_dir: Path, **overrides: Any
+) -> Settings:
+    return Settings(_env_file=None, **standin_values(slack, esms, data_dir, **overrides))
+
+
+def standin_env(
+    slack: SlackStandIn, esms: EsmsStandIn, data_dir: Path, **overrides: Any
+) -> dict[str, str]:
+    """The environment for a `zns-bot serve` process pointed at both stand-ins.
+
+    None of the caller's own zns-bot settings leak in (SLACK_APP_TOKEN would switch the bot
+    to Socket Mode); run it in a directory without a .env.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "ESMS_", "ZNS_")) and k not in ("HOST", "PORT")
+    }
+    for name, value in standin_values(slack, esms, data_dir, **overrides).items():
+        if value is None:
+            continue
+        text = ",".join(value) if isinstance(value, list) else str(value)
+        env[name.upper()] = text
+    return env
+
+
+def free_port() -> int:
+    with loopback_socket() as sock:
+        return int(sock.getsockname()[1])
+
+
+class BotProcess:
+    """`zns-bot serve` as a child process on a free loopback port."""
+
+    def __init__(self, env: dict[str, str], *, cwd: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**env, "HOST": "127.0.0.1", "PORT": str(self.port)}
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self, *, wait: float = 15.0, stderr: Any = subprocess.DEVNULL) -> None:
+        script = Path(sys.executable).with_name("zns-bot")
+        # the command is our own console script; readiness is awaited below
+        self.proc = subprocess.Popen(  # noqa: S603, ASYNC220
+            [str(script), "serve"],
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        async with httpx.AsyncClient() as http:
+            for _ in range(int(wait / 0.05)):  # readiness: until /healthz answers 200
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"zns-bot serve exited with {self.proc.returncode}")
+                try:
+                    if (await http.get(f"{self.url}/healthz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise RuntimeError("zns-bot serve did not become healthy")
+
+    async def outbox_drained(self, wait: float = 15.0) -> None:
+        """Until the bot's own /metrics reports an empty outbox (bounded)."""
+        async with httpx.AsyncClient(base_url=self.url) as http:
+            for _ in range(int(wait / 0.05)):
+                if "\nzns_outbox_depth 0.0\n" in (await http.get("/metrics")).text:
+                    return
+                await asyncio.sleep(0.05)
+        raise AssertionError("the outbox did not drain")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int | None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        return self.proc.returncode if self.proc is not None else None

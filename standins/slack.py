@@ -1,0 +1,1163 @@
+"""A local Slack Web API stand-in: a real HTTP server on 127.0.0.1 for tests and `make demo`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import copy
+import itertools
+import json
+import logging
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from standins.servers import ServerThread
+
+DEFAULT_BOT_TOKEN = "xoxb-test"  # noqa: S105 - a fake token for the fake workspace
+TEAM_ID = "T0ZNSTEAM"
+TEAM_NAME = "ZNS Stand-in"
+TEAM_DOMAIN = "zns-standin"
+APP_ID = "A0ZNSAPP1"
+BOT_ID = "B0ZNSBOT1"
+BOT_USER_ID = "U0ZNSBOT1"
+BOT_USER_NAME = "zns-bot"
+
+_TS_STEP_MICROS = 100  # message ts are the posting time, at least this far apart
+_HISTORY_LIMIT = (100, 999)  # conversations.history: default and largest page
+_REPLIES_LIMIT = (1000, 1000)  # conversations.replies: default and largest page
+_MAX_VIEW_STACK = 3  # Slack's modal stack depth
+_FAULT_ERRORS = {429: "ratelimited", 500: "internal_error", 503: "service_unavailable"}
+# Fields slack_sdk may send as JSON strings inside form data, with Slack's error for bad JSON.
+_JSON_FIELDS = {
+    "blocks": "invalid_blocks_format",
+    "attachments": "invalid_attachments",
+    "view": "invalid_arguments",
+    "metadata": "invalid_metadata_format",
+}
+
+UserSpec = Mapping[str, Any] | str
+CallPredicate = Callable[["Call"], bool]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One Web API call the stand-in answered (args without the token)."""
+
+    seq: int
+    method: str
+    args: dict[str, Any]
+    time: float
+    status: int
+    response: dict[str, Any]
+    faulted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and bool(self.response.get("ok"))
+
+    @property
+    def error(self) -> str | None:
+        return self.response.get("error")
+
+
+@dataclass(slots=True)
+class _Fault:
+    method: str  # a Web API method, or "*" for every method
+    status: int
+    retry_after: int | None
+    error: str
+    remaining: int | None  # None: until cleared
+
+    def reply(self) -> tuple[int, dict[str, Any], dict[str, str]]:
+        headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        return self.status, {"ok": False, "error": self.error}, headers
+
+
+class _BadRequest(Exception):
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class SlackStandIn:
+    """Answers Slack Web API calls like Slack, keeps the workspace's state, records every call.
+
+    Thread-safe: the server runs in its own thread and event loop, tests read from theirs.
+    """
+
+    def __init__(
+        self,
+        bot_token: str = DEFAULT_BOT_TOKEN,
+        users: Mapping[str, UserSpec] | None = None,
+        usergroups: Mapping[str, Sequence[str]] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`clock` (Unix seconds) stamps messages: a ts is its posting time, like Slack's."""
+        self._host = host
+        self._clock = clock
+        self._last_ts_micros = 0
+        # A re-entrant lock: predicates given to wait_for may call the read helpers.
+        self._cond = threading.Condition(threading.RLock())
+        self._bot_token = bot_token
+        self._users: dict[str, UserSpec] = dict(users or {})
+        self._usergroups: dict[str, list[str]] = {k: list(v) for k, v in (usergroups or {}).items()}
+        self._id_counter = itertools.count(1)
+        self._calls: list[Call] = []
+        self._messages: dict[str, list[dict[str, Any]]] = {}
+        self._ephemerals: list[dict[str, Any]] = []
+        self._views: dict[str, dict[str, Any]] = {}
+        self._last_view_id: str | None = None
+        self._ims: dict[tuple[str, ...], str] = {}
+        self._faults: list[_Fault] = []
+        self._outage: _Fault | None = None
+        self._watchers: set[Callable[[], None]] = set()
+        self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
+            "views.push": self._views_push,
+            "usergroups.users.list": self._usergroups_users_list,
+            "users.info": self._users_info,
+            "conversations.open": self._conversations_open,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
+        }
+        app = Starlette(routes=[Route("/api/{method}", self._handle, methods=["GET", "POST"])])
+        self._server = ServerThread(
+            app, host=host, port=port, name="Slack stand-in", thread_name="slack-standin"
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if not self._server.port:
+            raise RuntimeError("the Slack stand-in is not started")
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The base URL for slack_sdk's `base_url` / the bot's SLACK_API_URL."""
+        return f"{self.url}/api/"
+
+    def start(self, timeout: float = 10.0) -> Self:
+        self._server.start(timeout)
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- configuration ------------------------------------------------------------------
+
+    def set_bot_token(self, token: str) -> None:
+        with self._cond:
+            self._bot_token = token
+
+    def set_users(self, users: Mapping[str, UserSpec]) -> None:
+        """Replace the workspace's people: {"U1": "Real Name"} or {"U1": {"real_name": ...,
+        "display_name": ..., "email": ..., "tz": ..., "is_bot": ..., "deleted": ...}}."""
+        with self._cond:
+            self._users = dict(users)
+
+    def set_user(self, user_id: str, spec: UserSpec) -> None:
+        with self._cond:
+            self._users[user_id] = spec
+
+    def set_usergroups(self, usergroups: Mapping[str, Sequence[str]]) -> None:
+        with self._cond:
+            self._usergroups = {k: list(v) for k, v in usergroups.items()}
+
+    def set_usergroup(self, usergroup_id: str, members: Sequence[str]) -> None:
+        with self._cond:
+            self._usergroups[usergroup_id] = list(members)
+
+    def reset(self) -> None:
+        """Forget calls, messages, views, DMs and faults; keep the configuration.
+        Timestamps and ids keep counting up, so stale references never match new things."""
+        with self._cond:
+            self._calls.clear()
+            self._messages.clear()
+            self._ephemerals.clear()
+            self._views.clear()
+            self._last_view_id = None
+            self._ims.clear()
+            self._faults.clear()
+            self._outage = None
+
+    # --- fault injection ----------------------------------------------------------------
+
+    def inject(
+        self,
+        method: str,
+        *,
+        status: int | None = None,
+        retry_after: int = 1,
+        error: str | None = None,
+        times: int | None = 1,
+    ) -> None:
+        """Fail the next `times` calls of `method` ("*" = any; times=None = until cleared).
+
+        status defaults to 429 (with `Retry-After: retry_after`), or to 200 when only an
+        `error` is given: then the reply is Slack's `{"ok": false, "error": error}`.
+        Faults queue in order; a faulted call is recorded and changes nothing.
+        """
+        if status is None:
+            status = 200 if error else 429
+        if status == 200 and not error:
+            raise ValueError("a fault with HTTP 200 needs an error code")
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1 (or None for until cleared)")
+        fault = _Fault(
+            method=method,
+            status=status,
+            retry_after=retry_after if status == 429 else None,
+            error=error or _FAULT_ERRORS.get(status, "request_failed"),
+            remaining=times,
+        )
+        with self._cond:
+            self._faults.append(fault)
+
+    def outage(self, status: int = 500, *, error: str | None = None) -> None:
+        """Fail every call with HTTP `status` until recover()."""
+        with self._cond:
+            self._outage = _Fault(
+                method="*",
+                status=status,
+                retry_after=1 if status == 429 else None,
+                error=error or _FAULT_ERRORS.get(status, "request_failed"),
+                remaining=None,
+            )
+
+    def recover(self) -> None:
+        with self._cond:
+            self._outage = None
+
+    def clear_faults(self) -> None:
+        with self._cond:
+            self._faults.clear()
+            self._outage = None
+
+    def _take_fault(self, method: str) -> _Fault | None:
+        if self._outage is not None:
+            return self._outage
+        for fault in self._faults:
+            if fault.method in (method, "*"):
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._faults.remove(fault)
+                return fault
+        return None
+
+    # --- reading the state (all return copies) ------------------------------------------
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        with self._cond:
+            return [c for c in self._calls if method is None or c.method == method]
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        """The channel's messages as its history shows them: top level and broadcast replies,
+        oldest first, with chat.update edits applied. A user id means the bot's DM with them."""
+        with self._cond:
+            return copy.deepcopy(
+                [
+                    m
+                    for m in self._messages.get(self._known_channel(channel), [])
+                    if m.get("thread_ts", m["ts"]) == m["ts"]
+                    or m.get("subtype") == "thread_broadcast"
+                ]
+            )
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The replies (not the parent) in the thread under `ts`, oldest first."""
+        with self._cond:
+            return copy.deepcopy(
+                [
+                    m
+                    for m in self._messages.get(self._known_channel(channel), [])
+                    if m.get("thread_ts") == ts and m["ts"] != ts
+                ]
+            )
+
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        with self._cond:
+            found = self._find(self._known_channel(channel), ts)
+            if found is None:
+                raise LookupError(f"no message {ts} in {channel}")
+            return copy.deepcopy(found)
+
+    def views(self) -> list[dict[str, Any]]:
+        """Every view opened or pushed, in order, as it is now (after views.update)."""
+        with self._cond:
+            return copy.deepcopy(list(self._views.values()))
+
+    def view(self, view_id: str) -> dict[str, Any]:
+        with self._cond:
+            if view_id not in self._views:
+                raise LookupError(f"no view {view_id}")
+            return copy.deepcopy(self._views[view_id])
+
+    def last_view(self) -> dict[str, Any]:
+        """The view most recently opened, pushed or updated."""
+        with self._cond:
+            if self._last_view_id is None:
+                raise LookupError("no view has been opened")
+            return copy.deepcopy(self._views[self._last_view_id])
+
+    def ephemerals(self, user: str | None = None) -> list[dict[str, Any]]:
+        """Ephemeral messages ({channel, user, message_ts, text, blocks?, thread_ts?})."""
+        with self._cond:
+            return copy.deepcopy([e for e in self._ephemerals if user is None or e["user"] == user])
+
+    def dms(self, user: str) -> list[dict[str, Any]]:
+        """Messages the bot sent in its DM with `user` (via conversations.open or a U-id)."""
+        with self._cond:
+            im = self._ims.get((user,))
+            return [] if im is None else self.messages(im)
+
+    # --- waiting ------------------------------------------------------------------------
+
+    def wait_for(
+        self,
+        predicate: CallPredicate | None = None,
+        timeout: float = 5.0,
+        *,
+        method: str | None = None,
+        count: int = 1,
+    ) -> Call:
+        """Block until `count` recorded calls (faulted ones included; calls made before this
+        wait count too) match `method` and `predicate`; return the count-th match.
+        From an asyncio test whose loop runs the bot, use `await_for` instead."""
+        with self._cond:
+            if not self._cond.wait_for(
+                lambda: len(self._matching(predicate, method)) >= count, timeout
+            ):
+                raise TimeoutError(self._timeout_message(timeout, method, count))
+            return self._matching(predicate, method)[count - 1]
+
+    async def await_for(
+        self,
+        predicate: CallPredicate | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109 - the same signature as wait_for
+        *,
+        method: str | None = None,
+        count: int = 1,
+    ) -> Call:
+        """`wait_for` for asyncio: the caller's loop keeps running while it waits."""
+        loop = asyncio.get_running_loop()
+        arrived = asyncio.Event()
+
+        def wake() -> None:
+            # Called from the server's thread; a closed loop means the waiter is gone.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(arrived.set)
+
+        with self._cond:
+            self._watchers.add(wake)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    arrived.clear()  # before looking, so a call recorded meanwhile wakes us
+                    with self._cond:
+                        found = self._matching(predicate, method)
+                    if len(found) >= count:
+                        return found[count - 1]
+                    await arrived.wait()
+        except TimeoutError:
+            with self._cond:
+                message = self._timeout_message(timeout, method, count)
+            raise TimeoutError(message) from None
+        finally:
+            with self._cond:
+                self._watchers.discard(wake)
+
+    def _matching(self, predicate: CallPredicate | None, method: str | None) -> list[Call]:
+        return [
+            c
+            for c in self._calls
+            if (method is None or c.method == method) and (predicate is None or predicate(c))
+        ]
+
+    def _timeout_message(self, timeout: float, method: str | None, count: int) -> str:
+        seen = ", ".join(f"{c.method}({'ok' if c.ok else c.error})" for c in self._calls[-20:])
+        wanted = f"{count} matching {method or 'Slack'} call(s)"
+        return f"no {wanted} within {timeout}s; last calls: [{seen}]"
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    async def _handle(self, request: Request) -> JSONResponse:
+        method = request.path_params["method"]
+        bad_request: str | None = None
+        try:
+            args = await _read_args(request)
+        except _BadRequest as exc:
+            args, bad_request = {}, exc.error
+        token = _bearer(request.headers.get("authorization")) or args.get("token")
+        args.pop("token", None)  # a secret: never recorded
+        headers: dict[str, str] = {}
+        with self._cond:
+            fault = self._take_fault(method)
+            handler = self._methods.get(method)
+            if fault is not None:
+                status, body, headers = fault.reply()
+            elif handler is None:
+                status, body = 404, {"ok": False, "error": "unknown_method", "req_method": method}
+            elif bad_request is not None:
+                status, body = 200, {"ok": False, "error": bad_request}
+            elif not token:
+                status, body = 200, {"ok": False, "error": "not_authed"}
+            elif token != self._bot_token:
+                status, body = 200, {"ok": False, "error": "invalid_auth"}
+            else:
+                status, body = 200, handler(args)
+            self._record(method, args, status, body, faulted=fault is not None)
+        logger.info("slack stand-in: %s -> %s", method, "ok" if body.get("ok") else body["error"])
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    def _record(
+        self, method: str, args: dict[str, Any], status: int, body: dict[str, Any], *, faulted: bool
+    ) -> None:
+        call = Call(
+            seq=len(self._calls),
+            method=method,
+            args=copy.deepcopy(args),
+            time=time.time(),
+            status=status,
+            response=copy.deepcopy(body),
+            faulted=faulted,
+        )
+        self._calls.append(call)
+        self._cond.notify_all()
+        for wake in list(self._watchers):
+            wake()
+
+    # --- state helpers (callers hold the lock) ---------------------------------------------
+
+    def _next_ts(self) -> str:
+        micros = max(int(self._clock() * 1_000_000), self._last_ts_micros + _TS_STEP_MICROS)
+        self._last_ts_micros = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}0{next(self._id_counter):08X}"
+
+    def _find(self, channel: str, ts: str) -> dict[str, Any] | None:
+        return next((m for m in self._messages.get(channel, []) if m["ts"] == ts), None)
+
+    def _known_channel(self, channel: str) -> str:
+        """A user id stands for the bot's DM with that user, if there is one."""
+        return self._ims.get((channel,), channel) if channel.startswith(("U", "W")) else channel
+
+    def _im_for(self, users: tuple[str, ...]) -> tuple[str, bool]:
+        """The DM (one user) or group DM with `users`, opening it if needed."""
+        key = tuple(sorted(users))
+        if key in self._ims:
+            return self._ims[key], True
+        self._ims[key] = self._new_id("D" if len(key) == 1 else "G")
+        return self._ims[key], False
+
+    def _bot_message(self, args: Mapping[str, Any], ts: str) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "text": args.get("text") or "",
+            "ts": ts,
+        }
+        for key in ("blocks", "attachments", "metadata"):
+            if args.get(key):
+                message[key] = args[key]
+        return message
+
+    # --- methods (callers hold the lock; a method changes state only when it succeeds) ------
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": f"https://{TEAM_DOMAIN}.slack.com/",
+            "team": TEAM_NAME,
+            "user": BOT_USER_NAME,
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel") or "")
+        if not channel:
+            return _error("channel_not_found")
+        if problem := _check_message(args):
+            return problem
+        if channel.startswith(("U", "W")):  # posting to a user id posts in the bot's DM
+            channel, _ = self._im_for((channel,))
+        thread_ts = args.get("thread_ts") or None
+        parent = None
+        if thread_ts:
+            parent = self._find(channel, str(thread_ts))
+            if parent is None:
+                return _error("thread_not_found")
+            if parent.get("thread_ts", parent["ts"]) != parent["ts"]:
+                # A reply to a reply joins the parent's thread.
+                parent = self._find(channel, parent["thread_ts"])
+                assert parent is not None
+        ts = self._next_ts()
+        message = self._bot_message(args, ts)
+        if parent is not None:
+            message["thread_ts"] = parent["ts"]
+            if _flag(args.get("reply_broadcast")):
+                message["subtype"] = "thread_broadcast"
+            parent["thread_ts"] = parent["ts"]
+            parent["reply_count"] = parent.get("reply_count", 0) + 1
+            parent["reply_users"] = [BOT_USER_ID]
+            parent["reply_users_count"] = 1
+            parent["latest_reply"] = ts
+        self._messages.setdefault(channel, []).append(message)
+        return {"ok": True, "channel": channel, "ts": ts, "message": copy.deepcopy(message)}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._known_channel(str(args.get("channel") or ""))
+        message = self._find(channel, str(args.get("ts") or ""))
+        if message is None:
+            return _error("message_not_found")
+        if problem := _check_message(args):
+            return problem
+        # Fields given replace the old ones; fields left out stay as they were.
+        if "text" in args:
+            message["text"] = args["text"] or ""
+        for key in ("blocks", "attachments", "metadata"):
+            if key in args:
+                if args[key]:
+                    message[key] = args[key]
+                else:
+                    message.pop(key, None)
+        message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": message["ts"],
+            "text": message["text"],
+            "message": copy.deepcopy(message),
+        }
+
+    def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._known_channel(str(args.get("channel") or ""))
+        message = self._find(channel, str(args.get("ts") or ""))
+        if message is None:
+            return _error("message_not_found")
+        self._messages[channel].remove(message)
+        thread_ts = message.get("thread_ts")
+        if thread_ts and thread_ts != message["ts"]:
+            parent = self._find(channel, thread_ts)
+            if parent is not None:
+                parent["reply_count"] = max(parent.get("reply_count", 1) - 1, 0)
+        return {"ok": True, "channel": channel, "ts": message["ts"]}
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel") or "")
+        user = str(args.get("user") or "")
+        if not channel:
+            return _error("channel_not_found")
+        if not user:
+            return _error("user_not_found")
+        if problem := _check_message(args):
+            return problem
+        ts = self._next_ts()
+        ephemeral: dict[str, Any] = {
+            "channel": channel,
+            "user": user,
+            "message_ts": ts,
+            "text": args.get("text") or "",
+        }
+        for key in ("blocks", "attachments", "thread_ts"):
+            if args.get(key):
+                ephemeral[key] = args[key]
+        self._ephemerals.append(ephemeral)
+        return {"ok": True, "message_ts": ts}
+
+    def _chat_get_permalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._known_channel(str(args.get("channel") or ""))
+        message = self._find(channel, str(args.get("message_ts") or ""))
+        if message is None:
+            return _error("message_not_found")
+        link = (
+            f"https://{TEAM_DOMAIN}.slack.com/archives/{channel}/p{message['ts'].replace('.', '')}"
+        )
+        thread_ts = message.get("thread_ts")
+        if thread_ts and thread_ts != message["ts"]:
+            link += f"?thread_ts={thread_ts}&cid={channel}"
+        return {"ok": True, "channel": channel, "permalink": link}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("trigger_id"):
+            return _invalid_arguments(["[ERROR] missing required field: trigger_id"])
+        return self._create_view(args, previous=None)
+
+    def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("trigger_id"):
+            return _invalid_arguments(["[ERROR] missing required field: trigger_id"])
+        # The stand-in cannot tell which modal a trigger came from: it pushes onto the newest.
+        previous = self._views.get(self._last_view_id or "")
+        if previous is None:
+            return _error("not_found")
+        depth, cursor = 1, previous
+        while cursor.get("previous_view_id") in self._views:
+            depth, cursor = depth + 1, self._views[cursor["previous_view_id"]]
+        if depth >= _MAX_VIEW_STACK:
+            return _error("push_limit_reached")
+        return self._create_view(args, previous=previous)
+
+    def _create_view(self, args: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+        spec = args.get("view")
+        if problems := _check_view(spec):
+            return _invalid_arguments(problems)
+        assert isinstance(spec, Mapping)
+        external_id = spec.get("external_id") or ""
+        if external_id and any(v["external_id"] == external_id for v in self._views.values()):
+            return _error("duplicate_external_id")
+        view_id = self._new_id("V")
+        view = {
+            "id": view_id,
+            "team_id": TEAM_ID,
+            "type": spec["type"],
+            "previous_view_id": previous["id"] if previous else None,
+            "root_view_id": previous["root_view_id"] if previous else view_id,
+            "app_id": APP_ID,
+            "app_installed_team_id": TEAM_ID,
+            "bot_id": BOT_ID,
+            "external_id": external_id,
+        }
+        _apply_view_spec(view, spec, view_hash=self._new_hash())
+        self._views[view_id] = view
+        self._last_view_id = view_id
+        return {"ok": True, "view": copy.deepcopy(view)}
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        view_id, external_id = args.get("view_id"), args.get("external_id")
+        if not view_id and not external_id:
+            return _invalid_arguments(["[ERROR] either view_id or external_id is required"])
+        if view_id:
+            view = self._views.get(str(view_id))
+        else:
+            view = next((v for v in self._views.values() if v["external_id"] == external_id), None)
+        if view is None:
+            return _error("not_found")
+        if args.get("hash") and args["hash"] != view["hash"]:
+            return _error("hash_conflict")
+        spec = args.get("view")
+        if problems := _check_view(spec):
+            return _invalid_arguments(problems)
+        assert isinstance(spec, Mapping)
+        _apply_view_spec(view, spec, view_hash=self._new_hash())
+        self._last_view_id = view["id"]
+        return {"ok": True, "view": copy.deepcopy(view)}
+
+    def _new_hash(self) -> str:
+        return f"1700000000.{next(self._id_counter):08X}"
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        group = args.get("usergroup")
+        if not group:
+            return _invalid_arguments(["[ERROR] missing required field: usergroup"])
+        if group not in self._usergroups:
+            return _error("no_such_subteam")
+        return {"ok": True, "users": list(self._usergroups[group])}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = str(args.get("user") or "")
+        if user_id == BOT_USER_ID:
+            return {"ok": True, "user": _user_object(BOT_USER_ID, {"real_name": "ZNS bot"}, True)}
+        if user_id not in self._users:
+            return _error("user_not_found")
+        return {"ok": True, "user": _user_object(user_id, self._users[user_id], False)}
+
+    def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if args.get("channel"):
+            return {
+                "ok": True,
+                "no_op": True,
+                "already_open": True,
+                "channel": {"id": args["channel"]},
+            }
+        users = args.get("users") or ""
+        members = tuple(
+            u.strip() for u in (users.split(",") if isinstance(users, str) else users) if u.strip()
+        )
+        if not members:
+            return _error("users_list_not_supplied")
+        if len(members) > 8:
+            return _error("too_many_users")
+        channel, existed = self._im_for(members)
+        reply: dict[str, Any] = {"ok": True, "channel": {"id": channel}}
+        if existed:
+            reply |= {"no_op": True, "already_open": True}
+        return reply
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages (and thread broadcasts), newest first, a page at a time."""
+        channel = str(args.get("channel") or "")
+        if problem := self._check_conversation(channel):
+            return problem
+        window = _Window.parse(args, _HISTORY_LIMIT)
+        if isinstance(window, dict):
+            return window
+        shown = [
+            m
+            for m in reversed(self._messages.get(channel, []))
+            if m.get("thread_ts", m["ts"]) == m["ts"] or m.get("subtype") == "thread_broadcast"
+        ]
+        page, more = window.page(shown, newest_first=True)
+        reply: dict[str, Any] = {
+            "ok": True,
+            "messages": [_as_listed(m, window.metadata) for m in page],
+            "has_more": more,
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+            "response_metadata": {"next_cursor": _cursor(page[-1]["ts"]) if more else ""},
+        }
+        if args.get("latest"):
+            reply["latest"] = str(args["latest"])
+        return reply
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent first, then the replies oldest first, a page at a time.
+        The ts of a reply stands for its whole thread; an unthreaded message comes alone."""
+        channel = str(args.get("channel") or "")
+        if problem := self._check_conversation(channel):
+            return problem
+        if not args.get("ts"):
+            return _invalid_arguments(["[ERROR] missing required field: ts"])
+        message = self._find(channel, str(args["ts"]))
+        if message is None:
+            return _error("thread_not_found")
+        parent = self._find(channel, message.get("thread_ts", message["ts"])) or message
+        window = _Window.parse(args, _REPLIES_LIMIT)
+        if isinstance(window, dict):
+            return window
+        replies = [
+            m
+            for m in self._messages.get(channel, [])
+            if m.get("thread_ts") == parent["ts"] and m["ts"] != parent["ts"]
+        ]
+        page, more = window.page(replies, newest_first=False)
+        if window.cursor is None:  # the first page leads with the parent
+            page = [parent, *page]
+        return {
+            "ok": True,
+            "messages": [_as_listed(m, window.metadata) for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": _cursor(page[-1]["ts"]) if more else ""},
+        }
+
+    def _check_conversation(self, channel: str) -> dict[str, Any] | None:
+        """Reading a conversation: any C/G channel exists here; a DM only once opened."""
+        if not channel or channel.startswith(("U", "W")):
+            return _error("channel_not_found")
+        if channel.startswith("D") and channel not in self._ims.values():
+            return _error("channel_not_found")
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The oldest/latest/inclusive/limit/cursor arguments of a conversations.* read."""
+
+    oldest: int  # microseconds
+    latest: int | None
+    inclusive: bool
+    limit: int
+    cursor: int | None  # the ts (microseconds) of the last message already shown
+    metadata: bool
+
+    @classmethod
+    def parse(cls, args: Mapping[str, Any], limits: tuple[int, int]) -> _Window | dict[str, Any]:
+        oldest = _micros(args.get("oldest") or "0")
+        if oldest is None:
+            return _error("invalid_ts_oldest")
+        latest = _micros(args["latest"]) if args.get("latest") else None
+        if args.get("latest") and latest is None:
+            return _error("invalid_ts_latest")
+        cursor = None
+        if args.get("cursor"):
+            try:
+                prefix, _, value = base64.b64decode(str(args["cursor"])).decode().partition(":")
+                cursor = int(value) if prefix == "next_ts" and value.isdigit() else None
+            except ValueError:
+                cursor = None
+            if cursor is None:
+                return _error("invalid_cursor")
+        try:
+            limit = int(args.get("limit") or limits[0])
+        except ValueError:
+            return _error("invalid_limit")
+        return cls(
+            oldest=oldest,
+            latest=latest,
+            inclusive=_flag(args.get("inclusive")),
+            limit=max(1, min(limit, limits[1])),
+            cursor=cursor,
+            metadata=_flag(args.get("include_all_metadata")),
+        )
+
+    def page(
+        self, messages: list[dict[str, Any]], *, newest_first: bool
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The messages in the window after the cursor, one page, and whether more follow."""
+
+        def inside(message: Mapping[str, Any]) -> bool:
+            ts = _micros(message["ts"]) or 0
+            if ts < self.oldest or (self.latest is not None and ts > self.latest):
+                return False
+            if not self.inclusive and (ts == self.oldest or ts == self.latest):
+                return False
+            if self.cursor is not None:
+                return ts < self.cursor if newest_first else ts > self.cursor
+            return True
+
+        chosen = [m for m in messages if inside(m)]
+        return chosen[: self.limit], len(chosen) > self.limit
+
+
+def _micros(ts: Any) -> int | None:
+    """A Slack ts ("1700000000.000100", or a whole number of seconds) in microseconds."""
+    try:
+        value = Decimal(str(ts))
+    except InvalidOperation:
+        return None
+    return int(value * 1_000_000) if value.is_finite() and value >= 0 else None
+
+
+def _cursor(ts: str) -> str:
+    """Slack's cursor shape: base64 of "next_ts:<ts in microseconds>"."""
+    return base64.b64encode(f"next_ts:{_micros(ts)}".encode()).decode()
+
+
+def _as_listed(message: Mapping[str, Any], metadata: bool) -> dict[str, Any]:
+    """A stored message as conversations.* list it: metadata only when asked for."""
+    listed = copy.deepcopy(dict(message))
+    if not metadata:
+        listed.pop("metadata", None)
+    return listed
+
+
+# --- request parsing and validation ----------------------------------------------------------
+
+
+async def _read_args(request: Request) -> dict[str, Any]:
+    """Query string and body (JSON or form) merged, the body winning, as Slack reads them."""
+    args: dict[str, Any] = dict(request.query_params)
+    body = await request.body()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if body and content_type == "application/json":
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            raise _BadRequest("invalid_json") from None
+        if not isinstance(parsed, dict):
+            raise _BadRequest("invalid_json")
+        args.update(parsed)
+    elif body:
+        try:
+            args.update(parse_qsl(body.decode(), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise _BadRequest("invalid_form_data") from None
+    for key, error in _JSON_FIELDS.items():
+        if isinstance(args.get(key), str) and args[key]:
+            try:
+                args[key] = json.loads(args[key])
+            except ValueError:
+                raise _BadRequest(error) from None
+    return args
+
+
+def _bearer(header: str | None) -> str | None:
+    if header and header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return None
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1")
+
+
+def _error(code: str) -> dict[str, Any]:
+    return {"ok": False, "error": code}
+
+
+def _invalid_arguments(problems: list[str]) -> dict[str, Any]:
+    return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": problems}}
+
+
+def _check_message(args: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Slack's checks on a message's content: an error reply, or None when it is fine."""
+    if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+        return _error("no_text")
+    if len(str(args.get("text") or "")) > 40_000:
+        return _error("msg_too_long")
+    if args.get("metadata") and not _valid_metadata(args["metadata"]):
+        return _error("invalid_metadata_schema")
+    if args.get("blocks") and (
+        problems := _check_blocks(args["blocks"], max_blocks=50, pointer="/blocks")
+    ):
+        return {
+            "ok": False,
+            "error": "invalid_blocks",
+            "response_metadata": {"messages": problems},
+        }
+    return None
+
+
+def _valid_metadata(metadata: Any) -> bool:
+    """Message metadata: {"event_type": "word_chars", "event_payload": {...}}."""
+    if not isinstance(metadata, Mapping):
+        return False
+    event_type = metadata.get("event_type")
+    return (
+        isinstance(event_type, str)
+        and bool(event_type)
+        and all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in event_type)
+        and isinstance(metadata.get("event_payload"), Mapping)
+    )
+
+
+def _check_view(spec: Any) -> list[str]:
+    """Slack's checks on a modal (the limits the bot must respect), as Slack words them."""
+    if not isinstance(spec, Mapping):
+        return ["[ERROR] missing required field: view"]
+    problems: list[str] = []
+    if spec.get("type") != "modal":
+        problems.append("[ERROR] must be 'modal' [json-pointer:/view/type]")
+    title = spec.get("title")
+    if not isinstance(title, Mapping) or title.get("type") != "plain_text":
+        problems.append("[ERROR] must provide a plain_text title [json-pointer:/view/title]")
+    for key in ("title", "submit", "close"):
+        _too_long(problems, _text(spec.get(key)), 24, f"/view/{key}/text")
+    _too_long(problems, spec.get("private_metadata"), 3000, "/view/private_metadata")
+    _too_long(problems, spec.get("callback_id"), 255, "/view/callback_id")
+    _too_long(problems, spec.get("external_id"), 255, "/view/external_id")
+    blocks = spec.get("blocks", [])
+    problems += _check_blocks(blocks, max_blocks=100, pointer="/view/blocks")
+    has_input = isinstance(blocks, list) and any(
+        isinstance(b, Mapping) and b.get("type") == "input" for b in blocks
+    )
+    if has_input and not spec.get("submit"):
+        problems.append(
+            "[ERROR] must provide a submit property when using input blocks [json-pointer:/view]"
+        )
+    return problems
+
+
+def _check_blocks(blocks: Any, *, max_blocks: int, pointer: str) -> list[str]:
+    if not isinstance(blocks, list):
+        return [f"[ERROR] must be an array [json-pointer:{pointer}]"]
+    problems: list[str] = []
+    if len(blocks) > max_blocks:
+        problems.append(f"[ERROR] no more than {max_blocks} items allowed [json-pointer:{pointer}]")
+    for i, block in enumerate(blocks):
+        here = f"{pointer}/{i}"
+        if not isinstance(block, Mapping) or not block.get("type"):
+            problems.append(f"[ERROR] missing required field: type [json-pointer:{here}]")
+            continue
+        _too_long(problems, block.get("block_id"), 255, f"{here}/block_id")
+        kind = block["type"]
+        if kind == "section":
+            if not block.get("text") and not block.get("fields"):
+                problems.append(f"[ERROR] must provide text or fields [json-pointer:{here}]")
+            _too_long(problems, _text(block.get("text")), 3000, f"{here}/text/text")
+            fields = block.get("fields") or []
+            if len(fields) > 10:
+                problems.append(
+                    f"[ERROR] no more than 10 items allowed [json-pointer:{here}/fields]"
+                )
+            for j, item in enumerate(fields):
+                _too_long(problems, _text(item), 2000, f"{here}/fields/{j}/text")
+        elif kind == "header":
+            _too_long(problems, _text(block.get("text")), 150, f"{here}/text/text")
+        elif kind == "input":
+            if not block.get("element"):
+                problems.append(f"[ERROR] missing required field: element [json-pointer:{here}]")
+            _too_long(problems, _text(block.get("label")), 2000, f"{here}/label/text")
+        elif kind in ("actions", "context"):
+            cap = 25 if kind == "actions" else 10
+            count = len(block.get("elements") or [])
+            if not 1 <= count <= cap:
+                problems.append(
+                    f"[ERROR] must have 1 to {cap} items [json-pointer:{here}/elements]"
+                )
+        for where, element in _elements(block, here):
+            _too_long(problems, element.get("action_id"), 255, f"{where}/action_id")
+            if element.get("type") == "button":
+                _too_long(problems, _text(element.get("text")), 75, f"{where}/text/text")
+                _too_long(problems, element.get("value"), 2000, f"{where}/value")
+    return problems
+
+
+def _elements(block: Mapping[str, Any], here: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for key in ("accessory", "element"):
+        if isinstance(block.get(key), Mapping):
+            yield f"{here}/{key}", block[key]
+    for j, element in enumerate(block.get("elements") or []):
+        if isinstance(element, Mapping):
+            yield f"{here}/elements/{j}", element
+
+
+def _text(obj: Any) -> str | None:
+    return obj.get("text") if isinstance(obj, Mapping) else None
+
+
+def _too_long(problems: list[str], value: Any, limit: int, pointer: str) -> None:
+    if isinstance(value, str) and len(value) > limit:
+        problems.append(
+            f"[ERROR] must be less than {limit + 1} characters [json-pointer:{pointer}]"
+        )
+
+
+def _apply_view_spec(view: dict[str, Any], spec: Mapping[str, Any], *, view_hash: str) -> None:
+    view.update(
+        {
+            "type": spec["type"],
+            "title": spec["title"],
+            "blocks": spec.get("blocks", []),
+            "close": spec.get("close"),
+            "submit": spec.get("submit"),
+            "private_metadata": spec.get("private_metadata") or "",
+            "callback_id": spec.get("callback_id") or "",
+            "clear_on_close": bool(spec.get("clear_on_close", False)),
+            "notify_on_close": bool(spec.get("notify_on_close", False)),
+            "state": {"values": {}},
+            "hash": view_hash,
+        }
+    )
+    if spec.get("external_id"):
+        view["external_id"] = spec["external_id"]
+
+
+def _normalized(name: str) -> str:
+    """Slack's *_normalized names: accents stripped (Vietnamese names are full of them)."""
+    decomposed = unicodedata.normalize("NFKD", name.replace("đ", "d").replace("Đ", "D"))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _user_object(user_id: str, spec: UserSpec, is_bot: bool) -> dict[str, Any]:
+    info: Mapping[str, Any] = {"real_name": spec} if isinstance(spec, str) else spec
+    real_name = str(info.get("real_name") or user_id)
+    display_name = str(info.get("display_name") or "")
+    name = info.get("name") or _normalized(display_name or real_name).lower().replace(" ", ".")
+    profile: dict[str, Any] = {
+        "real_name": real_name,
+        "display_name": display_name,
+        "real_name_normalized": _normalized(real_name),
+        "display_name_normalized": _normalized(display_name),
+        "team": TEAM_ID,
+    }
+    if info.get("email"):
+        profile["email"] = info["email"]
+    return {
+        "id": user_id,
+        "team_id": TEAM_ID,
+        "name": name,
+        "deleted": bool(info.get("deleted", False)),
+        "real_name": real_name,
+        "tz": info.get("tz", "Asia/Ho_Chi_Minh"),
+        "tz_label": info.get("tz_label", "Indochina Time"),
+        "tz_offset": info.get("tz_offset", 25200),
+        "profile": profile,
+        "is_admin": bool(info.get("is_admin", False)),
+        "is_owner": False,
+        "is_bot": bool(info.get("is_bot", is_bot)),
+        "is_app_user": False,
+        "updated": 1_700_000_000,
+    }
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{flag} expects ID=VALUE, got {value!r}")
+        pairs[key] = rest
+    return pairs
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the local Slack Web API stand-in.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 = any free port")
+    parser.add_argument("--bot-token", default=DEFAULT_BOT_TOKEN)
+    parser.add_argument(
+        "--user", action="append", default=[], metavar="ID=REAL NAME", help="repeat for each"
+    )
+    parser.add_argument(
+        "--usergroup", action="append", default=[], metavar="ID=U1,U2", help="repeat for each"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    groups = {
+        k: [u for u in v.split(",") if u] for k, v in _pairs(args.usergroup, "--usergroup").items()
+    }
+    standin = SlackStandIn(
+        bot_token=args.bot_token,
+        users=_pairs(args.user, "--user"),
+        usergroups=groups,
+        host=args.host,
+        port=args.port,
+    )
+    with standin:
+        print(
+            f"Slack stand-in listening on {standin.url}\n"
+            f"  SLACK_API_URL={standin.api_url}\n"
+            "  (it expects the --bot-token given; Ctrl-C stops it)",
+            flush=True,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
