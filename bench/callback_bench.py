@@ -40,7 +40,6 @@ import secrets
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -61,7 +60,14 @@ from bot.templates import TemplateCatalogue
 from standins.demo import ORDER
 from standins.driver import AGENT, APPROVAL_CHANNEL, APPROVER, REQUEST_CHANNEL
 from standins.esms import DEMO_OAID, ORDER_TEMPLATE, EsmsStandIn
-from standins.process import BOT_TOKEN, free_port, standin_env, standin_settings
+from standins.process import (
+    BOT_TOKEN,
+    BotProcess,
+    free_port,
+    standin_env,
+    standin_settings,
+    wait_healthy,
+)
 from standins.slack import SlackStandIn
 from storage import logfile
 from storage.audit import GENESIS, HEAD_DOC_ID, event_hash
@@ -717,15 +723,10 @@ async def fire(
 # --- servers: the bot, the bare app and the ceiling server ----------------------------------
 
 
-def serve_command() -> list[str]:
-    return [str(Path(sys.executable).with_name("zns-bot")), "serve"]
-
-
 def bot_env(
     slack: SlackStandIn,
     esms: EsmsStandIn,
     data_dir: Path,
-    port: int,
     fsync: bool,
     pace: float | None,
 ) -> dict[str, str]:
@@ -733,74 +734,18 @@ def bot_env(
     if pace is not None:
         overrides["zns_slack_pace"] = pace
     env = standin_env(slack, esms, data_dir, **overrides)
-    env.update(HOST=HOST, PORT=str(port), PYTHONUNBUFFERED="1")
+    env.update(PYTHONUNBUFFERED="1")  # BotProcess adds HOST and PORT
     return env
 
 
-async def wait_healthy(
-    url: str,
-    alive: Any,
-    timeout: float = 60.0,  # noqa: ASYNC109
-) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=url, timeout=2) as http:
-        while time.monotonic() < deadline and alive():
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"the server on {url} did not become healthy")
-
-
-class BotProcess:
-    def __init__(self, env: dict[str, str], cwd: Path, log_path: Path) -> None:
-        self.env = env
-        self.cwd = cwd
-        self.log_path = log_path
-        self.port = int(env["PORT"])
-        self.url = f"http://{HOST}:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-                serve_command(), cwd=self.cwd, env=self.env, stdout=log, stderr=log
-            )
-        proc = self.proc
-        try:
-            await wait_healthy(self.url, lambda: proc.poll() is None)
-        except RuntimeError:
-            tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"zns-bot did not start on {self.url}:\n{tail}") from None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def memory_mb(self) -> tuple[float, float]:
-        """The bot's resident memory now and at its peak, in MB (Linux /proc)."""
-        if self.proc is None:
-            return 0.0, 0.0
-        fields = {}
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                fields[name] = int(value.split()[0]) / 1024  # kB
-        return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
-
-    async def stop(self, timeout: float = 20.0) -> tuple[int | None, float]:  # noqa: ASYNC109
-        """SIGTERM (a graceful uvicorn + lifespan shutdown); SIGKILL only after `timeout`."""
-        if self.proc is None or self.proc.poll() is not None:
-            return (self.proc.returncode if self.proc else None), 0.0
-        began = time.perf_counter()
-        self.proc.terminate()
-        try:
-            code = await asyncio.to_thread(self.proc.wait, timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = await asyncio.to_thread(self.proc.wait, 5)
-        return code, time.perf_counter() - began
+def memory_mb(pid: int) -> tuple[float, float]:
+    """A process's resident memory now and at its peak, in MB (Linux /proc)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024  # kB
+    return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
 
 
 def serve_bare(port: int) -> None:
@@ -859,7 +804,7 @@ async def side_server(target: Any) -> Any:
     proc = multiprocessing.get_context("spawn").Process(target=target, args=(port,), daemon=True)
     proc.start()
     try:
-        await wait_healthy(f"http://{HOST}:{port}", proc.is_alive)
+        await wait_healthy(f"http://{HOST}:{port}", proc.is_alive, 60.0)
         assert proc.pid is not None
         yield port, proc.pid
     finally:
@@ -886,6 +831,21 @@ async def settle(slack: SlackStandIn, quiet: float, timeout: float) -> float:  #
     return time.monotonic() - began
 
 
+def scan_json_line(line: str, seen: Counter[str], problems: list[str]) -> None:
+    """One of bot.ops.logs' JSON lines: count a warning or error, keep the first few."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return
+    level = str(event.get("level", ""))
+    if level in ("WARNING", "ERROR", "CRITICAL"):
+        seen[level] += 1
+        if len(problems) < 6:
+            problems.append(f"{level} {event.get('logger')}: {event.get('msg')}"[:200])
+            if event.get("exc"):
+                problems.append(f"  -> {str(event['exc']).splitlines()[-1][:200]}")
+
+
 def scan_log(path: Path, run: BotRun) -> None:
     """Warnings and errors in the bot's log: its JSON lines (bot.ops.logs) when it wrote any,
     else plain `LEVEL logger: message` lines with their tracebacks."""
@@ -898,17 +858,7 @@ def scan_log(path: Path, run: BotRun) -> None:
         if "Application shutdown complete" in line:  # uvicorn, after the lifespan's exit
             run.shutdown_complete = True
         if line.startswith("{"):
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            level = str(event.get("level", ""))
-            if level in ("WARNING", "ERROR", "CRITICAL"):
-                json_seen[level] += 1
-                if len(json_problems) < 6:
-                    json_problems.append(f"{level} {event.get('logger')}: {event.get('msg')}"[:200])
-                    if event.get("exc"):
-                        json_problems.append(f"  -> {str(event['exc']).splitlines()[-1][:200]}")
+            scan_json_line(line, json_seen, json_problems)
             continue
         level = line.split(" ", 1)[0]
         if in_traceback and not line.startswith(" "):
@@ -955,23 +905,27 @@ async def run_bot(
     data_dir = work / f"data-{label}"
     data_dir.mkdir()
     await asyncio.to_thread(shutil.copyfile, pristine / FILE_NAME, data_dir / FILE_NAME)
-    env = bot_env(slack, esms, data_dir, free_port(), fsync, opts.slack_pace)
-    bot = BotProcess(env, work, work / f"bot-{label}.log")
+    env = bot_env(slack, esms, data_dir, fsync, opts.slack_pace)
+    log_path = work / f"bot-{label}.log"
+    bot = BotProcess(env, cwd=work, log_path=log_path)
     run = BotRun(fsync=fsync, load=Load("zns-bot"), label=label)
     calls_before = len(slack.calls())
     esms_before = len(esms.requests)
     began = time.perf_counter()
     try:
-        await bot.start()
+        await bot.start(wait=60.0)
         run.startup_s = time.perf_counter() - began
         await settle(slack, 0.5, 10)  # the start-up cache warming is done: a quiet start
-        run.rss_before_mb, _ = bot.memory_mb()
+        run.rss_before_mb, _ = memory_mb(bot.pid)
         run.load = await fire("zns-bot", bot.port, paths, opts, bot.pid)
         run.drain_s = await settle(slack, 1.0, opts.drain_timeout)
-        run.rss_after_mb, run.rss_peak_mb = bot.memory_mb()
+        run.rss_after_mb, run.rss_peak_mb = memory_mb(bot.pid)
     finally:
-        run.exit_code, run.stop_s = await bot.stop()
-        scan_log(bot.log_path, run)
+        began = time.perf_counter()
+        # in a thread: a graceful shutdown takes a while, and SIGKILL comes only after 20 s
+        run.exit_code = await asyncio.to_thread(bot.stop, 20.0, force=True)
+        run.stop_s = time.perf_counter() - began
+        scan_log(log_path, run)
     for call in slack.calls()[calls_before:]:
         run.slack_calls[call.method] += 1
         if not call.ok:

@@ -27,8 +27,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -57,7 +55,7 @@ from standins.payloads import (
     slash_command_body,
     view_submission_body,
 )
-from standins.process import BOT_TOKEN, SIGNING_SECRET, free_port, standin_env
+from standins.process import BOT_TOKEN, SIGNING_SECRET, BotProcess, standin_env
 from standins.slack import Call, SlackStandIn
 from storage import logfile
 from storage.errors import StoreError
@@ -123,12 +121,8 @@ class Report:
 # --- the bot, as a `zns-bot serve` subprocess ---------------------------------------------
 
 
-def serve_command() -> list[str]:
-    return [str(Path(sys.executable).with_name("zns-bot")), "serve"]
-
-
 def bot_env(
-    slack: SlackStandIn, esms: EsmsStandIn, data_dir: Path, port: int, opts: Options
+    slack: SlackStandIn, esms: EsmsStandIn, data_dir: Path, opts: Options
 ) -> dict[str, str]:
     env = standin_env(
         slack,
@@ -140,47 +134,8 @@ def bot_env(
         # take 100 s, and posting speed is not what this bench measures.
         zns_slack_pace=0,
     )
-    env.update(HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1")
+    env.update(PYTHONUNBUFFERED="1")  # BotProcess adds HOST and PORT
     return env
-
-
-class BotProcess:
-    def __init__(self, env: dict[str, str], cwd: Path, log_path: Path) -> None:
-        self.env = env
-        self.cwd = cwd
-        self.log_path = log_path
-        self.url = f"http://127.0.0.1:{env['PORT']}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    async def start(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-                serve_command(), cwd=self.cwd, env=self.env, stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(base_url=self.url, timeout=2) as http:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    break
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get("/healthz")).status_code == 200:
-                        return
-                await asyncio.sleep(0.05)
-        tail = self.log_path.read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"zns-bot did not start on {self.url}:\n{tail}")
-
-    async def stop(self, timeout: float = 20.0) -> tuple[int | None, float]:  # noqa: ASYNC109
-        """SIGTERM (a graceful uvicorn + lifespan shutdown); SIGKILL only after `timeout`."""
-        if self.proc is None or self.proc.poll() is not None:
-            return (self.proc.returncode if self.proc else None), 0.0
-        began = time.perf_counter()
-        self.proc.terminate()
-        try:
-            code = await asyncio.to_thread(self.proc.wait, timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = await asyncio.to_thread(self.proc.wait, 5)
-        return code, time.perf_counter() - began
 
 
 def read_states(data_dir: Path) -> dict[str, str] | None:
@@ -486,11 +441,12 @@ async def run(opts: Options) -> Report:
         SlackStandIn(bot_token=BOT_TOKEN) as slack,
     ):
         data_dir = Path(tmp) / "data"
-        env = bot_env(slack, esms, data_dir, free_port(), opts)
-        bot = BotProcess(env, Path(tmp), Path(tmp) / "bot.log")
+        env = bot_env(slack, esms, data_dir, opts)
+        log_path = Path(tmp) / "bot.log"
+        bot = BotProcess(env, cwd=Path(tmp), log_path=log_path)
         began = time.perf_counter()
         try:
-            await bot.start()
+            await bot.start(wait=30.0)
             report.startup_s = time.perf_counter() - began
             limits = httpx.Limits(max_connections=max(opts.concurrency, SETUP_CONCURRENCY))
             async with httpx.AsyncClient(base_url=bot.url, timeout=30, limits=limits) as http:
@@ -522,8 +478,11 @@ async def run(opts: Options) -> Report:
                 report.cards_posted = await side.await_cards(report.cards_expected, timeout=15)
                 await settle(slack)
         finally:
-            report.exit_code, report.stop_s = await bot.stop()
-            scan_log(bot.log_path, report)
+            began = time.perf_counter()
+            # in a thread: a graceful shutdown takes a while, and SIGKILL comes only after 20 s
+            report.exit_code = await asyncio.to_thread(bot.stop, 20.0, force=True)
+            report.stop_s = time.perf_counter() - began
+            scan_log(log_path, report)
         for call in slack.calls():
             report.slack_calls[call.method] += 1
             if not call.ok:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -12,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from bot.cache import SwrCache
 from bot.errors import EsmsError, ParamsError, TemplateError
 from bot.esms.types import (
     OfficialAccount,
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 NUMBER_MAX_DIGITS = 12  # Zalo's type_number: digits 0-9 only, at most 12
 _DATE = re.compile(r"^\d{2}/\d{2}/\d{4}$")
+_ALL_OAS = ""  # the one key of the OA list's cache
 
 
 class TemplateSource(Protocol):
@@ -73,25 +76,18 @@ class TemplateCatalogue:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
-        self._ttl = ttl
-        self._clock = clock
-        self._cache: dict[str, tuple[float, dict[str, Template]]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._refreshing: dict[str, asyncio.Task[dict[str, Template]]] = {}
-        self._oas: tuple[float, list[OfficialAccount]] | None = None
+        # Stale-while-revalidate: a person waiting on a modal gets the list we have now;
+        # eSMS is asked again in the background, once for many concurrent callers.
+        self._cache: SwrCache[str, dict[str, Template]] = SwrCache(
+            ttl=ttl, clock=clock, keep_on=(EsmsError,), on_kept=_kept_templates, coalesce=True
+        )
+        self._oas: SwrCache[str, list[OfficialAccount]] = SwrCache(
+            ttl=ttl, clock=clock, keep_on=(EsmsError,), background=False
+        )
 
     async def oas(self) -> list[OfficialAccount]:
         """The account's Zalo OAs (cached like templates; stale on a failed refresh)."""
-        if self._oas and self._clock() - self._oas[0] < self._ttl:
-            return self._oas[1]
-        try:
-            listed = await self._source.list_oas()
-        except EsmsError:
-            if self._oas is None:
-                raise
-            return self._oas[1]
-        self._oas = (self._clock(), listed)
-        return listed
+        return await self._oas.get(_ALL_OAS, self._source.list_oas)
 
     async def templates(self, oaid: str, *, refresh: bool = False) -> list[Template]:
         """Every template of the OA, in eSMS's order, with status merged in."""
@@ -127,38 +123,14 @@ class TemplateCatalogue:
         return await self.templates(oaid, refresh=True)
 
     async def _load(self, oaid: str, *, refresh: bool) -> dict[str, Template]:
-        cached = self._cache.get(oaid)
-        if cached and not refresh:
-            # Stale-while-revalidate: a person waiting on a modal gets the list we have now;
-            # eSMS is asked again in the background.
-            if self._clock() - cached[0] >= self._ttl and oaid not in self._refreshing:
-                task = asyncio.get_running_loop().create_task(self._refetch(oaid))
-                self._refreshing[oaid] = task
-                task.add_done_callback(lambda _: self._refreshing.pop(oaid, None))
-            return cached[1]
-        return await self._refetch(oaid)
-
-    async def _refetch(self, oaid: str) -> dict[str, Template]:
-        lock = self._locks.setdefault(oaid, asyncio.Lock())
-        asked_at = self._clock()
-        async with lock:  # one fetch for many concurrent callers
-            cached = self._cache.get(oaid)
-            if cached and cached[0] >= asked_at:
-                return cached[1]  # fetched by whoever held the lock while we waited
-            try:
-                fetched = await self._fetch(oaid)
-            except EsmsError:
-                if cached is None:
-                    raise
-                log.warning("template refresh failed for OA %s; serving cached list", oaid)
-                return cached[1]
-            self._cache[oaid] = (self._clock(), fetched)
-            return fetched
+        fetch = functools.partial(self._fetch, oaid)
+        if refresh:
+            return await self._cache.refresh(oaid, fetch)
+        return await self._cache.get(oaid, fetch)
 
     async def settled(self) -> None:
         """Wait for background refreshes (for shutdown and tests)."""
-        while self._refreshing:
-            await asyncio.gather(*list(self._refreshing.values()), return_exceptions=True)
+        await self._cache.settled()
 
     async def _fetch(self, oaid: str) -> dict[str, Template]:
         listed = await self._source.list_templates(oaid)
@@ -167,13 +139,19 @@ class TemplateCatalogue:
         )
         merged: dict[str, Template] = {}
         for template, info in zip(listed, infos, strict=True):
+            detail: TemplateInfo | None = None
             if isinstance(info, BaseException):
                 if not isinstance(info, EsmsError):
                     raise info
                 log.warning("no detail for template %s: %s", template.id, info)
-                info = None
-            merged[template.id] = merge_info(template, info)
+            else:
+                detail = info
+            merged[template.id] = merge_info(template, detail)
         return merged
+
+
+def _kept_templates(oaid: str, error: Exception) -> None:
+    log.warning("template refresh failed for OA %s; serving cached list", oaid)
 
 
 def check_value(param: TemplateParam, value: str) -> str | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -11,8 +13,17 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.cache import SwrCache
+
 log = logging.getLogger(__name__)
 FETCH_WAIT_S = 1.5
+# What a failed usergroups.users.list raises; a group we cannot read grants nothing.
+_UNREADABLE: tuple[type[Exception], ...] = (
+    SlackApiError,
+    TimeoutError,
+    aiohttp.ClientError,
+    OSError,
+)
 
 
 class AccessList:
@@ -28,10 +39,11 @@ class AccessList:
         self.entries = [e for e in entries if e]
         self._users = {e for e in self.entries if not e.startswith("S")}
         self._groups = [e for e in self.entries if e.startswith("S")]
-        self._ttl = ttl
-        self._clock = clock
-        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
-        self._refreshing: dict[str, asyncio.Task[frozenset[str]]] = {}
+        # Answer from the last list at once (acks have 3 s) and ask Slack again meanwhile;
+        # an old answer is better than none when Slack fails.
+        self._cache: SwrCache[str, frozenset[str]] = SwrCache(
+            ttl=ttl, clock=clock, keep_on=_UNREADABLE
+        )
 
     @property
     def empty(self) -> bool:
@@ -48,31 +60,27 @@ class AccessList:
     async def warm(self, client: AsyncWebClient) -> None:
         """Fetch every group's members now, so the first click does not wait on Slack."""
         for group in self._groups:
-            await self._fetch(group, client)
+            with contextlib.suppress(*_UNREADABLE):  # logged; the first click asks again
+                await self._cache.refresh(group, functools.partial(self._fetch, group, client))
+
+    async def settled(self) -> None:
+        """Wait for background refreshes (for shutdown and tests)."""
+        await self._cache.settled()
 
     async def _members(self, group: str, client: AsyncWebClient) -> frozenset[str]:
-        cached = self._cache.get(group)
-        if cached is None:
-            return await self._fetch(group, client)
-        if self._clock() - cached[0] >= self._ttl and group not in self._refreshing:
-            # Answer from the last list now (acks have 3 s); ask Slack again meanwhile.
-            task = asyncio.get_running_loop().create_task(self._fetch(group, client))
-            self._refreshing[group] = task
-            task.add_done_callback(lambda _: self._refreshing.pop(group, None))
-        return cached[1]
+        try:
+            return await self._cache.get(group, functools.partial(self._fetch, group, client))
+        except _UNREADABLE:  # never read: logged by _fetch
+            return frozenset()
 
     async def _fetch(self, group: str, client: AsyncWebClient) -> frozenset[str]:
-        cached = self._cache.get(group)
         try:
             # Bounded: this may run before an ack, and Slack's retry handlers can sleep.
             response = await asyncio.wait_for(
                 client.usergroups_users_list(usergroup=group), FETCH_WAIT_S
             )
-        except (SlackApiError, TimeoutError, aiohttp.ClientError, OSError) as exc:
-            # A group we cannot read grants nothing; an old answer is better than none.
+        except _UNREADABLE as exc:
             error = exc.response.get("error") if isinstance(exc, SlackApiError) else exc
             log.warning("cannot list user group %s: %s", group, error or type(exc).__name__)
-            return cached[1] if cached else frozenset()
-        members = frozenset(response.get("users") or [])
-        self._cache[group] = (self._clock(), members)
-        return members
+            raise
+        return frozenset(response.get("users") or [])

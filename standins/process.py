@@ -6,12 +6,15 @@ One place for what the demo, the end-to-end tests and the benchmarks all need.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -79,37 +82,74 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class BotProcess:
-    """`zns-bot serve` as a child process on a free loopback port."""
+async def wait_healthy(
+    url: str,
+    alive: Callable[[], bool],
+    timeout: float = 15.0,  # noqa: ASYNC109 - a deadline over many probes, not one call's
+) -> None:
+    """Until `url`/healthz answers 200; RuntimeError once `alive()` is false or at `timeout`."""
+    deadline = time.monotonic() + timeout
+    # A short per-probe timeout: a server still starting must not eat the whole deadline.
+    async with httpx.AsyncClient(base_url=url, timeout=2) as http:
+        while time.monotonic() < deadline and alive():
+            with contextlib.suppress(httpx.TransportError):
+                if (await http.get("/healthz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"the server on {url} did not become healthy")
 
-    def __init__(self, env: dict[str, str], *, cwd: Path, port: int | None = None) -> None:
+
+class BotProcess:
+    """`zns-bot serve` as a child process on a loopback port (a free one unless given).
+
+    With `log_path`, its stdout and stderr are appended to that file (restarts included) and
+    a failed start quotes the file's tail; without it, stdout is dropped and stderr goes
+    wherever `start(stderr=...)` says.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        cwd: Path,
+        port: int | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**env, "HOST": "127.0.0.1", "PORT": str(self.port)}
         self.cwd = cwd
+        self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
-    async def start(self, *, wait: float = 15.0, stderr: Any = subprocess.DEVNULL) -> None:
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    async def start(
+        self, *, wait: float = 15.0, stderr: int | IO[bytes] = subprocess.DEVNULL
+    ) -> None:
+        """Start it and wait (at most `wait` seconds) until /healthz answers 200."""
         script = Path(sys.executable).with_name("zns-bot")
-        # the command is our own console script; readiness is awaited below
-        self.proc = subprocess.Popen(  # noqa: S603, ASYNC220
-            [str(script), "serve"],
-            env=self.env,
-            cwd=self.cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        async with httpx.AsyncClient() as http:
-            for _ in range(int(wait / 0.05)):  # readiness: until /healthz answers 200
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"zns-bot serve exited with {self.proc.returncode}")
-                try:
-                    if (await http.get(f"{self.url}/healthz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise RuntimeError("zns-bot serve did not become healthy")
+        with contextlib.ExitStack() as files:
+            stdout: int | IO[bytes] = subprocess.DEVNULL
+            if self.log_path is not None:  # both: a crash's traceback belongs with the log
+                stdout = stderr = files.enter_context(self.log_path.open("ab"))
+            # the command is our own console script; readiness is awaited below
+            self.proc = subprocess.Popen(  # noqa: S603, ASYNC220
+                [str(script), "serve"], env=self.env, cwd=self.cwd, stdout=stdout, stderr=stderr
+            )
+        proc = self.proc
+        try:
+            await wait_healthy(self.url, lambda: proc.poll() is None, wait)
+        except RuntimeError:
+            code = proc.poll()
+            why = "did not become healthy" if code is None else f"exited with {code}"
+            tail = ""
+            if self.log_path is not None:
+                tail = ":\n" + self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"zns-bot serve on {self.url} {why}{tail}") from None
 
     async def outbox_drained(self, wait: float = 15.0) -> None:
         """Until the bot's own /metrics reports an empty outbox (bounded)."""
@@ -120,13 +160,24 @@ class BotProcess:
                 await asyncio.sleep(0.05)
         raise AssertionError("the outbox did not drain")
 
-    def kill(self) -> None:
+    def kill(self) -> int:
+        """SIGKILL: no shutdown at all, as a crash or the OOM killer would leave it."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        return self.proc.wait(timeout=10)
 
-    def stop(self) -> int | None:
+    def stop(self, timeout: float = 10.0, *, force: bool = False) -> int | None:
+        """SIGTERM (a graceful uvicorn + lifespan shutdown); the exit code, None if never started.
+
+        A bot still running after `timeout` raises subprocess.TimeoutExpired, or with `force`
+        is SIGKILLed: a test wants the hang to fail it, a bench wants to report it and go on.
+        """
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=10)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                if not force:
+                    raise
+                self.kill()
         return self.proc.returncode if self.proc is not None else None

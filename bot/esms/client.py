@@ -43,6 +43,7 @@ from bot.esms.types import (
     ZnsMessage,
 )
 from bot.esms.zalo import parse_error_info
+from bot.ops.logs import redact_loggers
 
 log = logging.getLogger(__name__)
 
@@ -63,33 +64,12 @@ _THROTTLED = 160
 _DUPLICATE = 124
 _UNREADABLE = "eSMS sent a reply we could not read"
 _CODE_KEYS = ("coderesult", "coderesponse", "code", "error")
-_SECRET_PARAM = re.compile(r"(?i)\b(apikey|secretkey)=[^&\s\"'#]*")
 _INT_TEXT = re.compile(r"-?\d+(\.0*)?")
 
 
 def join_url(base: str, path: str) -> str:
     """Join a base URL and a path with exactly one slash between them."""
     return base.rstrip("/") + "/" + path.lstrip("/")
-
-
-class _RedactSecrets(logging.Filter):
-    """Blanks ApiKey/SecretKey query values in log lines (httpx logs every request URL)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if _SECRET_PARAM.search(message):
-            record.msg = _SECRET_PARAM.sub(r"\1=***", message)
-            record.args = ()
-        return True
-
-
-def _install_log_redaction() -> None:
-    # GET endpoints carry the credentials in the query string, and httpx logs the full URL
-    # at INFO; a filter on the logger itself runs before any handler sees the record.
-    for name in ("httpx", __name__):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactSecrets) for f in logger.filters):
-            logger.addFilter(_RedactSecrets())
 
 
 class _Failure(enum.Enum):
@@ -197,7 +177,10 @@ class EsmsClient:
         self._max_attempts = max_attempts
         self._retry_backoff = retry_backoff
         self._sms_type = sms_type
-        _install_log_redaction()
+        # GET endpoints carry the credentials in the query string, and httpx logs the full
+        # URL at INFO: its records are redacted on the logger, before any handler sees them,
+        # with these very keys blanked too (not only `ApiKey=...` as the patterns know it).
+        redact_loggers("httpx", __name__, secrets=(self._api_key, self._secret_key))
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             transport=transport,
@@ -570,9 +553,9 @@ class EsmsClient:
             error: EsmsError = exc
         else:
             return _Attempt(None, None, data, code)
-        data = _safe_json(response.content)
+        reply = _safe_json(response.content)
         if error.code == _THROTTLED:
-            return _Attempt(_Failure.THROTTLED, error, data, error.code)
+            return _Attempt(_Failure.THROTTLED, error, reply, error.code)
         if error.code is None and status >= 400:
             # A 4xx without an eSMS code: the request was refused, typically a wrong URL.
             refused = EsmsConfigError(
@@ -580,11 +563,11 @@ class EsmsClient:
                 "(check ESMS_BASE_URL)",
                 endpoint=endpoint,
             )
-            return _Attempt(None, refused, data)
-        return _Attempt(None, error, data, error.code, unreadable=error.code is None)
+            return _Attempt(None, refused, reply)
+        return _Attempt(None, error, reply, error.code, unreadable=error.code is None)
 
     def _backoff(self, attempt: int) -> float:
-        delay = self._retry_backoff * 2 ** (attempt - 1)
+        delay = self._retry_backoff * 2.0 ** (attempt - 1)
         return delay + random.uniform(0, self._retry_backoff / 4)
 
 

@@ -10,6 +10,8 @@ The handler's `RedactionFilter` rewrites each record it sees before it is writte
 - a `phone` (or `*_phone`) extra is replaced by its masked form (`090****484`).
 
 The record itself is rewritten, so handlers that run after this one see the clean version too.
+`redact_loggers()` puts the same filter on named loggers (httpx logs eSMS URLs), which rewrites
+their records before any handler, pytest's caplog included, sees them.
 """
 
 from __future__ import annotations
@@ -21,14 +23,24 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from types import TracebackType
+from typing import TextIO
 
 import orjson
+from pydantic import BaseModel
 
 from bot.phones import mask_phone
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4  # shorter "secrets" would blank ordinary text; they are ignored
+# What `exc_info=` takes (as typeshed's logging spells it).
+ExcInfo = (
+    bool
+    | BaseException
+    | tuple[type[BaseException], BaseException, TracebackType | None]
+    | tuple[None, None, None]
+    | None
+)
 
 # Attributes every LogRecord has; whatever else is on a record came from `extra=`.
 _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
@@ -62,7 +74,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = (
 )
 
 
-def _secret_text(value: Any) -> str | None:
+def _secret_text(value: object) -> str | None:
     if value is None:
         return None
     getter = getattr(value, "get_secret_value", None)  # pydantic SecretStr
@@ -71,15 +83,22 @@ def _secret_text(value: Any) -> str | None:
 
 
 class RedactionFilter(logging.Filter):
-    """Blanks secrets and masks phones on each record; never drops a record."""
+    """Blanks secrets and masks phones on each record; never drops a record.
 
-    def __init__(self, secrets: Iterable[Any] = ()) -> None:
+    `secrets` are values never to print (str, or pydantic SecretStr; None is skipped).
+    """
+
+    def __init__(self, secrets: Iterable[object] = ()) -> None:
         super().__init__()
-        values = {_secret_text(s) for s in secrets}
+        self.secrets: tuple[str, ...] = ()
+        self.add_secrets(secrets)
+
+    def add_secrets(self, secrets: Iterable[object]) -> None:
+        """Blank these values too from now on."""
+        values = {_secret_text(s) for s in secrets} | set(self.secrets)
+        kept = (v for v in values if v and len(v) >= MIN_SECRET_LENGTH)
         # Longest first, so a secret that contains another is blanked whole.
-        self.secrets: tuple[str, ...] = tuple(
-            sorted((v for v in values if v and len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
-        )
+        self.secrets = tuple(sorted(kept, key=len, reverse=True))
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
@@ -92,7 +111,11 @@ class RedactionFilter(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, _SCRUBBED, False):
+        # A logger's filter and then the handler's may both see a record, each with secrets
+        # of its own: only a filter that has already scrubbed the record skips it. (The marker
+        # holds the filters' ids, never their secrets: a record's __dict__ gets printed.)
+        scrubbed: tuple[int, ...] = getattr(record, _SCRUBBED, ())
+        if id(self) in scrubbed:
             return True
         record.msg = self.redact(_message(record))
         record.args = ()
@@ -107,10 +130,10 @@ class RedactionFilter(logging.Filter):
             record.exc_text = self.redact(record.exc_text)
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
-        setattr(record, _SCRUBBED, True)
+        setattr(record, _SCRUBBED, (*scrubbed, id(self)))
         return True
 
-    def _scrub(self, value: Any) -> Any:
+    def _scrub(self, value: object) -> object:
         if isinstance(value, str):
             return self.redact(value)
         if value is None or isinstance(value, bool | int | float):
@@ -129,7 +152,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, the extra fields, exc."""
 
     def format(self, record: logging.LogRecord) -> str:
-        event: dict[str, Any] = {
+        event: dict[str, object] = {
             "ts": _timestamp(record),
             "level": record.levelname,
             "logger": record.name,
@@ -166,14 +189,14 @@ class TextFormatter(logging.Formatter):
         return _one_line(" ".join(parts))
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to the given stream, or to whatever `sys.stderr` is at the time of writing."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._fixed = stream
         super().__init__(stream)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return self._fixed if self._fixed is not None else sys.stderr
 
@@ -190,7 +213,7 @@ def configure_logging(
     level: str | int = "INFO",
     *,
     json: bool = True,
-    secrets: Iterable[Any] = (),
+    secrets: Iterable[object] = (),
     stream: TextIO | None = None,
 ) -> logging.Handler:
     """Send every log event to stderr (or `stream`), one line each; returns the handler.
@@ -212,13 +235,28 @@ def configure_logging(
     return handler
 
 
+def redact_loggers(*names: str, secrets: Iterable[object] = ()) -> None:
+    """Redact every record logged on these loggers before any handler sees it.
+
+    A logger gets one RedactionFilter; calling again adds `secrets` to it. Only records
+    logged on the logger itself pass its filters, not those of its children.
+    """
+    for name in names:
+        logger = logging.getLogger(name)
+        found = next((f for f in logger.filters if isinstance(f, RedactionFilter)), None)
+        if found is None:
+            logger.addFilter(RedactionFilter(secrets))
+        else:
+            found.add_secrets(secrets)
+
+
 def log_event(
     logger: logging.Logger | str,
     event: str,
     *,
     level: int | str = logging.INFO,
-    exc_info: Any = None,
-    **fields: Any,
+    exc_info: ExcInfo = None,
+    **fields: object,
 ) -> None:
     """Log `event` as the message with `fields` as extra fields (a `phone` field is masked).
 
@@ -230,7 +268,7 @@ def log_event(
     numeric = _level(level)
     if not logger.isEnabledFor(numeric):
         return
-    extra = {}
+    extra: dict[str, object] = {}
     for key, value in fields.items():
         name = f"{key}_" if key in _RECORD_ATTRS else key
         extra[name] = _mask(value) if _is_phone_key(key) else value
@@ -238,7 +276,7 @@ def log_event(
     logger.log(numeric, event, extra=extra, exc_info=exc_info, stacklevel=2)
 
 
-def secrets_from_settings(settings: Any) -> list[str]:
+def secrets_from_settings(settings: BaseModel) -> list[str]:
     """Every SecretStr value set on a Settings object, to pass as `secrets=`."""
     values = []
     for name in type(settings).model_fields:
@@ -287,7 +325,7 @@ def _is_phone_key(key: str) -> bool:
     return lowered == "phone" or lowered.endswith("_phone")
 
 
-def _mask(value: Any) -> Any:
+def _mask(value: object) -> object:
     """Mask a phone value once; an already masked one (it has '*') is left as it is."""
     if value is None:
         return None

@@ -1,9 +1,18 @@
 """Template catalogue caching and parameter validation."""
 
+import asyncio
+
 import pytest
 
 from bot.errors import EsmsTransientError, ParamsError, TemplateError
-from bot.esms.types import ParamType, Template, TemplateInfo, TemplateParam, TemplateStatus
+from bot.esms.types import (
+    OfficialAccount,
+    ParamType,
+    Template,
+    TemplateInfo,
+    TemplateParam,
+    TemplateStatus,
+)
 from bot.templates import TemplateCatalogue, check_value, validate_params
 
 ORDER = Template(
@@ -178,3 +187,63 @@ async def test_sendable_refuses_a_template_that_is_not_enable():
 async def test_unknown_template_is_a_clear_error():
     with pytest.raises(TemplateError, match="template 999 is not registered for OA oa1"):
         await TemplateCatalogue(FakeSource()).get("999", "oa1")
+
+
+class OaSource(FakeSource):
+    def __init__(self):
+        super().__init__()
+        self.oa_calls = 0
+
+    async def list_oas(self):
+        self.oa_calls += 1
+        if self.fail:
+            raise EsmsTransientError("eSMS is down")
+        return [OfficialAccount(oaid="oa1", name=f"Shop #{self.oa_calls}")]
+
+
+async def test_oas_are_cached_for_ttl_then_fetched_before_answering():
+    source, clock = OaSource(), Clock()
+    catalogue = TemplateCatalogue(source, ttl=60, clock=clock)
+    assert [oa.name for oa in await catalogue.oas()] == ["Shop #1"]
+    clock.now = 59
+    assert [oa.name for oa in await catalogue.oas()] == ["Shop #1"]
+    clock.now = 60
+    assert [oa.name for oa in await catalogue.oas()] == ["Shop #2"]  # not stale-first
+    source.fail, clock.now = True, 200
+    assert [oa.name for oa in await catalogue.oas()] == ["Shop #2"]  # the last good list
+    assert source.oa_calls == 3
+
+
+async def test_oas_without_cache_raise_the_esms_error():
+    source = OaSource()
+    source.fail = True
+    with pytest.raises(EsmsTransientError):
+        await TemplateCatalogue(source).oas()
+
+
+async def test_concurrent_callers_share_one_fetch():
+    source, gate = FakeSource(), asyncio.Event()
+    list_templates = source.list_templates
+
+    async def held(oaid):
+        await gate.wait()
+        return await list_templates(oaid)
+
+    source.list_templates = held
+    catalogue = TemplateCatalogue(source)
+    waiting = [asyncio.create_task(catalogue.templates("oa1")) for _ in range(5)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert [len(t) for t in await asyncio.gather(*waiting)] == [1] * 5
+    assert source.list_calls == 1
+    await catalogue.refresh("oa1")  # a forced refresh does ask again
+    assert source.list_calls == 2
+
+
+async def test_a_failed_refresh_is_logged(caplog):
+    source, clock = FakeSource(), Clock()
+    catalogue = TemplateCatalogue(source, ttl=60, clock=clock)
+    await catalogue.templates("oa1")
+    source.fail, clock.now = True, 1  # later than the fetch: a refresh at 0 would reuse it
+    await catalogue.refresh("oa1")
+    assert "template refresh failed for OA oa1; serving cached list" in caplog.text

@@ -779,6 +779,22 @@ async def test_secrets_never_appear_in_logs_reprs_or_errors(
             assert secret not in text, f"secret leaked into: {text[:200]}"
 
 
+async def test_the_clients_own_keys_are_blanked_in_any_form(esms_client, esms_standin, caplog):
+    caplog.set_level(logging.DEBUG)
+    api_key, secret_key = esms_standin.api_key, esms_standin.secret_key
+    # Not as httpx writes a URL (it percent-encodes ","), so no pattern would blank it all.
+    logging.getLogger("httpx").info("GET /x?ApiKey=%s,%s and %s", api_key, secret_key, api_key)
+    logging.getLogger("bot.esms.client").debug("key %s", secret_key)
+    assert [r.getMessage() for r in caplog.records] == ["GET /x?ApiKey=***,*** and ***", "key ***"]
+    assert api_key not in caplog.text and secret_key not in caplog.text
+    async with EsmsClient(
+        api_key="k", secret_key="s", base_url="https://x/", callback_api_url="https://x/"
+    ):
+        pass  # another client: its keys are added to the same filter, not a filter of its own
+    for name in ("httpx", "bot.esms.client"):
+        assert [type(f).__name__ for f in logging.getLogger(name).filters] == ["RedactionFilter"]
+
+
 async def test_client_keeps_secrets_as_secretstr():
     settings = Settings(_env_file=None, esms_api_key="apikey-abc", esms_secret_key="sk-abc")
     async with EsmsClient.from_settings(settings) as client:

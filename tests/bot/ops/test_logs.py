@@ -13,7 +13,13 @@ import pytest
 from pydantic import SecretStr
 
 from bot.config import load_settings
-from bot.ops.logs import configure_logging, log_event, secrets_from_settings
+from bot.ops.logs import (
+    RedactionFilter,
+    configure_logging,
+    log_event,
+    redact_loggers,
+    secrets_from_settings,
+)
 
 API_KEY = "apikey-LOGS-do-not-leak-7d1e"
 SECRET_KEY = "secretkey-LOGS-do-not-leak-2b9a"
@@ -265,3 +271,47 @@ def test_a_bad_format_call_still_logs_one_line(out):
     (event,) = events(out)
     assert event["msg"].startswith("two args %s %s for %s")
     assert "one" in event["msg"] and API_KEY not in event["msg"]
+
+
+@pytest.fixture
+def logger_name(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A logger of the test's own; the filters redact_loggers put on it go with the test."""
+    name = f"tests.redact.{request.node.name}"
+    yield name
+    logger = logging.getLogger(name)
+    for installed in list(logger.filters):
+        logger.removeFilter(installed)
+
+
+def test_redact_loggers_cleans_records_before_any_handler_sees_them(caplog, logger_name):
+    redact_loggers(logger_name, secrets=[API_KEY])
+    redact_loggers(logger_name, secrets=[SecretStr(SECRET_KEY), None, "abc"])  # added to it
+    log = logging.getLogger(logger_name)
+    assert [type(f) for f in log.filters] == [RedactionFilter]
+
+    with caplog.at_level(logging.INFO, logger=logger_name):  # no handler of ours at all
+        log.info(
+            "GET /x?ApiKey=%s&SecretKey=%s key %s, abc",
+            "a1b2",
+            "c3d4",
+            SECRET_KEY,
+            extra={"key": API_KEY, "phone": PHONE},
+        )
+    (record,) = caplog.records
+    assert record.getMessage() == "GET /x?ApiKey=***&SecretKey=*** key ***, abc"
+    assert record.__dict__["key"] == "***"
+    assert record.__dict__["phone"] == MASKED
+    for text in (caplog.text, repr(record.__dict__)):  # the marker holds no secret either
+        for leaked in (API_KEY, SECRET_KEY, "a1b2", "c3d4", PHONE):
+            assert leaked not in text
+
+
+def test_a_record_redacted_on_its_logger_still_gets_the_handlers_secrets(out, logger_name):
+    configure(out)  # the handler's filter knows API_KEY and SECRET_KEY
+    logger_only = "logger-only-secret-5e6f"
+    redact_loggers(logger_name, secrets=[logger_only])
+    logging.getLogger(logger_name).warning("%s %s %s", logger_only, API_KEY, SECRET_KEY)
+    (event,) = events(out)
+    assert event["msg"] == "*** *** ***"
+    for leaked in (logger_only, API_KEY, SECRET_KEY):
+        assert leaked not in out.getvalue()
