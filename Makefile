@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_DATA := demo-data
 SOURCES := bot handlers storage tests bench
 MKVENV ?= $(PY) -m venv
-INSTALL ?= $(BIN)/pip install --quiet --upgrade pip && $(BIN)/pip install --quiet -e '.[test]'
+INSTALL ?= $(BIN)/pip install --quiet --upgrade pip && $(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 SUPPORTED := zns-bot needs Python 3.11 or newer (PY=python3.11; tested on 3.11, 3.12 and 3.13)
 
 # How an interpreter describes itself: a venv's python says what the python that built it
@@ -22,9 +22,9 @@ ifneq ($(call identity,$(PY)),$(call identity,$(BIN)/python))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: test test-fast lint format bench demo serve clean clean-demo
+.PHONY: check test test-fast format bench demo serve clean clean-demo
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(if $(py_check),,$(error $(PY) does not run. $(SUPPORTED)))
 	$(if $(filter ok,$(py_check)),,$(error $(PY) is Python $(py_check). $(SUPPORTED)))
 	rm -rf $(VENV)
@@ -32,18 +32,19 @@ $(STAMP): pyproject.toml
 	$(INSTALL)
 	touch $(STAMP)
 
-test: $(STAMP)
+# Lint, format, types and layers: what CI and the pre-commit hook insist on.
+check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: check
 	$(BIN)/pytest -q -n 2
 
 # The unit tests only: no bot process, no end-to-end flow (tests/e2e/).
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -n 2 -m "not e2e"
-
-lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -46,7 +46,8 @@ def venv_version(cwd: Path) -> tuple[int, ...]:
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
-    (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
+    for name in ("pyproject.toml", "constraints.txt"):  # what the venv is built from
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
     return tmp_path
 
 
