@@ -45,7 +45,7 @@ from bot.web.server import quiet_config
 from handlers import register_all
 from handlers.access import AccessList
 from handlers.deps import SlackDeps
-from handlers.notifier import SlackNotifier
+from handlers.poster import SlackPoster
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class Runtime:
         if self.socket is not None:
             # slack_sdk retries a failed connect forever; in the background, so HTTP (eSMS
             # callbacks, health) serves meanwhile and /healthz reports the socket as down.
-            connecting = asyncio.get_running_loop().create_task(self.socket.connect_async())
+            connecting = asyncio.get_running_loop().create_task(self.socket.connect_async())  # type: ignore[no-untyped-call]
         try:
             yield
         finally:
@@ -163,7 +163,7 @@ class Runtime:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await connecting
                 with contextlib.suppress(Exception):
-                    await self.socket.close_async()
+                    await self.socket.close_async()  # type: ignore[no-untyped-call]
             warming.cancel()
             await self.deps.drain_tasks()
             await self.service.catalogue.settled()
@@ -174,6 +174,7 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    """Everything `serve` runs, wired from the settings; nothing runs until its lifespan."""
     check_settings(settings)
     store = Store.open(settings.zns_data_dir, fsync=settings.zns_fsync)
     metrics = Metrics(store)
@@ -181,9 +182,33 @@ def build_runtime(settings: Settings) -> Runtime:
     catalogue = TemplateCatalogue(esms, ttl=settings.zns_template_ttl)
     service = SendService(settings=settings, store=store, client=esms, catalogue=catalogue)
     client = slack_client(settings)
+    relay, tracker, scheduler = _jobs(settings, service, client, metrics)
+    bolt, deps, socket = _slack(settings, service, client)
+    runtime = Runtime(
+        settings=settings,
+        store=store,
+        metrics=metrics,
+        esms=esms,
+        service=service,
+        tracker=tracker,
+        relay=relay,
+        scheduler=scheduler,
+        bolt=bolt,
+        deps=deps,
+        socket=socket,
+        asgi=Starlette(),
+    )
+    runtime.asgi = _web(runtime)
+    return runtime
+
+
+def _jobs(
+    settings: Settings, service: SendService, client: AsyncWebClient, metrics: Metrics
+) -> tuple[Relay, DeliveryTracker, AsyncIOScheduler]:
+    """The background side: the Slack relay, delivery tracking and polling, on one scheduler."""
     relay = Relay(
-        store,
-        SlackNotifier(client, settings),
+        service.store,
+        SlackPoster(client, settings),
         pace=settings.zns_slack_pace,
         burst=settings.zns_slack_burst,
     )
@@ -195,6 +220,13 @@ def build_runtime(settings: Settings) -> Runtime:
         service, relay, template_ttl=settings.zns_template_ttl, poller=poller
     )
     service.on_outbox = lambda: kick_relay(scheduler, relay)
+    return relay, tracker, scheduler
+
+
+def _slack(
+    settings: Settings, service: SendService, client: AsyncWebClient
+) -> tuple[AsyncApp, SlackDeps, AsyncSocketModeHandler | None]:
+    """Bolt with every listener registered, and its socket when Socket Mode is on."""
     signing = settings.slack_signing_secret
     with _same_token_notice_dropped(client):
         bolt = AsyncApp(
@@ -212,42 +244,33 @@ def build_runtime(settings: Settings) -> Runtime:
     socket = None
     if settings.slack_app_token:
         socket = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-    handler = AsyncSlackRequestHandler(bolt)
+    return bolt, deps, socket
+
+
+def _web(runtime: Runtime) -> Starlette:
+    """The HTTP surface: Slack events (unless Socket Mode), eSMS callbacks, health, metrics."""
+    handler = AsyncSlackRequestHandler(runtime.bolt)
 
     async def slack_events(request: Request) -> Any:
-        if socket is not None:
+        if runtime.socket is not None:
             # Socket Mode verifies nothing on HTTP: serving this route would accept forgeries.
             return PlainTextResponse("Socket Mode: events arrive over the socket", 404)
         return await handler.handle(request)
-
-    runtime = Runtime(
-        settings=settings,
-        store=store,
-        metrics=metrics,
-        esms=esms,
-        service=service,
-        tracker=tracker,
-        relay=relay,
-        scheduler=scheduler,
-        bolt=bolt,
-        deps=deps,
-        socket=socket,
-        asgi=Starlette(),
-    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with runtime.running():
             yield
 
-    runtime.asgi = build_web(
+    return build_web(
         slack_events=slack_events,
-        esms_callback=CallbackEndpoint(runtime.tracker, count=metrics.callback_received).handle,
+        esms_callback=CallbackEndpoint(
+            runtime.tracker, count=runtime.metrics.callback_received
+        ).handle,
         health=runtime.health,
-        metrics=metrics.render,
+        metrics=runtime.metrics.render,
         lifespan=lifespan,
     )
-    return runtime
 
 
 async def serve(settings: Settings) -> None:

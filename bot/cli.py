@@ -101,7 +101,7 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
                 campaign=args.campaign,
                 sandbox=args.sandbox,
             )
-            record = service.create(request, actor=actor)
+            record: Mapping[str, Any] = service.create(request, actor=actor)
             # The operator at the shell holds the eSMS keys; the CLI records that no second
             # person approved instead of pretending one did.
             service.approve(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,17 @@ REJECTED_BY_ESMS = 4
 PROGRESS = {1: "waiting for eSMS approval", 2: "waiting to be sent", 7: "sent, awaiting report"}
 # States a delivery report may move a send out of.
 TRACKED = frozenset({SendState.ACCEPTED, SendState.UNKNOWN})
+
+
+class Applied(enum.StrEnum):
+    """What one delivery report did to its send. The values are metric labels: kept as is."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    PROGRESS = "progress"  # a new intermediate status, recorded
+    STALE = "stale"  # the send had already ended (or moved on meanwhile)
+    NONE = "none"  # nothing new
+    EARLY = "early"  # the report beat eSMS's own reply to our submit
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +78,7 @@ class DeliveryTracker:
         """A callback's query string as a report; InputError when it is malformed."""
         return parse_callback(query)
 
-    def apply(self, record: Mapping[str, Any], report: DeliveryReport, *, source: str) -> str:
+    def apply(self, record: Mapping[str, Any], report: DeliveryReport, *, source: str) -> Applied:
         """Apply one report; return what happened: delivered, failed, progress, stale, none.
 
         A final state never moves: a late "pending" after "delivered" is `stale`.
@@ -74,7 +86,7 @@ class DeliveryTracker:
         outcome = outcome_of(report)
         state = SendState(record["state"])
         if state in FINAL_STATES:
-            return "stale"
+            return Applied.STALE
         if outcome.state is None:
             if (
                 outcome.fields.get("progress")
@@ -86,14 +98,14 @@ class DeliveryTracker:
                     reason=f"progress: {outcome.reason}",
                     progress=outcome.fields["progress"],
                 )
-                return "progress"
-            return "none"
+                return Applied.PROGRESS
+            return Applied.NONE
         if state not in TRACKED:
             # Still `submitting`: the callback beat our own submit reply. Keep its SMSID, so
             # that a lost reply still leaves something to look the result up by.
             if report.sms_id and not record.get("sms_id"):
                 self.store.sends.update_fields(record["id"], sms_id=report.sms_id)
-            return "early"
+            return Applied.EARLY
         fields = dict(outcome.fields)
         if report.sms_id and not record.get("sms_id"):
             fields["sms_id"] = report.sms_id
@@ -107,4 +119,4 @@ class DeliveryTracker:
             expect=set(TRACKED),
             **fields,
         )
-        return "stale" if done is None else outcome.state.value
+        return Applied.STALE if done is None else Applied(outcome.state.value)

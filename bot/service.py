@@ -11,13 +11,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot import policy
 from bot.config import Settings
 from bot.errors import EsmsError, InputError, PhoneError, TemplateError, ZnsBotError
 from bot.esms.client import EsmsClient
-from bot.esms.types import SubmitOutcome, Template, ZnsMessage
-from bot.notify import CARD, DM, EPHEMERAL, NOTIFY, THREAD
+from bot.esms.types import Quota, SubmitOutcome, Template, ZnsMessage
 from bot.ops.logs import log_event
 from bot.phones import normalize_phone
+from bot.posts import CARD, DM, EPHEMERAL, NOTIFY, THREAD
 from bot.templates import TemplateCatalogue, validate_params
 from storage.clock import iso
 from storage.sends import SendState
@@ -42,6 +43,7 @@ ORDER_ID_MAX = 50
 ESTIMATE_WAIT_S = 5.0
 CAMPAIGN_MAX = 254
 NOTE_MAX = 500
+REASON_MAX = 500  # an approver's reason, as the approval modal takes it
 FIRST_POLL_AFTER = timedelta(seconds=30)  # when eSMS is first asked about an accepted send
 
 
@@ -83,6 +85,30 @@ def token_matches(record: Mapping[str, Any], token: str) -> bool:
     """Constant-time check of a callback URL's token against the send's own."""
     expected = record.get("callback_token") or ""
     return bool(expected) and hmac.compare_digest(expected.encode(), token.encode())
+
+
+def check_extras(
+    is_journey: bool,
+    order_id: str | None,
+    campaign: str | None,
+    note: str | None,
+    problems: dict[str, str],
+) -> tuple[str | None, str | None, str | None]:
+    """The OrderId, campaign and note, trimmed (blank is None); problems noted, not raised."""
+    order = (order_id or "").strip() or None
+    if is_journey and not order:
+        problems["order_id"] = "a journey message needs the OrderId of its order"
+    elif order and len(order) > ORDER_ID_MAX:
+        problems["order_id"] = f"OrderId is {len(order)} characters; the limit is {ORDER_ID_MAX}"
+    if order and not is_journey:
+        problems["order_id"] = "an OrderId is only used for journey messages"
+    campaign = (campaign or "").strip() or None
+    if campaign and len(campaign) > CAMPAIGN_MAX:
+        problems["campaign"] = f"the campaign name is over {CAMPAIGN_MAX} characters"
+    note = (note or "").strip() or None
+    if note and len(note) > NOTE_MAX:
+        problems["note"] = f"the note is over {NOTE_MAX} characters"
+    return order, campaign, note
 
 
 class SendService:
@@ -138,39 +164,11 @@ class SendService:
         except InputError as exc:
             problems.update(exc.problems)
             chosen_oa = ""
-        order = (order_id or "").strip() or None
-        if is_journey and not order:
-            problems["order_id"] = "a journey message needs the OrderId of its order"
-        elif order and len(order) > ORDER_ID_MAX:
-            problems["order_id"] = (
-                f"OrderId is {len(order)} characters; the limit is {ORDER_ID_MAX}"
-            )
-        if order and not is_journey:
-            problems["order_id"] = "an OrderId is only used for journey messages"
-        campaign = (campaign or "").strip() or None
-        if campaign and len(campaign) > CAMPAIGN_MAX:
-            problems["campaign"] = f"the campaign name is over {CAMPAIGN_MAX} characters"
-        note = (note or "").strip() or None
-        if note and len(note) > NOTE_MAX:
-            problems["note"] = f"the note is over {NOTE_MAX} characters"
-        if sandbox is False and self.settings.esms_sandbox:
-            sandbox = True
-        template: Template | None = None
-        ordered: tuple[str, ...] = ()
-        if not str(template_id or "").strip():
-            problems["template"] = "choose a template"
-        elif chosen_oa:
-            try:
-                template = await self.catalogue.sendable(str(template_id).strip(), chosen_oa)
-            except TemplateError as exc:
-                problems["template"] = str(exc)
-            except EsmsError as exc:
-                problems["template"] = f"could not load templates from eSMS: {exc}"
-        if template is not None:
-            try:
-                ordered = validate_params(template, params)
-            except InputError as exc:
-                problems.update({f"param:{k}": v for k, v in exc.problems.items()})
+        order, campaign, note = check_extras(is_journey, order_id, campaign, note, problems)
+        sandbox = sandbox or self.settings.esms_sandbox
+        template, ordered = await self._template_and_params(
+            template_id, chosen_oa, params, problems
+        )
         if problems:
             raise InputError("the request has problems: " + "; ".join(problems.values()), problems)
         assert template is not None
@@ -187,6 +185,32 @@ class SendService:
             note=note,
             sandbox=sandbox,
         )
+
+    async def _template_and_params(
+        self,
+        template_id: str,
+        oaid: str,
+        params: Mapping[str, str],
+        problems: dict[str, str],
+    ) -> tuple[Template | None, tuple[str, ...]]:
+        """The sendable template and its parameters in eSMS order; problems noted, not raised."""
+        template: Template | None = None
+        if not str(template_id or "").strip():
+            problems["template"] = "choose a template"
+        elif oaid:
+            try:
+                template = await self.catalogue.sendable(str(template_id).strip(), oaid)
+            except TemplateError as exc:
+                problems["template"] = str(exc)
+            except EsmsError as exc:
+                problems["template"] = f"could not load templates from eSMS: {exc}"
+        if template is None:
+            return None, ()
+        try:
+            return template, validate_params(template, params)
+        except InputError as exc:
+            problems.update({f"param:{k}": v for k, v in exc.problems.items()})
+            return template, ()
 
     def create(
         self,
@@ -236,7 +260,9 @@ class SendService:
     def _message(
         self, source: Any, *, request_id: str, callback_url: str | None = None
     ) -> ZnsMessage:
-        get = source.get if isinstance(source, Mapping) else lambda k: getattr(source, k)
+        get: Callable[[str], Any] = (
+            source.get if isinstance(source, Mapping) else lambda k: getattr(source, k)
+        )
         return ZnsMessage(
             phone=get("phone"),
             template_id=get("template_id"),
@@ -313,6 +339,14 @@ class SendService:
         if self.on_outbox is not None:
             self.on_outbox()
 
+    def get(self, send_id: str) -> dict[str, Any]:
+        """The send, or NotFoundError."""
+        return self.store.sends.get(send_id)
+
+    async def quota(self, oaid: str) -> Quota:
+        """The OA's daily ZNS quota and what is left of it today, from eSMS."""
+        return await self.client.quota(oaid)
+
     def note(
         self, actor: str, action: str, *, send_id: str | None = None, reason: str = ""
     ) -> None:
@@ -324,11 +358,8 @@ class SendService:
     ) -> Mapping[str, Any] | None:
         """pending_approval → approved, once. None means someone else decided first."""
         record = self.store.sends.get(send_id)
-        if (
-            check_self
-            and not self.settings.zns_allow_self_approval
-            and record.get("requester") == actor
-        ):
+        allow_self = not check_self or self.settings.zns_allow_self_approval
+        if policy.may_approve_own(actor, record, allow_self=allow_self):
             raise DecisionError("you cannot approve your own request; ask another approver")
         return self.move(
             send_id,
@@ -356,9 +387,9 @@ class SendService:
         )
 
     def cancel(self, send_id: str, *, actor: str) -> Mapping[str, Any] | None:
-        record = self.store.sends.get(send_id)
-        if record.get("requester") != actor:
-            self.note(actor, "cancel_refused", send_id=send_id, reason="not the requester")
+        refusal = policy.may_cancel(actor, self.store.sends.get(send_id))
+        if refusal:
+            self.note(actor, "cancel_refused", send_id=send_id, reason=refusal)
             raise DecisionError("only the person who made the request can cancel it")
         return self.move(
             send_id,

@@ -41,4 +41,6 @@ class SlackDeps:
 
 
 def deps_of(context: dict[str, Any]) -> SlackDeps:
-    return context[CONTEXT_KEY]
+    deps = context[CONTEXT_KEY]
+    assert isinstance(deps, SlackDeps), "register_all() puts the deps in every context"
+    return deps

@@ -101,29 +101,8 @@ def block_action_body(
     for what the user has typed so far. Selects carry `selected_option` instead of `value`.
     """
     if container is None:
-        if view is not None:
-            container = {"type": "view", "view_id": view["id"]}
-        elif message is not None:
-            if channel_id is None:
-                raise ValueError("a click on a message needs the message's channel_id")
-            container = {
-                "type": "message",
-                "message_ts": message["ts"],
-                "channel_id": channel_id,
-                "is_ephemeral": False,
-            }
-    action: dict[str, Any] = {
-        "action_id": action_id,
-        "block_id": block_id,
-        "type": action_type,
-        "action_ts": _action_ts(),
-    }
-    if action_type == "button":
-        action["text"] = {"type": "plain_text", "text": action_id, "emoji": True}
-        if value is not None:
-            action["value"] = value
-    elif selected_option is not None or value is not None:
-        action["selected_option"] = dict(selected_option or _option(str(value), text=str(value)))
+        container = _container(view, message, channel_id)
+    action = _action(action_id, block_id, action_type, value, selected_option)
     payload: dict[str, Any] = {
         "type": "block_actions",
         "user": _user(user_id, user_name, team_id),
@@ -151,6 +130,49 @@ def block_action_body(
         )
     payload["actions"] = [action]
     return _payload_form(payload)
+
+
+def _container(
+    view: Mapping[str, Any] | None,
+    message: Mapping[str, Any] | None,
+    channel_id: str | None,
+) -> dict[str, Any] | None:
+    """Where a click happened, as Slack names it: a modal, or a message in a channel."""
+    if view is not None:
+        return {"type": "view", "view_id": view["id"]}
+    if message is None:
+        return None
+    if channel_id is None:
+        raise ValueError("a click on a message needs the message's channel_id")
+    return {
+        "type": "message",
+        "message_ts": message["ts"],
+        "channel_id": channel_id,
+        "is_ephemeral": False,
+    }
+
+
+def _action(
+    action_id: str,
+    block_id: str,
+    action_type: str,
+    value: str | None,
+    selected_option: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The clicked element: a button's value, or a select's chosen option."""
+    action: dict[str, Any] = {
+        "action_id": action_id,
+        "block_id": block_id,
+        "type": action_type,
+        "action_ts": _action_ts(),
+    }
+    if action_type == "button":
+        action["text"] = {"type": "plain_text", "text": action_id, "emoji": True}
+        if value is not None:
+            action["value"] = value
+    elif selected_option is not None or value is not None:
+        action["selected_option"] = dict(selected_option or _option(str(value), text=str(value)))
+    return action
 
 
 def view_submission_body(

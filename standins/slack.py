@@ -1001,37 +1001,38 @@ def _check_blocks(blocks: Any, *, max_blocks: int, pointer: str) -> list[str]:
             problems.append(f"[ERROR] missing required field: type [json-pointer:{here}]")
             continue
         _too_long(problems, block.get("block_id"), 255, f"{here}/block_id")
-        kind = block["type"]
-        if kind == "section":
-            if not block.get("text") and not block.get("fields"):
-                problems.append(f"[ERROR] must provide text or fields [json-pointer:{here}]")
-            _too_long(problems, _text(block.get("text")), 3000, f"{here}/text/text")
-            fields = block.get("fields") or []
-            if len(fields) > 10:
-                problems.append(
-                    f"[ERROR] no more than 10 items allowed [json-pointer:{here}/fields]"
-                )
-            for j, item in enumerate(fields):
-                _too_long(problems, _text(item), 2000, f"{here}/fields/{j}/text")
-        elif kind == "header":
-            _too_long(problems, _text(block.get("text")), 150, f"{here}/text/text")
-        elif kind == "input":
-            if not block.get("element"):
-                problems.append(f"[ERROR] missing required field: element [json-pointer:{here}]")
-            _too_long(problems, _text(block.get("label")), 2000, f"{here}/label/text")
-        elif kind in ("actions", "context"):
-            cap = 25 if kind == "actions" else 10
-            count = len(block.get("elements") or [])
-            if not 1 <= count <= cap:
-                problems.append(
-                    f"[ERROR] must have 1 to {cap} items [json-pointer:{here}/elements]"
-                )
+        _check_block(problems, block, here)
         for where, element in _elements(block, here):
             _too_long(problems, element.get("action_id"), 255, f"{where}/action_id")
             if element.get("type") == "button":
                 _too_long(problems, _text(element.get("text")), 75, f"{where}/text/text")
                 _too_long(problems, element.get("value"), 2000, f"{where}/value")
     return problems
+
+
+def _check_block(problems: list[str], block: Mapping[str, Any], here: str) -> None:
+    """The rules of the block's own type (its elements are checked by the caller)."""
+    kind = block["type"]
+    if kind == "section":
+        if not block.get("text") and not block.get("fields"):
+            problems.append(f"[ERROR] must provide text or fields [json-pointer:{here}]")
+        _too_long(problems, _text(block.get("text")), 3000, f"{here}/text/text")
+        fields = block.get("fields") or []
+        if len(fields) > 10:
+            problems.append(f"[ERROR] no more than 10 items allowed [json-pointer:{here}/fields]")
+        for j, item in enumerate(fields):
+            _too_long(problems, _text(item), 2000, f"{here}/fields/{j}/text")
+    elif kind == "header":
+        _too_long(problems, _text(block.get("text")), 150, f"{here}/text/text")
+    elif kind == "input":
+        if not block.get("element"):
+            problems.append(f"[ERROR] missing required field: element [json-pointer:{here}]")
+        _too_long(problems, _text(block.get("label")), 2000, f"{here}/label/text")
+    elif kind in ("actions", "context"):
+        cap = 25 if kind == "actions" else 10
+        count = len(block.get("elements") or [])
+        if not 1 <= count <= cap:
+            problems.append(f"[ERROR] must have 1 to {cap} items [json-pointer:{here}/elements]")
 
 
 def _elements(block: Mapping[str, Any], here: str) -> Iterator[tuple[str, Mapping[str, Any]]]:

@@ -121,7 +121,8 @@ class AuditLog:
     def verify(self) -> AuditVerification:
         live = self._events.raw_docs()
         problems: list[str] = []
-        expected, prev, count = 1, GENESIS, 0
+        expected, count = 1, 0
+        prev: str | None = GENESIS
         for doc_id in sorted(int(sid) for sid in live):
             event = live[str(doc_id)]
             count += 1

@@ -8,9 +8,10 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, overload
 
 from tinydb import TinyDB
 from tinydb.queries import QueryLike
@@ -346,10 +347,10 @@ class LogStorage(Storage):
         sids = self._indexes[table][field].get(index_key(value))
         return sorted(int(s) for s in sids) if sids else []
 
-    def matching(self, table: str, field: str, value: Any) -> Collection[str]:
+    def matching(self, table: str, field: str, value: Any) -> AbstractSet[str]:
         """The str doc ids whose `field` equals `value`, unsorted. Read only: never mutate."""
         self.create_index(table, field)
-        return self._indexes[table][field].get(index_key(value)) or ()
+        return self._indexes[table][field].get(index_key(value)) or frozenset()
 
     def first(self, table: str, field: str, value: Any) -> int | None:
         """The lowest doc id whose `field` equals `value`, or None: no sorting for one match."""
@@ -416,7 +417,7 @@ class LogStorage(Storage):
         encoded = _dumps(doc)  # raises TypeError for non-JSON values before anything changes
         # Keep exactly what a reopen would read back (tuples become lists, keys strings...),
         # unless the caller vouches that the document already is that (`plain`).
-        stored = doc if plain else _loads(encoded)
+        stored: Doc = cast("Doc", doc) if plain else _loads(encoded)
         live = self._data[table]
         old = live.get(sid, _MISSING)
         tx.undo.append(("doc", table, sid, old))
@@ -712,8 +713,9 @@ class TrackedTable(MutableMapping[int, Doc]):
             return doc
         if not self._in_live(doc_id):
             raise KeyError(doc_id)
-        doc = self.puts[doc_id] = json_copy(self._live[str(doc_id)])
-        return doc
+        copied: Doc = json_copy(self._live[str(doc_id)])
+        self.puts[doc_id] = copied
+        return copied
 
     def __setitem__(self, doc_id: int, doc: Doc) -> None:
         self.deleted.discard(doc_id)
@@ -753,16 +755,22 @@ class LogTable(Table):
 
     _storage: LogStorage
 
-    def __init__(self, storage: Storage, name: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        name: str,
+        cache_size: int = Table.default_query_cache_capacity,
+        persist_empty: bool = False,
+    ) -> None:
         if not isinstance(storage, LogStorage):
             raise TypeError("LogTable needs a LogStorage")
         self._seen_version = -1
-        super().__init__(storage, name, **kwargs)
+        super().__init__(storage, name, cache_size=cache_size, persist_empty=persist_empty)
 
-    def _read_table(self) -> dict[str, Mapping]:
+    def _read_table(self) -> dict[str, Mapping[str, Any]]:
         return self._storage.table_data(self.name)  # type: ignore[return-value]
 
-    def _update_table(self, updater: Callable[[dict[int, Mapping]], None]) -> None:
+    def _update_table(self, updater: Callable[[dict[int, Mapping[str, Any]]], None]) -> None:
         view = TrackedTable(self._storage.table_data(self.name))
         updater(view)  # type: ignore[arg-type]
         self._storage.commit_tracked(self.name, view)
@@ -778,18 +786,27 @@ class LogTable(Table):
             self._seen_version = version
         return [_copy_doc(doc) for doc in super().search(cond)]
 
-    def get(  # type: ignore[override]
+    @overload  # type: ignore[override]  # TinyDB's NoReturn get() has no use here
+    def get(self, cond: QueryLike) -> Document | None: ...
+    @overload
+    def get(self, *, doc_id: int) -> Document | None: ...
+    @overload
+    def get(self, *, doc_ids: list[int]) -> list[Document]: ...
+    def get(
         self,
         cond: QueryLike | None = None,
         doc_id: int | None = None,
         doc_ids: list[int] | None = None,
     ) -> Document | list[Document] | None:
-        found = super().get(cond=cond, doc_id=doc_id, doc_ids=doc_ids)  # type: ignore[call-overload]
-        if found is None:
-            return None
-        if isinstance(found, list):
-            return [_copy_doc(doc) for doc in found]
-        return _copy_doc(found)
+        if doc_ids is not None:
+            return [_copy_doc(doc) for doc in super().get(doc_ids=doc_ids)]
+        if doc_id is not None:
+            found = super().get(doc_id=doc_id)
+        elif cond is not None:
+            found = super().get(cond)
+        else:
+            raise RuntimeError("get() needs cond, doc_id or doc_ids")
+        return None if found is None else _copy_doc(found)
 
     def __iter__(self) -> Iterator[Document]:
         for sid, doc in list(self._read_table().items()):
@@ -810,7 +827,7 @@ class LogTable(Table):
     def count_by(self, field: str, value: Any) -> int:
         return self._storage.count(self.name, field, value)
 
-    def sids_by(self, field: str, value: Any) -> Collection[str]:
+    def sids_by(self, field: str, value: Any) -> AbstractSet[str]:
         """The str doc ids (as `raw_docs` keys them) whose `field` equals `value`, unsorted."""
         return self._storage.matching(self.name, field, value)
 
@@ -830,13 +847,14 @@ class LogTable(Table):
         again, so it is kept as it is instead of being decoded back from its encoding.
         """
         self._storage.put_doc(self.name, str(doc_id), doc, plain=plain)
-        if self._next_id is not None and doc_id >= self._next_id:
+        next_id = cast("int | None", self._next_id)  # TinyDB annotates it as always None
+        if next_id is not None and doc_id >= next_id:
             self._next_id = None
         self.clear_cache()
 
     def add(self, doc: Mapping[str, Any], *, plain: bool = False) -> int:
         """Insert `doc` under the next free doc id and return the id (`plain`: see `put`)."""
-        doc_id = self._get_next_id()
+        doc_id: int = self._get_next_id()  # type: ignore[no-untyped-call]  # TinyDB's
         self.put(doc_id, doc, plain=plain)
         return doc_id
 
@@ -862,7 +880,8 @@ class LogDB(TinyDB):
     """TinyDB on a LogStorage, with LogTables, transactions and compaction."""
 
     table_class = LogTable
-    default_storage_class = LogStorage
+    # TinyDB builds its default storage from the path alone; LogStorage takes the same path.
+    default_storage_class = LogStorage  # type: ignore[assignment]
 
     @property
     def storage(self) -> LogStorage:

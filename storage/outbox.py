@@ -75,7 +75,7 @@ class Outbox:
         # reading them: the relay asks several times a second, and reading every pending
         # item of a long backlog scattered over a large heap took milliseconds each time.
         untried = self._table.sids_by("attempts", 0)
-        due = pending & untried if untried else set()
+        due = set(pending & untried) if untried else set()
         docs = self._table.raw_docs()
         due.update(sid for sid in pending - due if docs[sid]["next_attempt_at"] <= cutoff)
         return sorted(map(int, due))

@@ -21,6 +21,7 @@ restarted process resumes where the last one stopped:
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from collections import Counter
@@ -30,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.config import Settings
-from bot.delivery import DeliveryTracker, outcome_of
+from bot.delivery import Applied, DeliveryTracker, outcome_of
 from bot.errors import (
     ErrorCategory,
     EsmsError,
@@ -45,6 +46,24 @@ from storage.sends import SendState
 
 log = logging.getLogger(__name__)
 
+
+class Step(enum.StrEnum):
+    """What one poll or reconcile step did to a send; a run's summary counts them."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    STALE = "stale"
+    ACCEPTED = "accepted"  # a lost submit found accepted after all
+    PENDING = "pending"  # no answer yet: asked again later
+    GAVE_UP = "gave_up"  # no answer within the template's timeout: outcome unknown
+    STOPPED = "stopped"
+    MOVED = "moved"  # a callback or a person got there first
+    ERROR = "error"
+    UNSTUCK = "unstuck"
+    DEFERRED = "deferred"  # due, but past this run's batch
+
+
+FINAL_APPLIED = frozenset({Applied.DELIVERED, Applied.FAILED, Applied.STALE})
 POLL_SOURCE = "esms-poll"
 RECONCILE_SOURCE = "esms-reconcile"
 
@@ -222,7 +241,7 @@ class DeliveryPoller:
 
     # --- poll ----------------------------------------------------------------------------
 
-    async def poll(self) -> Counter[str]:
+    async def poll(self) -> Counter[Step]:
         """Poll the accepted sends that are due; return what happened to them, by outcome."""
         now = self.clock()
         # Stored times are fixed-width UTC text, so they compare as strings: no parsing of
@@ -240,9 +259,9 @@ class DeliveryPoller:
             return since if since <= first_cutoff else None
 
         due, count = await self.store.sends.earliest({SendState.ACCEPTED}, due_at, self.poll_batch)
-        results: Counter[str] = Counter()
+        results: Counter[Step] = Counter()
         if count > len(due):
-            results["deferred"] = count - len(due)
+            results[Step.DEFERRED] = count - len(due)
         gate = asyncio.Semaphore(self.concurrency)
         outcomes = await asyncio.gather(*(self._poll_one(record, now, gate) for record in due))
         results.update(outcomes)
@@ -250,7 +269,7 @@ class DeliveryPoller:
 
     async def _poll_one(
         self, record: dict[str, Any], now: datetime, gate: asyncio.Semaphore
-    ) -> str:
+    ) -> Step:
         send_id = record["id"]
         try:
             timeout, learned = await self._timeout(record)
@@ -267,19 +286,19 @@ class DeliveryPoller:
             return outcome
         except Exception:
             log.exception("polling send=%s failed; trying again later", send_id)
-            return "error"
+            return Step.ERROR
 
-    def _conclude(self, polled: _Polled, learned_timeout_ms: int | None) -> str:
+    def _conclude(self, polled: _Polled, learned_timeout_ms: int | None) -> Step:
         send_id, report = polled.send_id, polled.report
-        fresh = self.store.sends.find(send_id)
+        fresh: Mapping[str, Any] | None = self.store.sends.find(send_id)
         if fresh is None or fresh["state"] != SendState.ACCEPTED:
-            return "moved"  # a callback (or a person) got there first
+            return Step.MOVED  # a callback (or a person) got there first
         if learned_timeout_ms is not None:
             fresh = self.store.sends.update_fields(send_id, timeout_ms=learned_timeout_ms)
         if report is not None:
             applied = self.tracker.apply(fresh, report, source=POLL_SOURCE)
-            if applied in ("delivered", "failed", "stale"):
-                return applied
+            if applied in FINAL_APPLIED:
+                return Step(applied)
         return self._reschedule(polled)
 
     async def _timeout(self, record: Mapping[str, Any]) -> tuple[timedelta, int | None]:
@@ -321,7 +340,7 @@ class DeliveryPoller:
             self.count("QueryZnsStatus", "ok")
             return report, None
 
-    def _reschedule(self, polled: _Polled) -> str:
+    def _reschedule(self, polled: _Polled) -> Step:
         send_id, now, deadline = polled.send_id, polled.now, polled.deadline
         timeout, report, error = polled.timeout, polled.report, polled.error
         record = self.store.sends.get(send_id)
@@ -350,7 +369,7 @@ class DeliveryPoller:
                 reconcile_since=iso(now),
                 **checked,
             )
-            return "gave_up" if moved is not None else "moved"
+            return Step.GAVE_UP if moved is not None else Step.MOVED
         if record.get("sms_id"):
             offset = poll_delay_after(count)
             planned = _since(record) + offset if offset is not None else now + POLL_EVERY
@@ -361,15 +380,15 @@ class DeliveryPoller:
             send_id, poll_count=count, next_poll_at=iso(upcoming), **checked
         )
         if error is None or isinstance(error, EsmsNotYetError):
-            return "pending"
-        return "error"
+            return Step.PENDING
+        return Step.ERROR
 
     # --- reconcile -----------------------------------------------------------------------
 
-    async def reconcile(self) -> Counter[str]:
+    async def reconcile(self) -> Counter[Step]:
         """Settle sends whose outcome is unknown; return what happened, by outcome."""
         now = self.clock()
-        results: Counter[str] = Counter()
+        results: Counter[Step] = Counter()
         for record in self.store.sends.in_states({SendState.SUBMITTING}):
             # Conservative: any later bookkeeping only makes the send look younger.
             last_change = _at(record.get("updated_at"))
@@ -386,7 +405,7 @@ class DeliveryPoller:
                     unknown_reason="the bot stopped while submitting it; checking with eSMS",
                 )
                 if moved is not None:
-                    results["unstuck"] += 1
+                    results[Step.UNSTUCK] += 1
         cutoff = iso(now)
 
         def due_at(record: Mapping[str, Any]) -> str | None:
@@ -399,7 +418,7 @@ class DeliveryPoller:
             {SendState.UNKNOWN}, due_at, self.reconcile_batch
         )
         if count > len(due):
-            results["deferred"] = count - len(due)
+            results[Step.DEFERRED] = count - len(due)
         gate = asyncio.Semaphore(self.concurrency)
         known = [r for r in due if r.get("sms_id")]
         replayed = await self._replay_callbacks(known)
@@ -439,22 +458,22 @@ class DeliveryPoller:
         replayed: DeliveryReport | None,
         now: datetime,
         gate: asyncio.Semaphore,
-    ) -> str:
+    ) -> Step:
         send_id = record["id"]
         try:
             if replayed is not None and outcome_of(replayed).state is not None:
                 fresh = self.store.sends.get(send_id)
                 applied = self.tracker.apply(fresh, replayed, source=RECONCILE_SOURCE)
-                if applied in ("delivered", "failed", "stale"):
-                    return applied
+                if applied in FINAL_APPLIED:
+                    return Step(applied)
             report, error = await self._query(record["sms_id"], gate)
             fresh = self.store.sends.get(send_id)
             if fresh["state"] != SendState.UNKNOWN:
-                return "moved"
+                return Step.MOVED
             if report is not None:
                 applied = self.tracker.apply(fresh, report, source=RECONCILE_SOURCE)
-                if applied in ("delivered", "failed", "stale"):
-                    return applied
+                if applied in FINAL_APPLIED:
+                    return Step(applied)
                 if not fresh.get("poll_gave_up_at"):
                     return self._resume_polling(
                         fresh,
@@ -469,7 +488,7 @@ class DeliveryPoller:
 
     async def _resubmit(
         self, record: dict[str, Any], now: datetime, gate: asyncio.Semaphore
-    ) -> str:
+    ) -> Step:
         """A lost submit reply: send again with the same RequestId (eSMS deduplicates it)."""
         send_id = record["id"]
         try:
@@ -491,7 +510,7 @@ class DeliveryPoller:
                     return self._refused(send_id, now, exc)
             fresh = self.store.sends.get(send_id)
             if fresh["state"] != SendState.UNKNOWN:
-                return "moved"
+                return Step.MOVED
             if result.outcome is SubmitOutcome.ACCEPTED or (
                 result.outcome is SubmitOutcome.ALREADY_SUBMITTED and result.sms_id
             ):
@@ -515,7 +534,7 @@ class DeliveryPoller:
             log.exception("re-submitting send=%s failed; trying again later", send_id)
             return self._later_after_crash(send_id, now)
 
-    def _refused(self, send_id: str, now: datetime, exc: EsmsError) -> str:
+    def _refused(self, send_id: str, now: datetime, exc: EsmsError) -> Step:
         if exc.category in DEFINITE_REFUSALS:
             moved = self.service.move(
                 send_id,
@@ -527,7 +546,7 @@ class DeliveryPoller:
                 error_code=exc.code,
                 error_category=exc.category.value,
             )
-            return "failed" if moved is not None else "moved"
+            return Step.FAILED if moved is not None else Step.MOVED
         if isinstance(exc, EsmsThrottledError):
             self.submit_limiter.pause(THROTTLE_PAUSE_S)
         log.warning("re-submit of send=%s failed: %s", send_id, exc)
@@ -549,7 +568,7 @@ class DeliveryPoller:
 
     def _resume_polling(
         self, record: Mapping[str, Any], now: datetime, reason: str, **fields: Any
-    ) -> str:
+    ) -> Step:
         """unknown → accepted, with a fresh poll schedule."""
         fields.setdefault("accepted_at", record.get("accepted_at") or iso(now))
         moved = self.service.move(
@@ -562,22 +581,22 @@ class DeliveryPoller:
             next_poll_at=iso(now + POLL_OFFSETS[0]),
             **fields,
         )
-        return "accepted" if moved is not None else "moved"
+        return Step.ACCEPTED if moved is not None else Step.MOVED
 
-    def _later_after_crash(self, send_id: str, now: datetime) -> str:
+    def _later_after_crash(self, send_id: str, now: datetime) -> Step:
         """A crash still moves the next attempt on, so it cannot repeat every run forever."""
         try:
             self._reconcile_later(send_id, now, None, note="internal error; see the logs")
         except Exception:
             log.exception("could not reschedule send=%s", send_id)
-        return "error"
+        return Step.ERROR
 
     def _reconcile_later(
         self, send_id: str, now: datetime, error: EsmsError | None, *, note: str = ""
-    ) -> str:
+    ) -> Step:
         record = self.store.sends.get(send_id)
         if record["state"] != SendState.UNKNOWN:
-            return "moved"
+            return Step.MOVED
         since = _at(record.get("reconcile_since")) or now
         if now - since > RECONCILE_HORIZON:
             return self._stop(
@@ -592,18 +611,18 @@ class DeliveryPoller:
         self.store.sends.update_fields(
             send_id, reconcile_count=count + 1, next_reconcile_at=iso(now + delay), **fields
         )
-        return "pending" if error is None or isinstance(error, EsmsNotYetError) else "error"
+        return Step.PENDING if error is None or isinstance(error, EsmsNotYetError) else Step.ERROR
 
-    def _stop(self, send_id: str, why: str) -> str:
+    def _stop(self, send_id: str, why: str) -> Step:
         """Reconcile gives up on a send: said once, in the audit log and the record."""
         record = self.store.sends.get(send_id)
         if record["state"] != SendState.UNKNOWN or record.get("reconcile_stopped"):
-            return "moved"
+            return Step.MOVED
         self.store.sends.update_fields(
             send_id, actor=RECONCILE_SOURCE, reason=why, reconcile_stopped=why
         )
         log.warning("send=%s stays unknown: %s", send_id, why)
-        return "stopped"
+        return Step.STOPPED
 
 
 def _check_fields(record: Mapping[str, Any], error: EsmsError | None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Drains the outbox into Slack through a Notifier: in order per send, paced per channel,
+"""Drains the outbox into Slack through a Poster: in order per send, paced per channel,
 keeping what failed, and posting each message exactly once."""
 
 from __future__ import annotations
@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.notify import CARD, DeliveryError, Notifier, posts_new_message
+from bot.posts import CARD, Poster, PostError, posts_new_message
 from storage.clock import iso
 from storage.errors import StoreError
 from storage.outbox import PENDING
@@ -35,20 +36,43 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass
+class _Pass:
+    """What one drain pass has found so far."""
+
+    now: datetime
+    blocked: set[str] = field(default_factory=set)  # sends whose earlier item waits: keep order
+    carded: set[str] = field(default_factory=set)  # sends whose card was refreshed in this pass
+    waiting: set[str] = field(default_factory=set)  # lanes found paced out in this pass
+    posted: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """A pending item as one pass sees it: read in place, not copied."""
+
+    item_id: int
+    send_id: str  # "" when the item names none
+    order_key: str | None  # the item's send_id as stored: its order among the send's items
+    kind: str
+    lane: str | None
+    current: Mapping[str, Any] | None  # its send, as stored
+
+
 class Relay:
-    """Delivers due outbox items. An item stays in the outbox until Slack has confirmed it.
+    """Posts due outbox items. An item stays in the outbox until Slack has confirmed it.
 
     - Order: a send's items go out in the order they were queued; when one fails or must
       wait, the send's later items wait behind it.
     - Pace: about one post (chat.postMessage or chat.update) per `pace` seconds for each
-      channel, the notifier's pace key (DMs and ephemerals: per user); `burst` > 1 lets that
+      channel, the poster's pace key (DMs and ephemerals: per user); `burst` > 1 lets that
       many go at once first. An item whose channel posted just now is skipped for this pass
       while items for other channels go out; `run_until_idle` comes back for it when its
       channel is free again, waiting without blocking the event loop.
     - Failure: the item is retried after Slack's Retry-After, or after an exponential
       backoff (`base_backoff`, doubling, capped at `max_backoff`). A Retry-After also holds
       back the item's channel for that long.
-    - Exactly once: see TRIED_FIELD and Notifier.deliver's `tried_since`.
+    - Exactly once: see TRIED_FIELD and Poster.post's `tried_since`.
 
     `clock` gives the time for pacing and scheduling, `sleep` waits for pacing; tests
     inject both to run without waiting.
@@ -57,7 +81,7 @@ class Relay:
     def __init__(
         self,
         store: Store,
-        notifier: Notifier,
+        poster: Poster,
         *,
         clock: Callable[[], datetime] = _utcnow,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -67,7 +91,7 @@ class Relay:
         max_backoff: float = MAX_BACKOFF_S,
     ) -> None:
         self.store = store
-        self.notifier = notifier
+        self.poster = poster
         self.clock = clock
         self.sleep = sleep
         self.pace = pace
@@ -96,7 +120,7 @@ class Relay:
         return self.busy
 
     async def run_until_idle(self) -> int:
-        """Drain until nothing more is deliverable now, including items added meanwhile.
+        """Drain until nothing more can be posted now, including items added meanwhile.
 
         Items held back only by pacing are waited for (without blocking the event loop;
         new items wake the wait early). Items waiting for a retry are left to a later run.
@@ -143,69 +167,22 @@ class Relay:
         await self._idle.wait()
 
     async def drain(self, limit: int = 100) -> int:
-        """Deliver what is due now, at most `limit` posts; return how many Slack confirmed.
+        """Post what is due now, at most `limit` posts; return how many Slack confirmed.
 
         Every due item is considered, oldest first, so a paced channel's backlog never
         hides the items of other channels behind it; items are only read in place (no
         copies) until one is actually sent.
         """
-        now = self.clock()
+        this = _Pass(self.clock())
         self._ready_at = None
-        delivered = 0
-        blocked: set[str] = set()  # sends whose earlier item failed or waits: keep their order
-        carded: set[str] = set()  # sends whose card was already refreshed in this pass
-        outbox, sends = self.store.outbox, self.store.sends
-        waiting: set[str] = set()  # lanes found paced out in this pass
-        due = outbox.due_ids(now)
+        due = self.store.outbox.due_ids(this.now)
         if len(self._lanes) > 2 * len(due) + 100:  # forget items no longer pending
             self._lanes = {i: self._lanes[i] for i in due if i in self._lanes}
         for item_id in due:
-            if self._closed or delivered >= limit:
+            if self._closed or this.posted >= limit:
                 break
-            known = self._lanes.get(item_id)
-            if known is not None and known[1] in waiting:
-                blocked.add(known[0])  # the cheapest test: what a long backlog mostly is
-                continue
-            live = outbox.view(item_id)
-            if live is None or live["status"] != PENDING:
-                continue  # settled while an earlier post was awaited
-            send_id = live.get("send_id") or ""
-            if send_id in blocked:
-                continue
-            current = sends.view(send_id) if send_id else None
-            kind = live["kind"]
-            lane = (
-                self.notifier.pace_key(kind, current, live.get("payload") or {})
-                if current
-                else None
-            )
-            if current and current.get("card_ts"):
-                self._lanes[item_id] = (send_id, lane)
-            if lane in waiting:
-                blocked.add(send_id)
-                continue
-            # Strict order per send across passes: an item goes only once every older item
-            # of its send is done, even one that waits for a retry (or a found-again card
-            # would be followed by a second card).
-            if outbox.first_pending(live.get("send_id")) != item_id:
-                blocked.add(send_id)
-                continue
-            if current is None:
-                outbox.mark_done(item_id, {"skipped": "the send no longer exists"})
-                continue
-            if kind == CARD and send_id in carded:
-                # A card renders the send's current state, so one refresh covers them all.
-                outbox.mark_done(item_id, {"coalesced": True})
-                continue
-            if kind != CARD and not current.get("card_ts"):
-                blocked.add(send_id)  # thread replies and links need the card first
-                continue
-            free_at = self._free_at(lane) if lane else None
-            if free_at is not None:
-                assert lane is not None
-                waiting.add(lane)
-                blocked.add(send_id)
-                self._ready_at = free_at if self._ready_at is None else min(self._ready_at, free_at)
+            found = self._look(item_id, this)
+            if found is None or self._held_back(found, this):
                 continue
             try:
                 # Slack is never told of a change the disk may not keep (callbacks and polls
@@ -214,40 +191,99 @@ class Relay:
             except StoreError as exc:
                 log.error("relay paused: the store cannot be written: %s", exc)
                 break
-            if outbox.first_pending(live.get("send_id")) != item_id:
+            if self.store.outbox.first_pending(found.order_key) != item_id:
                 continue  # settled while the disk caught up
-            item = outbox.get(item_id)
-            record = sends.get(send_id)
-            payload = item.get("payload") or {}
-            tried_since = None
-            if posts_new_message(kind, record):
-                tried_since, record = self._note_attempt(item["key"], record)
-            try:
-                result = await self.notifier.deliver(
-                    kind, record, payload, key=item["key"], tried_since=tried_since
+            if await self._post(found, this):
+                this.posted += 1
+        return this.posted
+
+    def _look(self, item_id: int, this: _Pass) -> _Due | None:
+        """The item, if it is still pending and its send is not held back in this pass."""
+        known = self._lanes.get(item_id)
+        if known is not None and known[1] in this.waiting:
+            this.blocked.add(known[0])  # the cheapest test: what a long backlog mostly is
+            return None
+        live = self.store.outbox.view(item_id)
+        if live is None or live["status"] != PENDING:
+            return None  # settled while an earlier post was awaited
+        send_id = live.get("send_id") or ""
+        if send_id in this.blocked:
+            return None
+        current = self.store.sends.view(send_id) if send_id else None
+        kind = live["kind"]
+        lane = self.poster.pace_key(kind, current, live.get("payload") or {}) if current else None
+        if current and current.get("card_ts"):
+            self._lanes[item_id] = (send_id, lane)
+        return _Due(item_id, send_id, live.get("send_id"), kind, lane, current)
+
+    def _held_back(self, due: _Due, this: _Pass) -> bool:
+        """Whether the item waits (order, its card, pacing) or is settled without a post."""
+        outbox, send_id, current = self.store.outbox, due.send_id, due.current
+        if due.lane in this.waiting:
+            this.blocked.add(send_id)
+            return True
+        # Strict order per send across passes: an item goes only once every older item
+        # of its send is done, even one that waits for a retry (or a found-again card
+        # would be followed by a second card).
+        if outbox.first_pending(due.order_key) != due.item_id:
+            this.blocked.add(send_id)
+            return True
+        if current is None:
+            outbox.mark_done(due.item_id, {"skipped": "the send no longer exists"})
+            return True
+        if due.kind == CARD and send_id in this.carded:
+            # A card renders the send's current state, so one refresh covers them all.
+            outbox.mark_done(due.item_id, {"coalesced": True})
+            return True
+        if due.kind != CARD and not current.get("card_ts"):
+            this.blocked.add(send_id)  # thread replies and links need the card first
+            return True
+        free_at = self._free_at(due.lane) if due.lane else None
+        if free_at is None:
+            return False
+        this.waiting.add(due.lane or "")
+        this.blocked.add(send_id)
+        self._ready_at = free_at if self._ready_at is None else min(self._ready_at, free_at)
+        return True
+
+    async def _post(self, due: _Due, this: _Pass) -> bool:
+        """Post the item to Slack and mark it done; False when it must be tried again."""
+        item = self.store.outbox.get(due.item_id)
+        record: Mapping[str, Any] = self.store.sends.get(due.send_id)
+        tried_since = None
+        if posts_new_message(due.kind, record):
+            tried_since, record = self._note_attempt(item["key"], record)
+        try:
+            result = await self.poster.post(
+                due.kind,
+                record,
+                item.get("payload") or {},
+                key=item["key"],
+                tried_since=tried_since,
+            )
+        except PostError as exc:
+            this.blocked.add(due.send_id)
+            self.on_error(due.kind, exc.error)
+            self._retry_later(item, str(exc), exc.retry_after, this.now, due.lane)
+            return False
+        except Exception as exc:  # a bug must not stall the outbox behind this item
+            log.exception("slack post crashed item=%s kind=%s", item["id"], due.kind)
+            this.blocked.add(due.send_id)
+            self._retry_later(
+                item, f"internal error: {type(exc).__name__}", None, this.now, due.lane
+            )
+            return False
+        if due.lane and not result.get("recovered"):
+            self._spend(due.lane)
+        if due.kind == CARD and not result.get("recovered"):
+            this.carded.add(due.send_id)  # a found-again card shows old state: the next renders
+        with self.store.db.transaction():  # the card's ts and "done" are kept together
+            if due.kind == CARD and not record.get("card_ts") and result.get("ts"):
+                self.store.sends.update_fields(
+                    due.send_id, card_channel=result["channel"], card_ts=result["ts"]
                 )
-            except DeliveryError as exc:
-                blocked.add(send_id)
-                self.on_error(kind, exc.error)
-                self._retry_later(item, str(exc), exc.retry_after, now, lane)
-                continue
-            except Exception as exc:  # a bug must not stall the outbox behind this item
-                log.exception("slack delivery crashed item=%s kind=%s", item["id"], kind)
-                blocked.add(send_id)
-                self._retry_later(item, f"internal error: {type(exc).__name__}", None, now, lane)
-                continue
-            if lane and not result.get("recovered"):
-                self._spend(lane)
-            if kind == CARD and not result.get("recovered"):
-                carded.add(send_id)  # a found-again card shows old state: the next one renders
-            with self.store.db.transaction():  # the card's ts and "done" are kept together
-                if kind == CARD and not record.get("card_ts") and result.get("ts"):
-                    self.store.sends.update_fields(
-                        send_id, card_channel=result["channel"], card_ts=result["ts"]
-                    )
-                self.store.outbox.mark_done(item["id"], result)
-            delivered += 1
-        return delivered
+            self.store.outbox.mark_done(item["id"], result)
+        return True
 
     def _note_attempt(
         self, key: str, record: Mapping[str, Any]
@@ -260,7 +296,8 @@ class Relay:
         if key in tried:
             return datetime.fromisoformat(tried[key]), record
         tried[key] = iso(self.clock())
-        return None, self.store.sends.update_fields(record["id"], **{TRIED_FIELD: tried})
+        fields: dict[str, Any] = {TRIED_FIELD: tried}
+        return None, self.store.sends.update_fields(record["id"], **fields)
 
     def _retry_later(
         self,
@@ -279,7 +316,7 @@ class Relay:
         else:
             delay = min(self.max_backoff, self.base_backoff * 2.0 ** (attempts - 1))
         log.warning(
-            "slack delivery failed item=%s kind=%s send=%s attempt=%d retry_in=%.1fs: %s",
+            "slack post failed item=%s kind=%s send=%s attempt=%d retry_in=%.1fs: %s",
             item["id"],
             item["kind"],
             item.get("send_id"),

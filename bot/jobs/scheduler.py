@@ -12,7 +12,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.delivery import DeliveryTracker
-from bot.jobs.polling import DeliveryPoller
+from bot.jobs.polling import DeliveryPoller, Step
 from bot.jobs.relay import Relay
 from bot.service import SendService
 from storage.sends import SendState
@@ -27,6 +27,10 @@ RECONCILE_JOB = "reconcile"
 RECONCILE_INTERVAL_S = 60.0
 
 
+# A poll run worth a line in the log at INFO; the rest are routine.
+NOTEWORTHY = (Step.DELIVERED, Step.FAILED, Step.GAVE_UP, Step.ERROR, Step.DEFERRED)
+
+
 async def relay_job(relay: Relay) -> int:
     """Drain the outbox until nothing more is deliverable right now."""
     return await relay.run_until_idle()
@@ -35,18 +39,18 @@ async def relay_job(relay: Relay) -> int:
 async def poll_job(poller: DeliveryPoller) -> int:
     """Ask eSMS about the accepted sends that are due; return how many were looked at."""
     results = await poller.poll()
-    looked = sum(n for outcome, n in results.items() if outcome != "deferred")
-    if any(results[k] for k in ("delivered", "failed", "gave_up", "error", "deferred")):
-        log.info("poll: %s", dict(results))
+    looked = sum(n for step, n in results.items() if step != Step.DEFERRED)
+    if any(results[k] for k in NOTEWORTHY):
+        log.info("poll: %s", {str(step): n for step, n in results.items()})
     return looked
 
 
 async def reconcile_job(poller: DeliveryPoller) -> int:
     """Settle sends whose outcome is unknown; return how many were looked at."""
     results = await poller.reconcile()
-    looked = sum(n for outcome, n in results.items() if outcome != "deferred")
+    looked = sum(n for step, n in results.items() if step != Step.DEFERRED)
     if looked:
-        log.info("reconcile: %s", dict(results))
+        log.info("reconcile: %s", {str(step): n for step, n in results.items()})
     return looked
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import policy
 from bot.errors import EsmsError, NotFoundError
 from bot.service import DecisionError
 from handlers.deps import SlackDeps, deps_of
@@ -20,7 +21,9 @@ from handlers.ui.blocks import (
     approval_modal,
     user_ref,
 )
-from handlers.ui.forms import metadata, state_values, text_values
+from handlers.ui.forms import state_values, text_values
+from handlers.ui.metadata import ApprovalMeta, request_meta
+from storage.sends import SendState
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ async def handle_choice(
     deps = deps_of(context)
     view = body["view"]
     action = body["actions"][0]
-    meta = metadata(view)
+    meta = request_meta(view)
     selected = (action.get("selected_option") or {}).get("value")
     values = text_values(state_values(view))
     template_id = meta.get("template")
@@ -48,19 +51,28 @@ async def handle_choice(
     )
 
 
+REVIEW_REFUSED: dict[policy.Refusal | None, str] = {  # what the clicker is told
+    policy.Refusal.NOT_AN_APPROVER: "Only approvers can review ZNS requests.",
+    policy.Refusal.OWN_REQUEST: "You cannot approve your own request.",
+}
+
+
 async def _tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
         "channel_id"
     )
+    if not isinstance(channel, str):  # Slack sends clicks on a card with their channel
+        log.warning("no channel to answer %s in: %s", body["user"]["id"], text)
+        return
     await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=text)
 
 
 def decided_text(record: dict[str, Any]) -> str:
     """Tell a late clicker who decided first (the send may have moved on since)."""
     state = record["state"]
-    if state in ("rejected", "expired", "cancelled"):
+    if state in (SendState.REJECTED, SendState.EXPIRED, SendState.CANCELLED):
         who = user_ref(record.get("approver") or record.get("requester"))
-        by = "" if state == "expired" else f" (by {who})"
+        by = "" if state == SendState.EXPIRED else f" (by {who})"
         return f"This request is already {state}{by}."
     return f"This request was already approved (by {user_ref(record.get('approver'))})."
 
@@ -70,11 +82,11 @@ async def _pending(
 ) -> dict[str, Any] | None:
     """The clicked request if it still waits for a decision; otherwise tell the clicker."""
     try:
-        record = deps.service.store.sends.get(send_id)
+        record = deps.service.get(send_id)
     except NotFoundError:
         await _tell(client, body, "This request no longer exists.")
         return None
-    if record["state"] != "pending_approval":
+    if record["state"] != SendState.PENDING_APPROVAL:
         await _tell(client, body, decided_text(record))
         return None
     return record
@@ -88,18 +100,21 @@ async def handle_review(
     deps = deps_of(context)
     user, send_id = body["user"]["id"], body["actions"][0]["value"]
     actor = f"slack:{user}"
-    if not await deps.approvers.contains(user, client):
-        deps.service.note(actor, "review_refused", send_id=send_id, reason="not an approver")
-        await _tell(client, body, ":no_entry: Only approvers can review ZNS requests.")
+    approver = await deps.approvers.contains(user, client)
+    # Who asks first, then what: a non-approver learns nothing about the request.
+    refusal = policy.may_decide(approver=approver)
+    record: dict[str, Any] | None = None
+    if refusal is None:
+        record = await _pending(deps, client, body, send_id)
+        if record is None:
+            return
+        allow_self = deps.settings.zns_allow_self_approval
+        refusal = policy.may_review(actor, record, approver=approver, allow_self=allow_self)
+    if refusal is not None or record is None:
+        deps.service.note(actor, "review_refused", send_id=send_id, reason=refusal or "")
+        await _tell(client, body, f":no_entry: {REVIEW_REFUSED.get(refusal, 'Not allowed.')}")
         return
-    record = await _pending(deps, client, body, send_id)
-    if record is None:
-        return
-    if record.get("requester") == actor and not deps.settings.zns_allow_self_approval:
-        deps.service.note(actor, "review_refused", send_id=send_id, reason="own request")
-        await _tell(client, body, ":no_entry: You cannot approve your own request.")
-        return
-    meta = {"send_id": send_id}
+    meta = ApprovalMeta(send_id=send_id)
     opened = await client.views_open(
         trigger_id=body["trigger_id"],
         view=approval_modal(record, quota="remaining quota: checking…", metadata=meta),
@@ -114,7 +129,7 @@ async def handle_review(
 
 async def quota_text(deps: SlackDeps, oaid: str) -> str:
     try:
-        quota = await deps.service.client.quota(oaid)
+        quota = await deps.service.quota(oaid)
     except EsmsError as exc:
         return f"remaining daily quota unavailable ({exc})"
     return f"remaining daily quota {quota.remaining_quota} of {quota.daily_quota}"
@@ -135,7 +150,7 @@ async def handle_cancel(
         await _tell(client, body, f"{str(exc)[0].upper()}{str(exc)[1:]}.")
         return
     if done is None:
-        await _tell(client, body, decided_text(deps.service.store.sends.get(send_id)))
+        await _tell(client, body, decided_text(deps.service.get(send_id)))
 
 
 def register(app: AsyncApp) -> None:

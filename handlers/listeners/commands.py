@@ -8,9 +8,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import policy
 from bot.errors import EsmsError
+from bot.esms.types import OfficialAccount, Template
 from handlers.deps import SlackDeps, deps_of
 from handlers.ui.blocks import help_text, request_modal
+from handlers.ui.metadata import RequestMeta
 
 log = logging.getLogger(__name__)
 COMMAND = "/zns"
@@ -25,16 +28,18 @@ async def handle_zns(
     if text.lower() in ("help", "?", "-h", "--help"):
         await ack(text=help_text())
         return
-    if not deps.requesters.empty and not await deps.requesters.contains(user, client):
+    listed = deps.requesters.empty or await deps.requesters.contains(user, client)
+    refusal = policy.may_request(on_requesters_list=listed)
+    if refusal:
         await ack(
             text=":no_entry: You are not allowed to request ZNS sends. "
             "Ask an admin to add you to ZNS_REQUESTERS."
         )
-        deps.service.note(f"slack:{user}", "request_refused", reason="not in ZNS_REQUESTERS")
+        deps.service.note(f"slack:{user}", "request_refused", reason=refusal)
         return
     await ack()
     settings = deps.settings
-    meta = {"channel": command.get("channel_id"), "oaid": settings.esms_oaid}
+    meta = RequestMeta(channel=command.get("channel_id"), oaid=settings.esms_oaid)
     values = {"phone": text} if text else {}
     # trigger_id lives 3 s: open a loading modal first, then fill it in.
     opened = await client.views_open(
@@ -51,22 +56,23 @@ async def handle_zns(
 
 async def render_request(
     deps: SlackDeps,
-    meta: dict[str, Any],
+    meta: RequestMeta,
     values: dict[str, str],
     template_id: str | None = None,
 ) -> dict[str, Any]:
     """The request modal for the chosen OA and template, with a notice if eSMS failed us."""
     catalogue = deps.service.catalogue
     notice = None
-    oas: list[Any] = []
-    templates: list[Any] = []
+    oas: list[OfficialAccount] = []
+    templates: list[Template] = []
     template = None
     try:
         oas = await catalogue.oas()
         if not meta.get("oaid") and oas:
             meta["oaid"] = oas[0].oaid
-        if meta.get("oaid"):
-            templates = await catalogue.enabled(meta["oaid"])
+        oaid = meta.get("oaid")
+        if oaid:
+            templates = await catalogue.enabled(oaid)
         if template_id:
             template = next((t for t in templates if t.id == template_id), None)
     except EsmsError as exc:

@@ -9,12 +9,14 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import policy
 from bot.errors import ZNS_ERRORS, InputError, NotFoundError
 from bot.service import DecisionError
 from handlers.deps import deps_of
 from handlers.listeners.actions import decided_text
 from handlers.ui.blocks import APPROVAL_VIEW, REQUEST_VIEW
-from handlers.ui.forms import errors_for_view, metadata, state_values, template_params
+from handlers.ui.forms import errors_for_view, state_values, template_params
+from handlers.ui.metadata import approval_meta, request_meta
 
 log = logging.getLogger(__name__)
 PREPARE_WAIT_S = 2.0  # checks that need eSMS must finish well inside Slack's 3 s
@@ -27,7 +29,7 @@ async def handle_request(
     deps = deps_of(context)
     view = body["view"]
     user = body["user"]["id"]
-    meta = metadata(view)
+    meta = request_meta(view)
     values = state_values(view)
     try:
         request = await asyncio.wait_for(
@@ -85,12 +87,13 @@ async def handle_decision(
     view = body["view"]
     user = body["user"]["id"]
     actor = f"slack:{user}"
-    send_id = metadata(view).get("send_id") or ""
+    send_id = approval_meta(view)["send_id"]
     values = state_values(view)
     decision = values.get("decision") or "approve"
     reason = (values.get("reason") or "").strip()
-    if not await deps.approvers.contains(user, client):
-        deps.service.note(actor, "decision_refused", send_id=send_id, reason="not an approver")
+    refusal = policy.may_decide(approver=await deps.approvers.contains(user, client))
+    if refusal:
+        deps.service.note(actor, "decision_refused", send_id=send_id, reason=refusal)
         await ack(response_action="errors", errors={"decision": "Only approvers can decide."})
         return
     try:
@@ -108,7 +111,7 @@ async def handle_decision(
         await ack(response_action="errors", errors={"decision": "This request no longer exists."})
         return
     if done is None:
-        record = deps.service.store.sends.get(send_id)
+        record = deps.service.get(send_id)
         await ack(response_action="errors", errors={"decision": decided_text(record)})
         return
     await ack()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +25,9 @@ from slack_sdk.models.views import View
 
 from bot.esms.types import OfficialAccount, ParamType, Template
 from bot.phones import mask_phone
+from bot.service import CAMPAIGN_MAX, NOTE_MAX, ORDER_ID_MAX, REASON_MAX
+from handlers.ui.metadata import ApprovalMeta, RequestMeta, encode
+from storage.sends import SendState
 
 REQUEST_VIEW = "zns_request"
 APPROVAL_VIEW = "zns_approval"
@@ -45,15 +47,15 @@ _TYPE_WORDS = {
 }
 
 STATUS_LINES = {
-    "pending_approval": ":hourglass_flowing_sand: Waiting for an approver",
-    "approved": ":white_check_mark: Sending",
-    "submitting": ":outbox_tray: Sending to eSMS",
-    "accepted": ":incoming_envelope: Accepted by eSMS — waiting for the delivery report",
-    "unknown": ":grey_question: Outcome unknown — checking with eSMS",
-    "delivered": ":white_check_mark: Delivered",
-    "failed": ":x: Failed",
-    "expired": ":hourglass: Expired — nobody approved it in time",
-    "cancelled": ":heavy_multiplication_x: Cancelled by the requester",
+    SendState.PENDING_APPROVAL: ":hourglass_flowing_sand: Waiting for an approver",
+    SendState.APPROVED: ":white_check_mark: Sending",
+    SendState.SUBMITTING: ":outbox_tray: Sending to eSMS",
+    SendState.ACCEPTED: ":incoming_envelope: Accepted by eSMS — waiting for the delivery report",
+    SendState.UNKNOWN: ":grey_question: Outcome unknown — checking with eSMS",
+    SendState.DELIVERED: ":white_check_mark: Delivered",
+    SendState.FAILED: ":x: Failed",
+    SendState.EXPIRED: ":hourglass: Expired — nobody approved it in time",
+    SendState.CANCELLED: ":heavy_multiplication_x: Cancelled by the requester",
 }
 
 
@@ -117,7 +119,7 @@ def param_label(name: str, ptype: ParamType, max_length: int) -> str:
 
 def request_modal(
     *,
-    metadata: Mapping[str, Any],
+    metadata: RequestMeta,
     oas: Sequence[OfficialAccount] = (),
     templates: Sequence[Template] | None = None,
     template: Template | None = None,
@@ -128,6 +130,34 @@ def request_modal(
 ) -> dict[str, Any]:
     """The /zns modal. `templates=None` means still loading; `template` adds its parameters."""
     values = values or {}
+    blocks = _notices(notice, sandbox_forced)
+    if templates is None:
+        # Inputs would need a submit button; there is nothing to submit until templates load.
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=":hourglass: Loading templates from eSMS…"))
+        )
+        return _request_view(metadata, blocks, submit=False)
+    blocks += _oa_select(oas, metadata.get("oaid"))
+    blocks += _template_select(templates, template)
+    if template is not None:
+        blocks += _param_inputs(template, values)
+    blocks += _request_fields(values, sandbox_choice=allow_sandbox and not sandbox_forced)
+    return _request_view(metadata, blocks, submit=True)
+
+
+def _request_view(metadata: RequestMeta, blocks: list[Block], *, submit: bool) -> dict[str, Any]:
+    return View(
+        type="modal",
+        callback_id=REQUEST_VIEW,
+        title=_plain("Send a ZNS message"),
+        submit=_plain("Request approval") if submit else None,
+        close=_plain("Cancel"),
+        private_metadata=encode(metadata),
+        blocks=blocks,
+    ).to_dict()
+
+
+def _notices(notice: str | None, sandbox_forced: bool) -> list[Block]:
     blocks: list[Block] = []
     if notice:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=notice)))
@@ -137,144 +167,116 @@ def request_modal(
                 elements=[MarkdownTextObject(text=":test_tube: *SANDBOX*: nothing is delivered")]
             )
         )
-    if templates is None:
-        # Inputs would need a submit button; there is nothing to submit until templates load.
-        blocks.append(
-            SectionBlock(text=MarkdownTextObject(text=":hourglass: Loading templates from eSMS…"))
+    return blocks
+
+
+def _oa_select(oas: Sequence[OfficialAccount], chosen_oaid: str | None) -> list[Block]:
+    """The OA select, when there is more than one OA to choose from."""
+    if len(oas) <= 1:
+        return []
+    options = [Option(text=_plain(option_text(oa.name, oa.oaid)), value=oa.oaid) for oa in oas]
+    chosen = next((o for o in options if o.value == chosen_oaid), None)
+    return [
+        InputBlock(
+            block_id="oaid",
+            label=_plain("Zalo OA"),
+            dispatch_action=True,
+            element=StaticSelectElement(
+                action_id=OA_ACTION,
+                options=options[:MAX_OPTIONS],
+                initial_option=chosen,
+                placeholder=_plain("Choose the Official Account"),
+            ),
         )
-        return View(
-            type="modal",
-            callback_id=REQUEST_VIEW,
-            title=_plain("Send a ZNS message"),
-            close=_plain("Cancel"),
-            private_metadata=json.dumps(metadata, separators=(",", ":")),
-            blocks=blocks,
-        ).to_dict()
-    else:
-        if len(oas) > 1:
-            oa_options = [
-                Option(text=_plain(option_text(oa.name, oa.oaid)), value=oa.oaid) for oa in oas
-            ]
-            chosen = next((o for o in oa_options if o.value == metadata.get("oaid")), None)
-            blocks.append(
-                InputBlock(
-                    block_id="oaid",
-                    label=_plain("Zalo OA"),
-                    dispatch_action=True,
-                    element=StaticSelectElement(
-                        action_id=OA_ACTION,
-                        options=oa_options[:MAX_OPTIONS],
-                        initial_option=chosen,
-                        placeholder=_plain("Choose the Official Account"),
-                    ),
-                )
-            )
-        options = [
-            Option(text=_plain(option_text(t.name, t.id)), value=t.id)
-            for t in templates[:MAX_OPTIONS]
-        ]
-        if options:
-            chosen = next((o for o in options if template and o.value == template.id), None)
-            blocks.append(
-                InputBlock(
-                    block_id="template",
-                    label=_plain("Template"),
-                    dispatch_action=True,
-                    element=StaticSelectElement(
-                        action_id=TEMPLATE_ACTION,
-                        options=options,
-                        initial_option=chosen,
-                        placeholder=_plain("Choose an approved (ENABLE) template"),
-                    ),
-                )
-            )
-        else:
-            blocks.append(
-                SectionBlock(
-                    text=MarkdownTextObject(
-                        text=":warning: This OA has no ENABLE templates. Register one at eSMS."
-                    )
-                )
-            )
-    if template is not None:
-        for param in template.ordered_params:
-            blocks.append(
-                _text_input(
-                    f"{PARAM_BLOCK}{param.name}",
-                    param_label(param.name, param.type, param.max_length),
-                    initial=values.get(f"{PARAM_BLOCK}{param.name}"),
-                    optional=not param.required,
-                    max_length=param.max_length,
-                    placeholder="dd/MM/yyyy" if param.type is ParamType.DATE else None,
-                )
-            )
-    blocks.append(
+    ]
+
+
+def _template_select(templates: Sequence[Template], template: Template | None) -> list[Block]:
+    """The template select, or a warning when the OA has no ENABLE template."""
+    options = [
+        Option(text=_plain(option_text(t.name, t.id)), value=t.id) for t in templates[:MAX_OPTIONS]
+    ]
+    if not options:
+        warning = ":warning: This OA has no ENABLE templates. Register one at eSMS."
+        return [SectionBlock(text=MarkdownTextObject(text=warning))]
+    chosen = next((o for o in options if template and o.value == template.id), None)
+    return [
+        InputBlock(
+            block_id="template",
+            label=_plain("Template"),
+            dispatch_action=True,
+            element=StaticSelectElement(
+                action_id=TEMPLATE_ACTION,
+                options=options,
+                initial_option=chosen,
+                placeholder=_plain("Choose an approved (ENABLE) template"),
+            ),
+        )
+    ]
+
+
+def _param_inputs(template: Template, values: Mapping[str, str]) -> list[Block]:
+    """One input per template parameter, in eSMS order, labelled with its rules."""
+    return [
+        _text_input(
+            f"{PARAM_BLOCK}{param.name}",
+            param_label(param.name, param.type, param.max_length),
+            initial=values.get(f"{PARAM_BLOCK}{param.name}"),
+            optional=not param.required,
+            max_length=param.max_length,
+            placeholder="dd/MM/yyyy" if param.type is ParamType.DATE else None,
+        )
+        for param in template.ordered_params
+    ]
+
+
+def _checkbox(block_id: str, label: str, choice: str) -> InputBlock:
+    return InputBlock(
+        block_id=block_id,
+        label=_plain(label),
+        optional=True,
+        element=CheckboxesElement(
+            action_id=VALUE_ACTION, options=[Option(text=_plain(choice), value="yes")]
+        ),
+    )
+
+
+def _request_fields(values: Mapping[str, str], *, sandbox_choice: bool) -> list[Block]:
+    """What every request asks besides the template: phone, journey, campaign, note."""
+    blocks: list[Block] = [
         _text_input(
             "phone",
             "Customer's phone",
             initial=values.get("phone"),
             placeholder="0901 888 484 or +84 901 888 484",
-        )
-    )
-    blocks.append(
-        InputBlock(
-            block_id="journey",
-            label=_plain("Journey"),
-            optional=True,
-            element=CheckboxesElement(
-                action_id=VALUE_ACTION,
-                options=[Option(text=_plain("Journey message about one order"), value="yes")],
-            ),
-        )
-    )
-    blocks.append(
+        ),
+        _checkbox("journey", "Journey", "Journey message about one order"),
         _text_input(
             "order_id",
             "OrderId (journey only)",
             initial=values.get("order_id"),
             optional=True,
-            max_length=50,
-        )
-    )
-    blocks.append(
+            max_length=ORDER_ID_MAX,
+        ),
         _text_input(
-            "campaign", "Campaign", initial=values.get("campaign"), optional=True, max_length=254
-        )
-    )
-    blocks.append(
+            "campaign",
+            "Campaign",
+            initial=values.get("campaign"),
+            optional=True,
+            max_length=CAMPAIGN_MAX,
+        ),
         _text_input(
             "note",
             "Note to the approver",
             initial=values.get("note"),
             optional=True,
-            max_length=500,
+            max_length=NOTE_MAX,
             multiline=True,
-        )
-    )
-    if allow_sandbox and not sandbox_forced:
-        blocks.append(
-            InputBlock(
-                block_id="sandbox",
-                label=_plain("Sandbox"),
-                optional=True,
-                element=CheckboxesElement(
-                    action_id=VALUE_ACTION,
-                    options=[
-                        Option(text=_plain("Sandbox: checked by eSMS, not sent"), value="yes")
-                    ],
-                ),
-            )
-        )
-    view = View(
-        type="modal",
-        callback_id=REQUEST_VIEW,
-        title=_plain("Send a ZNS message"),
-        submit=_plain("Request approval"),
-        close=_plain("Cancel"),
-        private_metadata=json.dumps(metadata, separators=(",", ":")),
-        blocks=blocks,
-    )
-    return view.to_dict()
+        ),
+    ]
+    if sandbox_choice:
+        blocks.append(_checkbox("sandbox", "Sandbox", "Sandbox: checked by eSMS, not sent"))
+    return blocks
 
 
 def _details(record: Mapping[str, Any], *, full: bool) -> list[Block]:
@@ -316,14 +318,19 @@ def price_text(estimate: Mapping[str, Any] | None) -> str:
 def status_line(record: Mapping[str, Any]) -> str:
     """The card's status: who decided, then where the send stands now."""
     state = record["state"]
-    if state == "rejected":
+    if state == SendState.REJECTED:
         who = user_ref(record.get("approver"))
         reason = mrkdwn_escape(record.get("reject_reason", ""))
         return f":no_entry_sign: Rejected by {who}: {reason}"
-    line = STATUS_LINES.get(state, state)
-    if state == "failed" and record.get("error"):
+    line = str(STATUS_LINES.get(state, state))
+    if state == SendState.FAILED and record.get("error"):
         line += f": {record['error']}"
-    if record.get("sms_id") and state in ("accepted", "delivered", "failed", "unknown"):
+    if record.get("sms_id") and state in (
+        SendState.ACCEPTED,
+        SendState.DELIVERED,
+        SendState.FAILED,
+        SendState.UNKNOWN,
+    ):
         line += f" · SMSID `{record['sms_id']}`"
     if record.get("approver"):
         line = f"Approved by {user_ref(record['approver'])} · {line}"
@@ -339,7 +346,7 @@ def request_card(record: Mapping[str, Any]) -> dict[str, Any]:
     blocks.append(
         SectionBlock(block_id="status", text=MarkdownTextObject(text=status_line(record)[:3000]))
     )
-    if record["state"] == "pending_approval":
+    if record["state"] == SendState.PENDING_APPROVAL:
         blocks.append(
             ActionsBlock(
                 block_id="decision",
@@ -366,7 +373,7 @@ def request_card(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def approval_modal(
-    record: Mapping[str, Any], *, quota: str, metadata: Mapping[str, Any]
+    record: Mapping[str, Any], *, quota: str, metadata: ApprovalMeta
 ) -> dict[str, Any]:
     """The approver's modal: full phone and parameters, estimate, OA quota; approve or reject."""
     blocks: list[Block] = []
@@ -397,7 +404,7 @@ def approval_modal(
             "reason",
             "Reason (required to reject)",
             optional=True,
-            max_length=500,
+            max_length=REASON_MAX,
             multiline=True,
         )
     )
@@ -407,7 +414,7 @@ def approval_modal(
         title=_plain(f"Review request{sandbox_tag(record)}"[:24]),
         submit=_plain("Confirm"),
         close=_plain("Close"),
-        private_metadata=json.dumps(metadata, separators=(",", ":")),
+        private_metadata=encode(metadata),
         blocks=blocks,
     )
     return view.to_dict()
@@ -427,17 +434,18 @@ def thread_text(record: Mapping[str, Any], state: str) -> str:
     """The reply posted in the card's thread when a send reaches `state`."""
     tag = sandbox_tag(record)
     who = user_ref(record.get("approver"))
-    texts = {
-        "approved": f"Approved by {who}. Sending to eSMS…",
-        "rejected": f"Rejected by {who}: {mrkdwn_escape(record.get('reject_reason', ''))}",
-        "cancelled": f"Cancelled by {user_ref(record.get('requester'))}.",
-        "expired": "Expired: nobody approved it in time. It can no longer be approved.",
-        "accepted": f"Accepted by eSMS{tag}, SMSID `{record.get('sms_id')}`. "
+    unknown_reason = record.get("unknown_reason") or "no reply from eSMS"
+    texts: dict[str, str] = {
+        SendState.APPROVED: f"Approved by {who}. Sending to eSMS…",
+        SendState.REJECTED: f"Rejected by {who}: {mrkdwn_escape(record.get('reject_reason', ''))}",
+        SendState.CANCELLED: f"Cancelled by {user_ref(record.get('requester'))}.",
+        SendState.EXPIRED: "Expired: nobody approved it in time. It can no longer be approved.",
+        SendState.ACCEPTED: f"Accepted by eSMS{tag}, SMSID `{record.get('sms_id')}`. "
         "Waiting for the delivery report.",
-        "unknown": f"Outcome unknown{tag}: {record.get('unknown_reason') or 'no reply from eSMS'}. "
+        SendState.UNKNOWN: f"Outcome unknown{tag}: {unknown_reason}. "
         "Checking with eSMS; do not send it again.",
-        "failed": f":x: Not sent{tag}: {record.get('error') or 'eSMS refused the message'}",
-        "delivered": f":white_check_mark: Delivered{tag} to {mask_phone(record['phone'])}.",
+        SendState.FAILED: f":x: Not sent{tag}: {record.get('error') or 'eSMS refused the message'}",
+        SendState.DELIVERED: f":white_check_mark: Delivered{tag} to {mask_phone(record['phone'])}.",
     }
     return texts.get(state, f"Now {state.replace('_', ' ')}.")
 
@@ -454,8 +462,10 @@ def failure_dm(record: Mapping[str, Any], permalink: str | None) -> str:
 
 def notify_text(record: Mapping[str, Any], permalink: str | None) -> str:
     """The notification-channel line for a final result: template, phone, requester, link."""
-    icon = ":white_check_mark:" if record["state"] == "delivered" else ":x:"
-    result = "delivered" if record["state"] == "delivered" else f"failed: {record.get('error')}"
+    icon = ":white_check_mark:" if record["state"] == SendState.DELIVERED else ":x:"
+    result = (
+        "delivered" if record["state"] == SendState.DELIVERED else f"failed: {record.get('error')}"
+    )
     link = f" · <{permalink}|thread>" if permalink else ""
     return (
         f"{icon} ZNS{sandbox_tag(record)} {record['template_name']} to "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,14 +22,6 @@ def state_values(view: Mapping[str, Any]) -> dict[str, Any]:
             else:
                 out[block_id] = element.get("value")
     return out
-
-
-def metadata(view: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def text_values(values: Mapping[str, Any]) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The relay end to end: the real notifier and the running bot against the Slack stand-in.
+"""The relay end to end: the real poster and the running bot against the Slack stand-in.
 
 Slack misbehaves (429, then an outage, then a crash between "posted" and "marked done"),
 and every message still reaches Slack exactly once. Nothing here sleeps a fixed time: tests
@@ -20,8 +20,8 @@ import pytest
 from bot.app import slack_client
 from bot.jobs.relay import Relay
 from bot.jobs.scheduler import kick_relay
-from bot.notify import DM, NOTIFY, THREAD, DeliveryError
-from handlers.notifier import OUTBOX_EVENT, SlackNotifier
+from bot.posts import DM, NOTIFY, THREAD, PostError
+from handlers.poster import OUTBOX_EVENT, SlackPoster
 from tests.harness import APPROVAL_CHANNEL, NOTIFY_CHANNEL, bot_settings, request_order, running_bot
 
 RECORD = {
@@ -79,15 +79,15 @@ def one_each(posts: Counter[str], *needles: str) -> bool:
     return all(sum(n for text, n in posts.items() if needle in text) == 1 for needle in needles)
 
 
-# --- the notifier against the stand-in ------------------------------------------------------
+# --- the poster against the stand-in ------------------------------------------------------
 
 
 @pytest.fixture
-async def notifier(tmp_path, slack_standin, esms_standin):
+async def poster(tmp_path, slack_standin, esms_standin):
     settings = bot_settings(tmp_path / "data", slack_standin, esms_standin)
     client = slack_client(settings)  # the bot's own client, with its retry handlers
     card = await client.chat_postMessage(channel=APPROVAL_CHANNEL, text="card")
-    yield SlackNotifier(client, settings), {**RECORD, "card_ts": card["ts"]}
+    yield SlackPoster(client, settings), {**RECORD, "card_ts": card["ts"]}
 
 
 @pytest.mark.parametrize(
@@ -99,16 +99,16 @@ async def notifier(tmp_path, slack_standin, esms_standin):
     ],
 )
 async def test_a_post_carries_its_key_and_a_retry_finds_it_instead_of_posting_again(
-    notifier, slack_standin, kind, looks_with
+    poster, slack_standin, kind, looks_with
 ):
-    slack, record = notifier
+    slack, record = poster
     key = f"{record['id']}:{kind}:failed"
-    first = await slack.deliver(kind, record, {"state": "failed"}, key=key)
+    first = await slack.post(kind, record, {"state": "failed"}, key=key)
     (posted,) = [c for c in slack_standin.calls("chat.postMessage") if c.ok][1:]
     assert posted.args["metadata"] == {"event_type": OUTBOX_EVENT, "event_payload": {"key": key}}
 
     tried_since = datetime.now(UTC) - timedelta(seconds=1)
-    again = await slack.deliver(kind, record, {"state": "failed"}, key=key, tried_since=tried_since)
+    again = await slack.post(kind, record, {"state": "failed"}, key=key, tried_since=tried_since)
 
     assert again == {**first, "recovered": True}
     assert len([c for c in slack_standin.calls("chat.postMessage") if c.ok]) == 2  # card + one
@@ -116,42 +116,42 @@ async def test_a_post_carries_its_key_and_a_retry_finds_it_instead_of_posting_ag
     assert look.ok and look.args["include_all_metadata"] in ("1", "true", True)
 
 
-async def test_a_retry_posts_when_the_earlier_attempt_left_nothing(notifier, slack_standin):
-    slack, record = notifier
+async def test_a_retry_posts_when_the_earlier_attempt_left_nothing(poster, slack_standin):
+    slack, record = poster
     key = f"{record['id']}:thread:failed"
     slack_standin.inject("chat.postMessage", status=500)
-    with pytest.raises(DeliveryError):
-        await slack.deliver(THREAD, record, {}, key=key)
+    with pytest.raises(PostError):
+        await slack.post(THREAD, record, {}, key=key)
     tried_since = datetime.now(UTC)
-    result = await slack.deliver(THREAD, record, {}, key=key, tried_since=tried_since)
+    result = await slack.post(THREAD, record, {}, key=key, tried_since=tried_since)
     assert "recovered" not in result
     assert [m["text"] for m in slack_standin.thread(APPROVAL_CHANNEL, record["card_ts"])] == [
         ":x: Not sent: the phone has no Zalo account"
     ]
 
 
-async def test_a_5xx_is_left_to_the_relay_but_a_429_is_retried_inline(notifier, slack_standin):
+async def test_a_5xx_is_left_to_the_relay_but_a_429_is_retried_inline(poster, slack_standin):
     """A 5xx may hide a message Slack did post: only the relay retries it, looking first."""
-    slack, record = notifier
+    slack, record = poster
     slack_standin.inject("chat.postMessage", status=500)
-    with pytest.raises(DeliveryError):
-        await slack.deliver(NOTIFY, record, {}, key="k-500")
+    with pytest.raises(PostError):
+        await slack.post(NOTIFY, record, {}, key="k-500")
     assert [c.status for c in slack_standin.calls("chat.postMessage")][1:] == [500]
 
     slack_standin.inject("chat.postMessage", status=429, retry_after=0, times=3)
-    with pytest.raises(DeliveryError) as limited:
-        await slack.deliver(NOTIFY, record, {}, key="k-429")
+    with pytest.raises(PostError) as limited:
+        await slack.post(NOTIFY, record, {}, key="k-429")
     assert limited.value.retry_after == 0.0  # Slack's Retry-After, for the relay to honour
     assert [c.status for c in slack_standin.calls("chat.postMessage")][2:] == [429, 429, 429]
 
 
 async def test_when_slack_will_not_show_history_the_item_is_still_posted(
-    notifier, slack_standin, caplog
+    poster, slack_standin, caplog
 ):
-    slack, record = notifier
+    slack, record = poster
     slack_standin.inject("conversations.history", error="missing_scope")
     caplog.set_level(logging.WARNING)
-    result = await slack.deliver(NOTIFY, record, {}, key="k-notify", tried_since=datetime.now(UTC))
+    result = await slack.post(NOTIFY, record, {}, key="k-notify", tried_since=datetime.now(UTC))
     assert result["channel"] == NOTIFY_CHANNEL and "recovered" not in result
     assert len(slack_standin.messages(NOTIFY_CHANNEL)) == 1
     assert any("cannot look for k-notify" in r.getMessage() for r in caplog.records)

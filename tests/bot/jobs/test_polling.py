@@ -488,7 +488,7 @@ async def test_both_jobs_are_scheduled_one_instance_at_a_time(service, store):
     from bot.jobs.relay import Relay
     from bot.jobs.scheduler import POLL_JOB, RECONCILE_JOB, build_scheduler
 
-    scheduler = build_scheduler(service, Relay(store, notifier=None), template_ttl=600)
+    scheduler = build_scheduler(service, Relay(store, poster=None), template_ttl=600)
     scheduler.start(paused=True)
     try:
         for job_id in (POLL_JOB, RECONCILE_JOB):

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.jobs.relay import PASS_GAP, TRIED_FIELD, Relay
-from bot.notify import CARD, DM, EPHEMERAL, NOTIFY, THREAD, DeliveryError
+from bot.posts import CARD, DM, EPHEMERAL, NOTIFY, THREAD, PostError
 from storage.store import Store
 
 APPROVALS = "C0APPROVALS"
@@ -35,7 +35,7 @@ class FakeClock:
 
 
 class FakeSlack:
-    """A Notifier that keeps what it "posted", as Slack would, and keeps Notifier's contract:
+    """A Poster that keeps what it "posted", as Slack would, and keeps Poster's contract:
     with `tried_since` set it looks for the key among its messages before posting."""
 
     def __init__(self, clock: FakeClock) -> None:
@@ -56,7 +56,7 @@ class FakeSlack:
             return f"ephemeral:{payload.get('user')}"
         return record.get("card_channel") or payload.get("channel") or APPROVALS
 
-    async def deliver(
+    async def post(
         self,
         kind: str,
         record: Mapping[str, Any],
@@ -69,7 +69,7 @@ class FakeSlack:
         self.seen_records[key] = record
         channel = self.pace_key(kind, record, payload)
         if self.down:
-            raise DeliveryError("Slack refused: internal_error")
+            raise PostError("Slack refused: internal_error")
         if self.failures.get(key):
             raise self.failures[key].pop(0)
         if tried_since is not None:
@@ -82,7 +82,7 @@ class FakeSlack:
         self.messages.append({"key": key, "channel": channel, "ts": ts, "at": self.clock()})
         if key in self.lost_replies:
             self.lost_replies.discard(key)
-            raise DeliveryError("Slack unreachable for thread: ServerDisconnectedError")
+            raise PostError("Slack unreachable for thread: ServerDisconnectedError")
         return {"channel": channel, "ts": ts}
 
     def posted(self, channel: str | None = None) -> list[str]:
@@ -276,7 +276,7 @@ async def test_retry_after_holds_the_item_and_its_channel(store, slack, clock):
     limited = queue(store, a_send(store, "s1"), THREAD, "approved")
     same_channel = queue(store, a_send(store, "s2"), THREAD, "approved")
     elsewhere = queue(store, a_send(store, "s3", channel=OTHER), THREAD, "approved")
-    slack.failures[limited] = [DeliveryError("Slack refused thread: ratelimited", retry_after=5)]
+    slack.failures[limited] = [PostError("Slack refused thread: ratelimited", retry_after=5)]
     relay = relay_for(store, slack, clock)
     start = clock()
 
@@ -301,7 +301,7 @@ async def test_a_sends_items_keep_their_order_behind_a_failure(store, slack, clo
     approved = queue(store, send, THREAD, "approved")
     accepted = queue(store, send, THREAD, "accepted")
     failed_dm = queue(store, send, DM, "failed")
-    slack.failures[approved] = [DeliveryError("Slack refused thread: internal_error")]
+    slack.failures[approved] = [PostError("Slack refused thread: internal_error")]
     relay = relay_for(store, slack, clock, pace=0)
 
     assert await relay.drain() == 1  # the card; its thread waits behind the failed reply
@@ -318,7 +318,7 @@ async def test_thread_replies_wait_for_the_card(store, slack, clock):
     send = a_send(store, "s1", channel=None)
     card = queue(store, send, CARD, "created")
     reply = queue(store, send, THREAD, "approved")
-    slack.failures[card] = [DeliveryError("Slack refused card: internal_error")]
+    slack.failures[card] = [PostError("Slack refused card: internal_error")]
     relay = relay_for(store, slack, clock, pace=0)
     assert await relay.drain() == 0
     assert [k for k, _ in slack.attempts] == [card]  # no reply without a card to hang it on
@@ -402,7 +402,7 @@ async def test_the_first_attempt_is_noted_before_slack_is_called(store, slack, c
     relay = relay_for(store, slack, clock)
     await relay.drain()
     assert slack.attempts == [(key, None)]  # nothing to look for the first time
-    # what the notifier was handed was already persisted: a crash now would leave the mark
+    # what the poster was handed was already persisted: a crash now would leave the mark
     assert key in slack.seen_records[key][TRIED_FIELD]
     assert store.sends.get("s1")[TRIED_FIELD] == {key: clock().isoformat(timespec="microseconds")}
 
@@ -474,7 +474,7 @@ async def test_a_lost_reply_is_looked_for_not_posted_again(store, slack, clock):
 
 async def test_a_failed_attempt_that_posted_nothing_is_posted_on_retry(store, slack, clock):
     key = queue(store, a_send(store, "s1"), THREAD, "approved")
-    slack.failures[key] = [DeliveryError("Slack refused thread: internal_error")]
+    slack.failures[key] = [PostError("Slack refused thread: internal_error")]
     relay = relay_for(store, slack, clock)
     await relay.drain()
     clock.advance(1.0)
@@ -487,8 +487,8 @@ async def test_a_failed_attempt_that_posted_nothing_is_posted_on_retry(store, sl
 async def test_card_updates_and_ephemerals_are_not_looked_for(store, slack, clock):
     update = queue(store, a_send(store, "s1"), CARD, "3")
     note = queue(store, a_send(store, "s2"), EPHEMERAL, "posted", user="U1")
-    slack.failures[update] = [DeliveryError("Slack refused card: internal_error")]
-    slack.failures[note] = [DeliveryError("Slack refused ephemeral: internal_error")]
+    slack.failures[update] = [PostError("Slack refused card: internal_error")]
+    slack.failures[note] = [PostError("Slack refused ephemeral: internal_error")]
     relay = relay_for(store, slack, clock, pace=0)
     await relay.drain()
     clock.advance(1.0)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 # Outbox kinds. Each item names a send; the Slack side renders it from the send's current
-# record when it is delivered, so a retried item never shows stale state.
+# record when it is posted, so a retried item never shows stale state.
 CARD = "card"  # post the request card, or update it in place once posted
 THREAD = "thread"  # a reply in the card's thread about one state change
 DM = "dm"  # a direct message to the requester (failures)
@@ -16,9 +16,9 @@ EPHEMERAL = "ephemeral"  # a note only the requester sees (e.g. "your request is
 
 
 def posts_new_message(kind: str, record: Mapping[str, Any]) -> bool:
-    """True when delivering this item adds a message Slack keeps and can show us again.
+    """True when posting this item adds a message Slack keeps and can show us again.
 
-    Such an item is delivered exactly once: the relay notes each attempt before it starts,
+    Such an item is posted exactly once: the relay notes each attempt before it starts,
     and a later attempt first looks for the message an earlier one may have posted. A card
     already posted is updated in place (idempotent by nature), and an ephemeral cannot be
     looked up afterwards, so neither needs this.
@@ -28,7 +28,7 @@ def posts_new_message(kind: str, record: Mapping[str, Any]) -> bool:
     return kind in (THREAD, DM, NOTIFY)
 
 
-class DeliveryError(Exception):
+class PostError(Exception):
     """Slack did not take an outbox item. `retry_after` is Slack's hint, in seconds."""
 
     def __init__(
@@ -39,8 +39,8 @@ class DeliveryError(Exception):
         self.error = error  # Slack's short error code (e.g. ratelimited), for metrics
 
 
-class Notifier(Protocol):
-    """Delivers outbox items to Slack."""
+class Poster(Protocol):
+    """Posts outbox items to Slack."""
 
     def pace_key(
         self, kind: str, record: Mapping[str, Any], payload: Mapping[str, Any]
@@ -51,7 +51,7 @@ class Notifier(Protocol):
         remembers it from then on."""
         ...
 
-    async def deliver(
+    async def post(
         self,
         kind: str,
         record: Mapping[str, Any],
@@ -60,7 +60,7 @@ class Notifier(Protocol):
         key: str,
         tried_since: datetime | None = None,
     ) -> dict[str, Any]:
-        """Deliver one outbox item and return what Slack said (channel, ts, ...).
+        """Post one outbox item and return what Slack said (channel, ts, ...).
 
         `key` is the item's outbox key; a posted message carries it so that it can be found
         again. `tried_since` is set when an earlier attempt, begun at that time, may have
@@ -68,6 +68,6 @@ class Notifier(Protocol):
         carrying `key` first and, when there is one, returns it with `"recovered": True`
         instead of posting again.
 
-        Raises DeliveryError when Slack refused or could not be reached.
+        Raises PostError when Slack refused or could not be reached.
         """
         ...

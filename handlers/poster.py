@@ -14,13 +14,14 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.notify import CARD, DM, EPHEMERAL, NOTIFY, THREAD, DeliveryError
+from bot.errors import ConfigError
+from bot.posts import CARD, DM, EPHEMERAL, NOTIFY, THREAD, PostError
 from handlers.ui.blocks import failure_dm, notify_text, posted_text, request_card, thread_text
 
 log = logging.getLogger(__name__)
 
 # Every message the relay posts carries its outbox key in Slack message metadata, so that a
-# retry can tell whether an earlier attempt reached Slack (see Notifier.deliver).
+# retry can tell whether an earlier attempt reached Slack (see Poster.post).
 OUTBOX_EVENT = "zns_outbox"
 LOOKBACK_MARGIN_S = 300.0  # look this far before the first attempt (clock skew with Slack)
 LOOKUP_PAGE = 200
@@ -47,7 +48,7 @@ def carries_key(message: Mapping[str, Any], key: str) -> bool:
 
 
 def relay_client(client: AsyncWebClient) -> AsyncWebClient:
-    """The client for outbox deliveries: the same connection, fewer inline retries.
+    """The client for outbox posts: the same connection, fewer inline retries.
 
     A 429 is still retried inline (Slack took nothing). A 5xx or a dropped connection is
     not: Slack may have posted the message all the same, and a blind re-post would show it
@@ -60,18 +61,21 @@ def relay_client(client: AsyncWebClient) -> AsyncWebClient:
     return derived
 
 
-class SlackNotifier:
-    """Implements bot.notify.Notifier with an AsyncWebClient."""
+class SlackPoster:
+    """Implements bot.posts.Poster with an AsyncWebClient."""
 
     def __init__(self, client: AsyncWebClient, settings: Settings) -> None:
+        if not settings.zns_approval_channel:  # `serve` refuses to start without it
+            raise ConfigError("ZNS_APPROVAL_CHANNEL is not set: cards would have nowhere to go")
         self.client = relay_client(client)
         self.settings = settings
+        self.approval_channel: str = settings.zns_approval_channel
 
     def pace_key(
         self, kind: str, record: Mapping[str, Any], payload: Mapping[str, Any]
     ) -> str | None:
         if kind == CARD:
-            return record.get("card_channel") or self.settings.zns_approval_channel
+            return record.get("card_channel") or self.approval_channel
         if kind == THREAD:
             return record.get("card_channel")
         if kind == NOTIFY:
@@ -84,7 +88,7 @@ class SlackNotifier:
             return f"ephemeral:{user}" if user else None
         return None
 
-    async def deliver(
+    async def post(
         self,
         kind: str,
         record: Mapping[str, Any],
@@ -94,21 +98,21 @@ class SlackNotifier:
         tried_since: datetime | None = None,
     ) -> dict[str, Any]:
         try:
-            return await self._deliver(kind, record, payload, key, tried_since)
+            return await self._post_item(kind, record, payload, key, tried_since)
         except SlackApiError as exc:
             retry_after = exc.response.headers.get("Retry-After") if exc.response else None
             error = exc.response.get("error") if exc.response else str(exc)
-            raise DeliveryError(
+            raise PostError(
                 f"Slack refused {kind}: {error}",
                 retry_after=float(retry_after) if retry_after else None,
                 error=str(error),
             ) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise DeliveryError(
+            raise PostError(
                 f"Slack unreachable for {kind}: {type(exc).__name__}", error="unreachable"
             ) from None
 
-    async def _deliver(
+    async def _post_item(
         self,
         kind: str,
         record: Mapping[str, Any],
@@ -124,9 +128,7 @@ class SlackNotifier:
                     channel=record["card_channel"], ts=record["card_ts"], **card
                 )
                 return {"channel": record["card_channel"], "ts": record["card_ts"]}
-            return await self._post(
-                key, tried_since, channel=self.settings.zns_approval_channel, **card
-            )
+            return await self._post(key, tried_since, channel=self.approval_channel, **card)
         if kind == THREAD:
             text = thread_text(record, payload.get("state") or record["state"])
             return await self._post(
