@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 # standins/demo.py keeps each run's store under here, apart from the live data/
 DEMO_DATA := demo-data
 SOURCES := bot handlers storage tests bench
+# The supported versions: mypy checks the code as each of them would run it.
+PYTHONS := 3.11 3.12 3.13
 MKVENV ?= $(PY) -m venv
 INSTALL ?= $(BIN)/pip install --quiet --upgrade pip && $(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 SUPPORTED := zns-bot needs Python 3.11 or newer (PY=python3.11; tested on 3.11, 3.12 and 3.13)
@@ -36,7 +38,7 @@ $(STAMP): pyproject.toml constraints.txt
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	for version in $(PYTHONS); do $(BIN)/mypy --python-version $$version || exit 1; done
 	$(BIN)/lint-imports
 
 test: check

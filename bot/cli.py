@@ -9,9 +9,8 @@ import getpass
 import json
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from bot.config import Settings, load_settings
 from bot.errors import ZNS_ERRORS, ConfigError, InputError
@@ -20,7 +19,7 @@ from bot.ops.logs import configure_logging, secrets_from_settings
 from bot.phones import mask_phone
 from bot.service import SendService
 from bot.templates import TemplateCatalogue
-from storage.sends import SendState
+from storage.sends import SendRecord, SendState
 from storage.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -101,7 +100,7 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
                 campaign=args.campaign,
                 sandbox=args.sandbox,
             )
-            record: Mapping[str, Any] = service.create(request, actor=actor)
+            record: SendRecord = service.create(request, actor=actor)
             # The operator at the shell holds the eSMS keys; the CLI records that no second
             # person approved instead of pretending one did.
             service.approve(
@@ -111,7 +110,7 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
     return _report(record)
 
 
-def _report(record: Mapping[str, Any]) -> int:
+def _report(record: SendRecord) -> int:
     tag = " [SANDBOX]" if record.get("sandbox") else ""
     who = f"{mask_phone(record['phone'])}, template {record['template_id']}"
     state = record["state"]

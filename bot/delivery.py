@@ -10,7 +10,7 @@ from typing import Any
 from bot.esms.types import DeliveryReport
 from bot.esms.zalo import parse_callback, suggestion, zalo_reason
 from bot.service import SendService
-from storage.sends import FINAL_STATES, SendState
+from storage.sends import FINAL_STATES, SendRecord, SendState
 
 DONE = 5  # SendStatus: processing finished; SendSuccess / SendFailed say how
 REJECTED_BY_ESMS = 4
@@ -78,7 +78,7 @@ class DeliveryTracker:
         """A callback's query string as a report; InputError when it is malformed."""
         return parse_callback(query)
 
-    def apply(self, record: Mapping[str, Any], report: DeliveryReport, *, source: str) -> Applied:
+    def apply(self, record: SendRecord, report: DeliveryReport, *, source: str) -> Applied:
         """Apply one report; return what happened: delivered, failed, progress, stale, none.
 
         A final state never moves: a late "pending" after "delivered" is `stale`.

@@ -8,8 +8,8 @@ groups, is the caller's job; telling the person is the caller's too.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from typing import Any
+
+from storage.sends import SendRecord
 
 
 class Refusal(enum.StrEnum):
@@ -27,7 +27,7 @@ def may_request(*, on_requesters_list: bool) -> Refusal | None:
 
 
 def may_review(
-    actor: str, record: Mapping[str, Any], *, approver: bool, allow_self: bool
+    actor: str, record: SendRecord, *, approver: bool, allow_self: bool
 ) -> Refusal | None:
     """Opening the approval modal needs what approving needs."""
     if not approver:
@@ -40,7 +40,7 @@ def may_decide(*, approver: bool) -> Refusal | None:
     return None if approver else Refusal.NOT_AN_APPROVER
 
 
-def may_approve_own(actor: str, record: Mapping[str, Any], *, allow_self: bool) -> Refusal | None:
+def may_approve_own(actor: str, record: SendRecord, *, allow_self: bool) -> Refusal | None:
     """Four eyes: a requester approves their own request only with ZNS_ALLOW_SELF_APPROVAL.
 
     Rejecting one's own request stays allowed: it sends nothing.
@@ -50,6 +50,6 @@ def may_approve_own(actor: str, record: Mapping[str, Any], *, allow_self: bool) 
     return None
 
 
-def may_cancel(actor: str, record: Mapping[str, Any]) -> Refusal | None:
+def may_cancel(actor: str, record: SendRecord) -> Refusal | None:
     """Only the person who made a request may withdraw it."""
     return None if record.get("requester") == actor else Refusal.NOT_THE_REQUESTER

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from storage.sends import SendRecord
+
 # Outbox kinds. Each item names a send; the Slack side renders it from the send's current
 # record when it is posted, so a retried item never shows stale state.
 CARD = "card"  # post the request card, or update it in place once posted
@@ -15,7 +17,7 @@ NOTIFY = "notify"  # a line in the notification channel (final states)
 EPHEMERAL = "ephemeral"  # a note only the requester sees (e.g. "your request is posted")
 
 
-def posts_new_message(kind: str, record: Mapping[str, Any]) -> bool:
+def posts_new_message(kind: str, record: SendRecord) -> bool:
     """True when posting this item adds a message Slack keeps and can show us again.
 
     Such an item is posted exactly once: the relay notes each attempt before it starts,
@@ -42,9 +44,7 @@ class PostError(Exception):
 class Poster(Protocol):
     """Posts outbox items to Slack."""
 
-    def pace_key(
-        self, kind: str, record: Mapping[str, Any], payload: Mapping[str, Any]
-    ) -> str | None:
+    def pace_key(self, kind: str, record: SendRecord, payload: Mapping[str, Any]) -> str | None:
         """Where the item will post, for pacing: a channel id, or a per-user lane for DMs and
         ephemerals. Items with the same key go out about one per second. None: no pacing.
         Once the send has its card (`card_ts`) an item's key must not change: the relay
@@ -54,7 +54,7 @@ class Poster(Protocol):
     async def post(
         self,
         kind: str,
-        record: Mapping[str, Any],
+        record: SendRecord,
         payload: Mapping[str, Any],
         *,
         key: str,

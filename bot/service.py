@@ -21,7 +21,7 @@ from bot.phones import normalize_phone
 from bot.posts import CARD, DM, EPHEMERAL, NOTIFY, THREAD
 from bot.templates import TemplateCatalogue, validate_params
 from storage.clock import iso
-from storage.sends import SendState
+from storage.sends import SendRecord, SendState
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def _log_level(state: str) -> int:
     return logging.DEBUG if state == SendState.DELIVERED else logging.INFO
 
 
-def token_matches(record: Mapping[str, Any], token: str) -> bool:
+def token_matches(record: SendRecord, token: str) -> bool:
     """Constant-time check of a callback URL's token against the send's own."""
     expected = record.get("callback_token") or ""
     return bool(expected) and hmac.compare_digest(expected.encode(), token.encode())
@@ -220,7 +220,7 @@ class SendService:
         origin: str = "cli",
         reply_channel: str | None = None,
         estimate: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> SendRecord:
         """Store a valid request as pending_approval (audited) and queue its card."""
         fields = asdict(request)
         fields["ordered_params"] = list(request.ordered_params)
@@ -233,7 +233,7 @@ class SendService:
 
     def _create(
         self, fields: dict[str, Any], *, actor: str, origin: str, reply_channel: str | None
-    ) -> dict[str, Any]:
+    ) -> SendRecord:
         record = self.store.sends.create(fields, actor=actor, reason="requested")
         if origin == "slack":
             self._queue(record, CARD, f"{record['id']}:card:created")
@@ -285,7 +285,7 @@ class SendService:
         reason: str,
         expect: set[SendState],
         **fields: Any,
-    ) -> Mapping[str, Any] | None:
+    ) -> SendRecord | None:
         """One compare-and-set transition and its Slack messages, written as one.
 
         Returns the send as stored, read only (`SendRecords.view`), or None when it did not
@@ -310,7 +310,7 @@ class SendService:
             )
         return record
 
-    def _announce(self, record: Mapping[str, Any]) -> None:
+    def _announce(self, record: SendRecord) -> None:
         if record.get("origin") != "slack":
             return
         send_id, state, version = record["id"], record["state"], record.get("version")
@@ -328,7 +328,7 @@ class SendService:
 
     def _queue(
         self,
-        record: Mapping[str, Any],
+        record: SendRecord,
         kind: str,
         key: str,
         payload: Mapping[str, Any] | None = None,
@@ -339,7 +339,7 @@ class SendService:
         if self.on_outbox is not None:
             self.on_outbox()
 
-    def get(self, send_id: str) -> dict[str, Any]:
+    def get(self, send_id: str) -> SendRecord:
         """The send, or NotFoundError."""
         return self.store.sends.get(send_id)
 
@@ -355,7 +355,7 @@ class SendService:
 
     def approve(
         self, send_id: str, *, actor: str, reason: str = "", check_self: bool = True
-    ) -> Mapping[str, Any] | None:
+    ) -> SendRecord | None:
         """pending_approval → approved, once. None means someone else decided first."""
         record = self.store.sends.get(send_id)
         allow_self = not check_self or self.settings.zns_allow_self_approval
@@ -371,7 +371,7 @@ class SendService:
             decided_at=iso(self.store.clock()),
         )
 
-    def reject(self, send_id: str, *, actor: str, reason: str) -> Mapping[str, Any] | None:
+    def reject(self, send_id: str, *, actor: str, reason: str) -> SendRecord | None:
         reason = (reason or "").strip()
         if not reason:
             raise InputError("say why the request is rejected", {"reason": "a reason is required"})
@@ -386,7 +386,7 @@ class SendService:
             reject_reason=reason,
         )
 
-    def cancel(self, send_id: str, *, actor: str) -> Mapping[str, Any] | None:
+    def cancel(self, send_id: str, *, actor: str) -> SendRecord | None:
         refusal = policy.may_cancel(actor, self.store.sends.get(send_id))
         if refusal:
             self.note(actor, "cancel_refused", send_id=send_id, reason=refusal)
@@ -399,11 +399,11 @@ class SendService:
             expect={SendState.PENDING_APPROVAL},
         )
 
-    def expire_stale(self, now: datetime | None = None) -> list[Mapping[str, Any]]:
+    def expire_stale(self, now: datetime | None = None) -> list[SendRecord]:
         """End every approval older than ZNS_APPROVAL_TTL; return the expired records."""
         now = now or datetime.now(UTC)
         cutoff = now - timedelta(seconds=self.settings.zns_approval_ttl)
-        expired = []
+        expired: list[SendRecord] = []
         for record in self.store.sends.in_states({SendState.PENDING_APPROVAL}):
             if datetime.fromisoformat(record["created_at"]) <= cutoff:
                 done = self.move(
@@ -417,13 +417,13 @@ class SendService:
                     expired.append(done)
         return expired
 
-    def callback_url(self, record: Mapping[str, Any]) -> str | None:
+    def callback_url(self, record: SendRecord) -> str | None:
         base = self.settings.public_base_url
         if not base:
             return None
         return base.rstrip("/") + callback_path(record["callback_token"])
 
-    async def submit(self, send_id: str, *, actor: str = "system") -> Mapping[str, Any]:
+    async def submit(self, send_id: str, *, actor: str = "system") -> SendRecord:
         """approved → submitting → accepted | failed | unknown. Sends at most once per call race.
 
         Returns the record as it stands afterwards (possibly unchanged when another caller
@@ -474,7 +474,7 @@ class SendService:
         )
         return self._settle(send_id, SendState.UNKNOWN, reason, unknown_reason=reason)
 
-    def _settle(self, send_id: str, to: SendState, reason: str, **fields: Any) -> Mapping[str, Any]:
+    def _settle(self, send_id: str, to: SendState, reason: str, **fields: Any) -> SendRecord:
         done = self.move(
             send_id,
             to,

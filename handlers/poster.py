@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.errors import ConfigError
 from bot.posts import CARD, DM, EPHEMERAL, NOTIFY, THREAD, PostError
 from handlers.ui.blocks import failure_dm, notify_text, posted_text, request_card, thread_text
+from storage.sends import SendRecord
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,7 @@ class SlackPoster:
         self.settings = settings
         self.approval_channel: str = settings.zns_approval_channel
 
-    def pace_key(
-        self, kind: str, record: Mapping[str, Any], payload: Mapping[str, Any]
-    ) -> str | None:
+    def pace_key(self, kind: str, record: SendRecord, payload: Mapping[str, Any]) -> str | None:
         if kind == CARD:
             return record.get("card_channel") or self.approval_channel
         if kind == THREAD:
@@ -91,7 +90,7 @@ class SlackPoster:
     async def post(
         self,
         kind: str,
-        record: Mapping[str, Any],
+        record: SendRecord,
         payload: Mapping[str, Any],
         *,
         key: str,
@@ -115,7 +114,7 @@ class SlackPoster:
     async def _post_item(
         self,
         kind: str,
-        record: Mapping[str, Any],
+        record: SendRecord,
         payload: Mapping[str, Any],
         key: str,
         tried_since: datetime | None,
@@ -235,7 +234,7 @@ class SlackPoster:
             return await self.client.conversations_replies(ts=thread_ts, **common)
         return await self.client.conversations_history(**common)
 
-    async def _permalink(self, record: Mapping[str, Any]) -> str | None:
+    async def _permalink(self, record: SendRecord) -> str | None:
         if not record.get("card_ts"):
             return None
         response = await self.client.chat_getPermalink(

@@ -7,7 +7,9 @@ import enum
 import heapq
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any
+from typing import Any, TypedDict, cast
+
+from typing_extensions import ReadOnly
 
 from storage.audit import AuditLog
 from storage.clock import Clock, iso
@@ -55,6 +57,75 @@ TRANSITIONS: dict[SendState, frozenset[SendState]] = {
 }
 
 
+class SendRecord(TypedDict, total=False):
+    """A send as the store keeps it: the sends table's one schema.
+
+    Read only: `view` and the writes hand out the stored document itself, uncopied. Every
+    key but the first five may be missing: a send gains keys as it moves on, and a store
+    written by an older version lacks the newer ones.
+    """
+
+    # Set by create() and transition() only (RESERVED_FIELDS).
+    id: ReadOnly[str]
+    state: ReadOnly[str]  # a SendState value
+    version: ReadOnly[int]
+    created_at: ReadOnly[str]  # ISO times, as storage.clock.iso writes them
+    updated_at: ReadOnly[str]
+    # The request, as SendService.create stores it.
+    phone: ReadOnly[str]  # 0xxxxxxxxx
+    oaid: ReadOnly[str]
+    template_id: ReadOnly[str]
+    template_name: ReadOnly[str]
+    params: ReadOnly[dict[str, str]]  # by parameter name
+    ordered_params: ReadOnly[list[str]]  # eSMS's positional Params
+    is_journey: ReadOnly[bool]
+    order_id: ReadOnly[str | None]
+    campaign: ReadOnly[str | None]
+    note: ReadOnly[str | None]
+    sandbox: ReadOnly[bool]
+    extra: ReadOnly[dict[str, Any]]
+    requester: ReadOnly[str]  # an actor: "slack:U…" or "cli:…"
+    origin: ReadOnly[str]  # "slack" or "cli"
+    estimate: ReadOnly[dict[str, Any] | None]
+    callback_token: ReadOnly[str]  # the secret in its eSMS CallbackUrl
+    # The decision.
+    approver: ReadOnly[str]
+    decided_at: ReadOnly[str]
+    reject_reason: ReadOnly[str]
+    # eSMS's answers.
+    sms_id: ReadOnly[str]
+    accepted_at: ReadOnly[str]
+    error: ReadOnly[str]  # in plain words
+    error_code: ReadOnly[int | None]
+    error_category: ReadOnly[str]
+    suggestion: ReadOnly[str]
+    check_error: ReadOnly[str]
+    unknown_reason: ReadOnly[str]
+    price: ReadOnly[float]
+    progress: ReadOnly[int]  # the last intermediate SendStatus
+    timeout_ms: ReadOnly[int]  # the template's Timeout, once learnt
+    # Polling and reconcile.
+    next_poll_at: ReadOnly[str]
+    poll_count: ReadOnly[int]
+    poll_gave_up_at: ReadOnly[str]
+    next_reconcile_at: ReadOnly[str]
+    reconcile_count: ReadOnly[int]
+    reconcile_since: ReadOnly[str]
+    reconcile_stopped: ReadOnly[str]
+    # Slack.
+    card_channel: ReadOnly[str]
+    card_ts: ReadOnly[str]
+    outbox_tried: ReadOnly[dict[str, str]]  # outbox key -> when its first post began
+
+
+SEND_FIELDS = frozenset(SendRecord.__annotations__)
+
+
+def as_record(doc: Mapping[str, Any]) -> SendRecord:
+    """A stored send document, typed; nothing is checked or copied."""
+    return cast(SendRecord, doc)
+
+
 class SendRecords:
     """The sends table, indexed by id, sms_id, state and callback token."""
 
@@ -66,11 +137,12 @@ class SendRecords:
         for name in ("id", "sms_id", "state", "callback_token"):
             self._table.create_index(name)
 
-    def create(self, fields: Mapping[str, Any], *, actor: str, reason: str = "") -> dict[str, Any]:
+    def create(self, fields: Mapping[str, Any], *, actor: str, reason: str = "") -> SendRecord:
         """Store a new send in pending_approval (audited "created"); `id` is generated if absent."""
         reserved = (RESERVED_FIELDS - {"id"}) & fields.keys()
         if reserved:
             raise ValueError(f"create() sets these itself: {', '.join(sorted(reserved))}")
+        _refuse_unknown(fields)
         send_id = fields.get("id") or f"zns-{uuid.uuid4().hex}"
         if not isinstance(send_id, str) or len(send_id) > MAX_ID_LENGTH:
             raise ValueError(f"a send id must be a string of at most {MAX_ID_LENGTH} characters")
@@ -96,33 +168,33 @@ class SendRecords:
             )
         return self.get(send_id)
 
-    def get(self, send_id: str) -> dict[str, Any]:
+    def get(self, send_id: str) -> SendRecord:
         record = self.find(send_id)
         if record is None:
             raise NotFoundError(f"no send with id {send_id}")
         return record
 
-    def find(self, send_id: str) -> dict[str, Any] | None:
+    def find(self, send_id: str) -> SendRecord | None:
         return self._copy(self._table.first_id_by("id", send_id))
 
-    def view(self, send_id: str) -> Mapping[str, Any] | None:
+    def view(self, send_id: str) -> SendRecord | None:
         """The send as stored, uncopied and read only: for hot paths that only look.
 
         A write replaces the stored document rather than changing it, so a view stays the
         send as it was when taken. Anything to change or keep needs `get`/`find`.
         """
         doc_id = self._table.first_id_by("id", send_id)
-        return None if doc_id is None else self._table.peek(doc_id)
+        return None if doc_id is None else self._peek(doc_id)
 
-    def by_sms_id(self, sms_id: str) -> dict[str, Any] | None:
+    def by_sms_id(self, sms_id: str) -> SendRecord | None:
         """The send eSMS knows by this SMSID (the latest one, should eSMS ever reuse it)."""
         found = self._table.find_by("sms_id", sms_id)
-        return dict(found[-1]) if found else None
+        return as_record(dict(found[-1])) if found else None
 
-    def by_callback_token(self, token: str) -> Mapping[str, Any] | None:
+    def by_callback_token(self, token: str) -> SendRecord | None:
         """The send whose eSMS CallbackUrl carries this token, as stored (see `view`)."""
         doc_id = self._table.first_id_by("callback_token", token)
-        return None if doc_id is None else self._table.peek(doc_id)
+        return None if doc_id is None else self._peek(doc_id)
 
     def transition(
         self,
@@ -133,7 +205,7 @@ class SendRecords:
         reason: str = "",
         expect: Collection[SendState | str] | None = None,
         **fields: Any,
-    ) -> Mapping[str, Any] | None:
+    ) -> SendRecord | None:
         """Compare-and-set the state; None (and nothing written) when the move is not allowed.
 
         Losing a race is normal: a second click or a replayed callback finds the send
@@ -170,11 +242,11 @@ class SendRecords:
                 reason=reason,
                 data=data,
             )
-        return stored
+        return as_record(stored)
 
     def update_fields(
         self, send_id: str, *, actor: str = "system", reason: str = "", **fields: Any
-    ) -> Mapping[str, Any]:
+    ) -> SendRecord:
         """Change non-state data. Audited (action "update") only when a reason is given.
 
         Bookkeeping such as the card's Slack ts needs no reason and leaves no audit event;
@@ -185,7 +257,7 @@ class SendRecords:
         doc_id, doc = self._live(send_id)
         changed = {k: v for k, v in fields.items() if k not in doc or doc[k] != v}
         if not changed:
-            return doc
+            return as_record(doc)
         version = doc["version"] + 1
         changes = normalized({**changed, "version": version, "updated_at": iso(self._clock())})
         stored = {**doc, **changes}
@@ -199,23 +271,23 @@ class SendRecords:
                     reason=reason,
                     data={"version": version, "fields": sorted(changed)},
                 )
-        return stored
+        return as_record(stored)
 
-    def in_states(self, states: Iterable[SendState | str]) -> list[dict[str, Any]]:
+    def in_states(self, states: Iterable[SendState | str]) -> list[SendRecord]:
         """Sends in any of `states`, oldest (first created) first."""
         doc_ids: set[int] = set()
         for state in states:
             doc_ids.update(self._table.find_ids_by("state", str(SendState(state))))
-        return [dict(doc) for doc in self._table.get_many(sorted(doc_ids))]
+        return [as_record(dict(doc)) for doc in self._table.get_many(sorted(doc_ids))]
 
     async def earliest(
         self,
         states: Iterable[SendState | str],
-        due: Callable[[Mapping[str, Any]], str | None],
+        due: Callable[[SendRecord], str | None],
         limit: int,
         *,
         chunk: int = 2_000,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[SendRecord], int]:
         """The `limit` sends in `states` with the smallest `due` key, smallest first (ties:
         oldest first), copied; and how many had a key at all.
 
@@ -236,13 +308,13 @@ class SendRecords:
             for sid in sids[start : start + chunk]:
                 doc = docs.get(sid)
                 if doc is not None and doc["state"] in wanted:
-                    key = due(doc)
+                    key = due(as_record(doc))
                     if key is not None:
                         found.append((key, int(sid)))
             count += len(found)
             best = heapq.nsmallest(limit, [*best, *found])
         docs = self._table.raw_docs()
-        return [json_copy(docs[str(i)]) for _, i in best if str(i) in docs], count
+        return [as_record(json_copy(docs[str(i)])) for _, i in best if str(i) in docs], count
 
     def count_by_state(self) -> dict[str, int]:
         return {str(state): self._table.count_by("state", str(state)) for state in SendState}
@@ -258,13 +330,25 @@ class SendRecords:
             raise NotFoundError(f"no send with id {send_id}")
         return doc_id, doc
 
-    def _copy(self, doc_id: int | None) -> dict[str, Any] | None:
+    def _copy(self, doc_id: int | None) -> SendRecord | None:
         """A private copy of the document, for callers to keep (or None)."""
         doc = None if doc_id is None else self._table.peek(doc_id)
-        return None if doc is None else json_copy(doc)
+        return None if doc is None else as_record(json_copy(doc))
+
+    def _peek(self, doc_id: int) -> SendRecord | None:
+        doc = self._table.peek(doc_id)
+        return None if doc is None else as_record(doc)
 
 
 def _refuse_reserved(fields: Mapping[str, Any]) -> None:
     reserved = RESERVED_FIELDS & fields.keys()
     if reserved:
         raise ValueError(f"these fields cannot be set here: {', '.join(sorted(reserved))}")
+    _refuse_unknown(fields)
+
+
+def _refuse_unknown(fields: Mapping[str, Any]) -> None:
+    """The schema is SendRecord's: a field it does not name is a bug, refused at the write."""
+    unknown = fields.keys() - SEND_FIELDS
+    if unknown:
+        raise ValueError(f"not fields of SendRecord: {', '.join(sorted(unknown))}")

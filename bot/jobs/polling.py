@@ -25,7 +25,7 @@ import enum
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,7 +42,7 @@ from bot.errors import (
 from bot.esms.types import DeliveryReport, SubmitOutcome
 from bot.service import FIRST_POLL_AFTER, SendService
 from storage.clock import Clock, iso, utcnow
-from storage.sends import SendState
+from storage.sends import SendRecord, SendState
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def _at(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _since(record: Mapping[str, Any]) -> datetime:
+def _since(record: SendRecord) -> datetime:
     """When polling's clock started for a send: its acceptance (or its last change)."""
     moment = _at(record.get("accepted_at")) or _at(record.get("updated_at"))
     assert moment is not None
@@ -248,7 +248,7 @@ class DeliveryPoller:
         # every accepted send on each run.
         cutoff, first_cutoff = iso(now), iso(now - POLL_OFFSETS[0])
 
-        def due_at(record: Mapping[str, Any]) -> str | None:
+        def due_at(record: SendRecord) -> str | None:
             if record.get("sandbox"):  # sandbox sends are checked only: eSMS never delivers them
                 return None
             scheduled = record.get("next_poll_at")
@@ -267,9 +267,7 @@ class DeliveryPoller:
         results.update(outcomes)
         return results
 
-    async def _poll_one(
-        self, record: dict[str, Any], now: datetime, gate: asyncio.Semaphore
-    ) -> Step:
+    async def _poll_one(self, record: SendRecord, now: datetime, gate: asyncio.Semaphore) -> Step:
         send_id = record["id"]
         try:
             timeout, learned = await self._timeout(record)
@@ -290,7 +288,7 @@ class DeliveryPoller:
 
     def _conclude(self, polled: _Polled, learned_timeout_ms: int | None) -> Step:
         send_id, report = polled.send_id, polled.report
-        fresh: Mapping[str, Any] | None = self.store.sends.find(send_id)
+        fresh: SendRecord | None = self.store.sends.find(send_id)
         if fresh is None or fresh["state"] != SendState.ACCEPTED:
             return Step.MOVED  # a callback (or a person) got there first
         if learned_timeout_ms is not None:
@@ -301,7 +299,7 @@ class DeliveryPoller:
                 return Step(applied)
         return self._reschedule(polled)
 
-    async def _timeout(self, record: Mapping[str, Any]) -> tuple[timedelta, int | None]:
+    async def _timeout(self, record: SendRecord) -> tuple[timedelta, int | None]:
         """The template's delivery window, and its ms when newly learned (to keep in the
         record, so it is looked up once)."""
         stored = record.get("timeout_ms")
@@ -408,7 +406,7 @@ class DeliveryPoller:
                     results[Step.UNSTUCK] += 1
         cutoff = iso(now)
 
-        def due_at(record: Mapping[str, Any]) -> str | None:
+        def due_at(record: SendRecord) -> str | None:
             if record.get("reconcile_stopped") or record.get("sandbox"):
                 return None
             scheduled = record.get("next_reconcile_at") or ""
@@ -429,7 +427,7 @@ class DeliveryPoller:
         results.update(outcomes)
         return results
 
-    async def _replay_callbacks(self, records: list[dict[str, Any]]) -> dict[str, DeliveryReport]:
+    async def _replay_callbacks(self, records: list[SendRecord]) -> dict[str, DeliveryReport]:
         """GetCallback for the sends made with a CallbackUrl, per OA (≤200 SMSIDs a call)."""
         by_oa: dict[str, list[str]] = {}
         for record in records:
@@ -454,7 +452,7 @@ class DeliveryPoller:
 
     async def _reconcile_known(
         self,
-        record: dict[str, Any],
+        record: SendRecord,
         replayed: DeliveryReport | None,
         now: datetime,
         gate: asyncio.Semaphore,
@@ -486,9 +484,7 @@ class DeliveryPoller:
             log.exception("reconciling send=%s failed; trying again later", send_id)
             return self._later_after_crash(send_id, now)
 
-    async def _resubmit(
-        self, record: dict[str, Any], now: datetime, gate: asyncio.Semaphore
-    ) -> Step:
+    async def _resubmit(self, record: SendRecord, now: datetime, gate: asyncio.Semaphore) -> Step:
         """A lost submit reply: send again with the same RequestId (eSMS deduplicates it)."""
         send_id = record["id"]
         try:
@@ -552,7 +548,7 @@ class DeliveryPoller:
         log.warning("re-submit of send=%s failed: %s", send_id, exc)
         return self._reconcile_later(send_id, now, exc)
 
-    def _first_submit(self, record: Mapping[str, Any]) -> datetime:
+    def _first_submit(self, record: SendRecord) -> datetime:
         """When the send was first submitted (from the audit log; earlier times are safe)."""
         times = [
             _at(event.get("ts"))
@@ -567,7 +563,7 @@ class DeliveryPoller:
         return fallback
 
     def _resume_polling(
-        self, record: Mapping[str, Any], now: datetime, reason: str, **fields: Any
+        self, record: SendRecord, now: datetime, reason: str, **fields: Any
     ) -> Step:
         """unknown → accepted, with a fresh poll schedule."""
         fields.setdefault("accepted_at", record.get("accepted_at") or iso(now))
@@ -625,7 +621,7 @@ class DeliveryPoller:
         return Step.STOPPED
 
 
-def _check_fields(record: Mapping[str, Any], error: EsmsError | None) -> dict[str, Any]:
+def _check_fields(record: SendRecord, error: EsmsError | None) -> dict[str, Any]:
     """`check_error` as it should now read: the last real error, cleared by an answer."""
     if error is not None and not isinstance(error, EsmsNotYetError):
         return {"check_error": str(error)}

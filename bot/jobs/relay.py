@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from bot.posts import CARD, Poster, PostError, posts_new_message
 from storage.clock import iso
 from storage.errors import StoreError
 from storage.outbox import PENDING
+from storage.sends import SendRecord
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ PASS_GAP = timedelta(seconds=0.25)
 # On the send record: {outbox key: when the first attempt to post it began (ISO time)}.
 # Written before Slack is called, so after a crash between "posted" and "marked done" the
 # next attempt knows to look for the message before posting it again.
-TRIED_FIELD = "outbox_tried"
+TRIED_FIELD: Final = "outbox_tried"
 
 
 def _utcnow() -> datetime:
@@ -56,7 +57,7 @@ class _Due:
     order_key: str | None  # the item's send_id as stored: its order among the send's items
     kind: str
     lane: str | None
-    current: Mapping[str, Any] | None  # its send, as stored
+    current: SendRecord | None  # its send, as stored
 
 
 class Relay:
@@ -249,7 +250,7 @@ class Relay:
     async def _post(self, due: _Due, this: _Pass) -> bool:
         """Post the item to Slack and mark it done; False when it must be tried again."""
         item = self.store.outbox.get(due.item_id)
-        record: Mapping[str, Any] = self.store.sends.get(due.send_id)
+        record: SendRecord = self.store.sends.get(due.send_id)
         tried_since = None
         if posts_new_message(due.kind, record):
             tried_since, record = self._note_attempt(item["key"], record)
@@ -285,9 +286,7 @@ class Relay:
             self.store.outbox.mark_done(item["id"], result)
         return True
 
-    def _note_attempt(
-        self, key: str, record: Mapping[str, Any]
-    ) -> tuple[datetime | None, Mapping[str, Any]]:
+    def _note_attempt(self, key: str, record: SendRecord) -> tuple[datetime | None, SendRecord]:
         """Persist that posting `key` begins, before Slack is called (unless already noted).
 
         Returns when an earlier attempt began (None for the first attempt) and the record.

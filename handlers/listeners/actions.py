@@ -23,7 +23,7 @@ from handlers.ui.blocks import (
 )
 from handlers.ui.forms import state_values, text_values
 from handlers.ui.metadata import ApprovalMeta, request_meta
-from storage.sends import SendState
+from storage.sends import SendRecord, SendState
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ async def _tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None
     await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=text)
 
 
-def decided_text(record: dict[str, Any]) -> str:
+def decided_text(record: SendRecord) -> str:
     """Tell a late clicker who decided first (the send may have moved on since)."""
     state = record["state"]
     if state in (SendState.REJECTED, SendState.EXPIRED, SendState.CANCELLED):
@@ -79,7 +79,7 @@ def decided_text(record: dict[str, Any]) -> str:
 
 async def _pending(
     deps: SlackDeps, client: AsyncWebClient, body: dict[str, Any], send_id: str
-) -> dict[str, Any] | None:
+) -> SendRecord | None:
     """The clicked request if it still waits for a decision; otherwise tell the clicker."""
     try:
         record = deps.service.get(send_id)
@@ -103,7 +103,7 @@ async def handle_review(
     approver = await deps.approvers.contains(user, client)
     # Who asks first, then what: a non-approver learns nothing about the request.
     refusal = policy.may_decide(approver=approver)
-    record: dict[str, Any] | None = None
+    record: SendRecord | None = None
     if refusal is None:
         record = await _pending(deps, client, body, send_id)
         if record is None:

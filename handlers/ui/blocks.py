@@ -27,7 +27,7 @@ from bot.esms.types import OfficialAccount, ParamType, Template
 from bot.phones import mask_phone
 from bot.service import CAMPAIGN_MAX, NOTE_MAX, ORDER_ID_MAX, REASON_MAX
 from handlers.ui.metadata import ApprovalMeta, RequestMeta, encode
-from storage.sends import SendState
+from storage.sends import SendRecord, SendState
 
 REQUEST_VIEW = "zns_request"
 APPROVAL_VIEW = "zns_approval"
@@ -46,7 +46,7 @@ _TYPE_WORDS = {
     ParamType.URL: "web address",
 }
 
-STATUS_LINES = {
+STATUS_LINES: dict[str, str] = {
     SendState.PENDING_APPROVAL: ":hourglass_flowing_sand: Waiting for an approver",
     SendState.APPROVED: ":white_check_mark: Sending",
     SendState.SUBMITTING: ":outbox_tray: Sending to eSMS",
@@ -66,7 +66,7 @@ def user_ref(actor: str | None) -> str:
     return f"`{actor}`" if actor else "someone"
 
 
-def sandbox_tag(record: Mapping[str, Any]) -> str:
+def sandbox_tag(record: SendRecord) -> str:
     return " [SANDBOX]" if record.get("sandbox") else ""
 
 
@@ -279,7 +279,7 @@ def _request_fields(values: Mapping[str, str], *, sandbox_choice: bool) -> list[
     return blocks
 
 
-def _details(record: Mapping[str, Any], *, full: bool) -> list[Block]:
+def _details(record: SendRecord, *, full: bool) -> list[Block]:
     phone = record["phone"] if full else mask_phone(record["phone"])
     fields = [
         MarkdownTextObject(text=f"*Requester*\n{user_ref(record.get('requester'))}"),
@@ -315,14 +315,14 @@ def price_text(estimate: Mapping[str, Any] | None) -> str:
     return f"{estimate['total_price']:,.0f} VND"
 
 
-def status_line(record: Mapping[str, Any]) -> str:
+def status_line(record: SendRecord) -> str:
     """The card's status: who decided, then where the send stands now."""
     state = record["state"]
     if state == SendState.REJECTED:
         who = user_ref(record.get("approver"))
         reason = mrkdwn_escape(record.get("reject_reason", ""))
         return f":no_entry_sign: Rejected by {who}: {reason}"
-    line = str(STATUS_LINES.get(state, state))
+    line = STATUS_LINES.get(state, state)
     if state == SendState.FAILED and record.get("error"):
         line += f": {record['error']}"
     if record.get("sms_id") and state in (
@@ -337,7 +337,7 @@ def status_line(record: Mapping[str, Any]) -> str:
     return line
 
 
-def request_card(record: Mapping[str, Any]) -> dict[str, Any]:
+def request_card(record: SendRecord) -> dict[str, Any]:
     """The approvals-channel card: masked phone, preview, price, status, and buttons while open."""
     title = f"ZNS request{sandbox_tag(record)}"
     blocks: list[Block] = [HeaderBlock(text=_plain(title))]
@@ -372,9 +372,7 @@ def request_card(record: Mapping[str, Any]) -> dict[str, Any]:
     return {"text": text, "blocks": [b.to_dict() for b in blocks]}
 
 
-def approval_modal(
-    record: Mapping[str, Any], *, quota: str, metadata: ApprovalMeta
-) -> dict[str, Any]:
+def approval_modal(record: SendRecord, *, quota: str, metadata: ApprovalMeta) -> dict[str, Any]:
     """The approver's modal: full phone and parameters, estimate, OA quota; approve or reject."""
     blocks: list[Block] = []
     if record.get("sandbox"):
@@ -430,7 +428,7 @@ def help_text() -> str:
     )
 
 
-def thread_text(record: Mapping[str, Any], state: str) -> str:
+def thread_text(record: SendRecord, state: str) -> str:
     """The reply posted in the card's thread when a send reaches `state`."""
     tag = sandbox_tag(record)
     who = user_ref(record.get("approver"))
@@ -450,7 +448,7 @@ def thread_text(record: Mapping[str, Any], state: str) -> str:
     return texts.get(state, f"Now {state.replace('_', ' ')}.")
 
 
-def failure_dm(record: Mapping[str, Any], permalink: str | None) -> str:
+def failure_dm(record: SendRecord, permalink: str | None) -> str:
     where = f" (<{permalink}|request thread>)" if permalink else ""
     advice = f"\nWhat to do: {record['suggestion']}." if record.get("suggestion") else ""
     return (
@@ -460,7 +458,7 @@ def failure_dm(record: Mapping[str, Any], permalink: str | None) -> str:
     )
 
 
-def notify_text(record: Mapping[str, Any], permalink: str | None) -> str:
+def notify_text(record: SendRecord, permalink: str | None) -> str:
     """The notification-channel line for a final result: template, phone, requester, link."""
     icon = ":white_check_mark:" if record["state"] == SendState.DELIVERED else ":x:"
     result = (

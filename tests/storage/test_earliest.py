@@ -29,14 +29,14 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def make_send(store: Store, state: SendState, due: str | None) -> str:
-    send_id = store.sends.create({"phone": "0901888484", "due": due}, actor="t")["id"]
+    send_id = store.sends.create({"phone": "0901888484", "next_poll_at": due}, actor="t")["id"]
     for step in ROUTE[state]:
         assert store.sends.transition(send_id, step, actor="t") is not None
     return send_id
 
 
 def due_field(doc: Mapping[str, Any]) -> str | None:
-    return doc.get("due")
+    return doc.get("next_poll_at")
 
 
 def ids(found: list[dict[str, Any]]) -> list[str]:
@@ -77,10 +77,10 @@ async def test_the_results_are_copies(store: Store) -> None:
     before = store.sends.get(send_id)
     found, _ = await store.sends.earliest({S.APPROVED}, due_field, 1)
     found[0]["state"] = "delivered"
-    found[0]["due"] = None
+    found[0]["next_poll_at"] = None
     assert store.sends.get(send_id) == before
     again, _ = await store.sends.earliest({S.APPROVED}, due_field, 1)
-    assert ids(again) == [send_id] and again[0]["due"] == "2026-03-01T09:00"
+    assert ids(again) == [send_id] and again[0]["next_poll_at"] == "2026-03-01T09:00"
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7])
@@ -92,7 +92,7 @@ async def test_small_chunks_find_the_same_as_one(store: Store, chunk: int) -> No
     whole = await store.sends.earliest({S.APPROVED}, due_field, 4, chunk=100)
     assert await store.sends.earliest({S.APPROVED}, due_field, 4, chunk=chunk) == whole
     assert whole[1] == 6
-    assert [send["due"][-5:] for send in whole[0]] == ["09:00", "09:10", "09:10", "09:20"]
+    assert [send["next_poll_at"][-5:] for send in whole[0]] == ["09:00", "09:10", "09:10", "09:20"]
 
 
 async def test_a_send_that_moves_during_the_scan_is_judged_when_reached(store: Store) -> None:
@@ -112,7 +112,7 @@ async def test_a_send_that_moves_during_the_scan_is_judged_when_reached(store: S
         if not seen:
             asyncio.get_running_loop().call_soon(move_two)
         seen.append(doc["id"])
-        return doc["due"]
+        return doc["next_poll_at"]
 
     found, count = await store.sends.earliest({S.APPROVED}, due, 10, chunk=2)
     assert len(seen) == 6  # the unreached one was never offered to `due`

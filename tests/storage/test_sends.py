@@ -265,3 +265,16 @@ def test_a_transition_and_its_audit_event_are_one_write(store: Store) -> None:
     new = store.path.read_text().splitlines()[len(lines) :]
     assert len(new) == 1
     assert {op[1] for op in json.loads(new[0])} == {"sends", "audit", "meta"}
+
+
+def test_a_field_outside_the_schema_is_refused_and_nothing_is_written(store: Store) -> None:
+    send_id = _send_in(store, S.PENDING_APPROVAL)
+    before, size = store.sends.get(send_id), store.path.stat().st_size
+    with pytest.raises(ValueError, match="not fields of SendRecord: sms_idd"):
+        store.sends.update_fields(send_id, sms_idd="SMS1")
+    with pytest.raises(ValueError, match="not fields of SendRecord"):
+        store.sends.transition(send_id, S.APPROVED, actor="U_APP", aprover="U_APP")
+    with pytest.raises(ValueError, match="not fields of SendRecord"):
+        store.sends.create({"phone": "0901888484", "phnoe": "x"}, actor="U_REQ")
+    assert store.sends.get(send_id) == before and store.path.stat().st_size == size
+    assert store.sends.count() == 1
