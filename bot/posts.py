@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from storage.sends import SendRecord
 
-# Outbox kinds. Each item names a send; the Slack side renders it from the send's current
-# record when it is posted, so a retried item never shows stale state.
-CARD = "card"  # post the request card, or update it in place once posted
-THREAD = "thread"  # a reply in the card's thread about one state change
-DM = "dm"  # a direct message to the requester (failures)
-NOTIFY = "notify"  # a line in the notification channel (final states)
-EPHEMERAL = "ephemeral"  # a note only the requester sees (e.g. "your request is posted")
+
+class Kind(enum.StrEnum):
+    """What an outbox item posts. Each item names a send; the Slack side renders it from the
+    send's current record when it is posted, so a retried item never shows stale state.
+    The values are stored in the outbox: kept as they are."""
+
+    CARD = "card"  # post the request card, or update it in place once posted
+    THREAD = "thread"  # a reply in the card's thread about one state change
+    DM = "dm"  # a direct message to the requester (failures)
+    NOTIFY = "notify"  # a line in the notification channel (final states)
+    EPHEMERAL = "ephemeral"  # a note only the requester sees (e.g. "your request is posted")
 
 
-def posts_new_message(kind: str, record: SendRecord) -> bool:
+def posts_new_message(kind: Kind, record: SendRecord) -> bool:
     """True when posting this item adds a message Slack keeps and can show us again.
 
     Such an item is posted exactly once: the relay notes each attempt before it starts,
@@ -25,9 +30,9 @@ def posts_new_message(kind: str, record: SendRecord) -> bool:
     already posted is updated in place (idempotent by nature), and an ephemeral cannot be
     looked up afterwards, so neither needs this.
     """
-    if kind == CARD:
+    if kind == Kind.CARD:
         return not record.get("card_ts")
-    return kind in (THREAD, DM, NOTIFY)
+    return kind in (Kind.THREAD, Kind.DM, Kind.NOTIFY)
 
 
 class PostError(Exception):
@@ -44,7 +49,7 @@ class PostError(Exception):
 class Poster(Protocol):
     """Posts outbox items to Slack."""
 
-    def pace_key(self, kind: str, record: SendRecord, payload: Mapping[str, Any]) -> str | None:
+    def pace_key(self, kind: Kind, record: SendRecord, payload: Mapping[str, Any]) -> str | None:
         """Where the item will post, for pacing: a channel id, or a per-user lane for DMs and
         ephemerals. Items with the same key go out about one per second. None: no pacing.
         Once the send has its card (`card_ts`) an item's key must not change: the relay
@@ -53,7 +58,7 @@ class Poster(Protocol):
 
     async def post(
         self,
-        kind: str,
+        kind: Kind,
         record: SendRecord,
         payload: Mapping[str, Any],
         *,

@@ -18,7 +18,7 @@ from bot.esms.client import EsmsClient
 from bot.esms.types import Quota, SubmitOutcome, Template, ZnsMessage
 from bot.ops.logs import log_event
 from bot.phones import normalize_phone
-from bot.posts import CARD, DM, EPHEMERAL, NOTIFY, THREAD
+from bot.posts import Kind
 from bot.templates import TemplateCatalogue, validate_params
 from storage.clock import iso
 from storage.sends import SendRecord, SendState
@@ -236,10 +236,10 @@ class SendService:
     ) -> SendRecord:
         record = self.store.sends.create(fields, actor=actor, reason="requested")
         if origin == "slack":
-            self._queue(record, CARD, f"{record['id']}:card:created")
+            self._queue(record, Kind.CARD, f"{record['id']}:card:created")
             self._queue(
                 record,
-                EPHEMERAL,
+                Kind.EPHEMERAL,
                 f"{record['id']}:posted",
                 {"channel": reply_channel, "user": actor},
             )
@@ -314,22 +314,22 @@ class SendService:
         if record.get("origin") != "slack":
             return
         send_id, state, version = record["id"], record["state"], record.get("version")
-        self._queue(record, CARD, f"{send_id}:card:{version}")
+        self._queue(record, Kind.CARD, f"{send_id}:card:{version}")
         if state in THREAD_STATES:
             # keyed by version: a state re-entered later (unknown → accepted → unknown) is
             # news again, while a replayed transition can never queue a second reply
             key = f"{send_id}:thread:{state}:{version}"
-            self._queue(record, THREAD, key, {"state": state})
+            self._queue(record, Kind.THREAD, key, {"state": state})
         if state == SendState.FAILED:
-            self._queue(record, DM, f"{send_id}:dm:{state}", {"state": state})
+            self._queue(record, Kind.DM, f"{send_id}:dm:{state}", {"state": state})
         if state in (SendState.DELIVERED, SendState.FAILED):
-            self._queue(record, NOTIFY, f"{send_id}:notify:{state}", {"state": state})
+            self._queue(record, Kind.NOTIFY, f"{send_id}:notify:{state}", {"state": state})
         self._kick()
 
     def _queue(
         self,
         record: SendRecord,
-        kind: str,
+        kind: Kind,
         key: str,
         payload: Mapping[str, Any] | None = None,
     ) -> None:

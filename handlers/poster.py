@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.posts import CARD, DM, EPHEMERAL, NOTIFY, THREAD, PostError
+from bot.posts import Kind, PostError
 from handlers.ui.blocks import failure_dm, notify_text, posted_text, request_card, thread_text
 from storage.sends import SendRecord
 
@@ -72,24 +72,24 @@ class SlackPoster:
         self.settings = settings
         self.approval_channel: str = settings.zns_approval_channel
 
-    def pace_key(self, kind: str, record: SendRecord, payload: Mapping[str, Any]) -> str | None:
-        if kind == CARD:
+    def pace_key(self, kind: Kind, record: SendRecord, payload: Mapping[str, Any]) -> str | None:
+        if kind == Kind.CARD:
             return record.get("card_channel") or self.approval_channel
-        if kind == THREAD:
+        if kind == Kind.THREAD:
             return record.get("card_channel")
-        if kind == NOTIFY:
+        if kind == Kind.NOTIFY:
             return self.settings.zns_notify_channel or None
-        if kind == DM:
+        if kind == Kind.DM:
             user = slack_user(record.get("requester"))
-            return f"dm:{user}" if user else None  # one DM channel per user
-        if kind == EPHEMERAL:
+            return f"dm:{user}" if user else None  # one Kind.DM channel per user
+        if kind == Kind.EPHEMERAL:
             user = slack_user(payload.get("user"))
             return f"ephemeral:{user}" if user else None
         return None
 
     async def post(
         self,
-        kind: str,
+        kind: Kind,
         record: SendRecord,
         payload: Mapping[str, Any],
         *,
@@ -113,13 +113,13 @@ class SlackPoster:
 
     async def _post_item(
         self,
-        kind: str,
+        kind: Kind,
         record: SendRecord,
         payload: Mapping[str, Any],
         key: str,
         tried_since: datetime | None,
     ) -> dict[str, Any]:
-        if kind == CARD:
+        if kind == Kind.CARD:
             card = request_card(record)
             if record.get("card_ts"):
                 # Re-renders the current state: repeating it is harmless.
@@ -128,7 +128,7 @@ class SlackPoster:
                 )
                 return {"channel": record["card_channel"], "ts": record["card_ts"]}
             return await self._post(key, tried_since, channel=self.approval_channel, **card)
-        if kind == THREAD:
+        if kind == Kind.THREAD:
             text = thread_text(record, payload.get("state") or record["state"])
             return await self._post(
                 key,
@@ -137,7 +137,7 @@ class SlackPoster:
                 thread_ts=record["card_ts"],
                 text=text,
             )
-        if kind == EPHEMERAL:
+        if kind == Kind.EPHEMERAL:
             # At least once: Slack keeps no ephemeral we could look for, so a retry after a
             # lost reply may show the note twice (to one person, and it fades).
             user = slack_user(payload.get("user"))
@@ -152,16 +152,16 @@ class SlackPoster:
             except SlackApiError as exc:
                 if exc.response.get("error") not in ("channel_not_found", "not_in_channel"):
                     raise
-                # /zns in a channel the bot is not in: tell them by DM instead.
+                # /zns in a channel the bot is not in: tell them by Kind.DM instead.
                 return await self._dm(user, key, None, posted_text(link))
             return {"channel": channel}
-        if kind == DM:
+        if kind == Kind.DM:
             user = slack_user(record.get("requester"))
             if not user:
                 return {"skipped": "no Slack user"}
             text = failure_dm(record, await self._permalink(record))
             return await self._dm(user, key, tried_since, text)
-        if kind == NOTIFY:
+        if kind == Kind.NOTIFY:
             if not self.settings.zns_notify_channel:
                 return {"skipped": "ZNS_NOTIFY_CHANNEL is not set"}
             text = payload.get("text") or notify_text(record, await self._permalink(record))

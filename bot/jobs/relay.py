@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from bot.posts import CARD, Poster, PostError, posts_new_message
+from bot.posts import Kind, Poster, PostError, posts_new_message
 from storage.clock import iso
 from storage.errors import StoreError
 from storage.outbox import PENDING
@@ -55,7 +55,7 @@ class _Due:
     item_id: int
     send_id: str  # "" when the item names none
     order_key: str | None  # the item's send_id as stored: its order among the send's items
-    kind: str
+    kind: Kind
     lane: str | None
     current: SendRecord | None  # its send, as stored
 
@@ -211,7 +211,11 @@ class Relay:
         if send_id in this.blocked:
             return None
         current = self.store.sends.view(send_id) if send_id else None
-        kind = live["kind"]
+        try:
+            kind = Kind(live["kind"])
+        except ValueError:  # nothing here can post it: settled, so it holds nothing up
+            self.store.outbox.mark_done(item_id, {"skipped": f"unknown kind {live['kind']}"})
+            return None
         lane = self.poster.pace_key(kind, current, live.get("payload") or {}) if current else None
         if current and current.get("card_ts"):
             self._lanes[item_id] = (send_id, lane)
@@ -232,11 +236,11 @@ class Relay:
         if current is None:
             outbox.mark_done(due.item_id, {"skipped": "the send no longer exists"})
             return True
-        if due.kind == CARD and send_id in this.carded:
+        if due.kind == Kind.CARD and send_id in this.carded:
             # A card renders the send's current state, so one refresh covers them all.
             outbox.mark_done(due.item_id, {"coalesced": True})
             return True
-        if due.kind != CARD and not current.get("card_ts"):
+        if due.kind != Kind.CARD and not current.get("card_ts"):
             this.blocked.add(send_id)  # thread replies and links need the card first
             return True
         free_at = self._free_at(due.lane) if due.lane else None
@@ -276,10 +280,10 @@ class Relay:
             return False
         if due.lane and not result.get("recovered"):
             self._spend(due.lane)
-        if due.kind == CARD and not result.get("recovered"):
+        if due.kind == Kind.CARD and not result.get("recovered"):
             this.carded.add(due.send_id)  # a found-again card shows old state: the next renders
         with self.store.db.transaction():  # the card's ts and "done" are kept together
-            if due.kind == CARD and not record.get("card_ts") and result.get("ts"):
+            if due.kind == Kind.CARD and not record.get("card_ts") and result.get("ts"):
                 self.store.sends.update_fields(
                     due.send_id, card_channel=result["channel"], card_ts=result["ts"]
                 )

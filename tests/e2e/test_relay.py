@@ -20,7 +20,7 @@ import pytest
 from bot.app import slack_client
 from bot.jobs.relay import Relay
 from bot.jobs.scheduler import kick_relay
-from bot.posts import DM, NOTIFY, THREAD, PostError
+from bot.posts import Kind, PostError
 from handlers.poster import OUTBOX_EVENT, SlackPoster
 from tests.harness import APPROVAL_CHANNEL, NOTIFY_CHANNEL, bot_settings, request_order, running_bot
 
@@ -93,9 +93,9 @@ async def poster(tmp_path, slack_standin, esms_standin):
 @pytest.mark.parametrize(
     ("kind", "looks_with"),
     [
-        (THREAD, "conversations.replies"),
-        (NOTIFY, "conversations.history"),
-        (DM, "conversations.history"),
+        (Kind.THREAD, "conversations.replies"),
+        (Kind.NOTIFY, "conversations.history"),
+        (Kind.DM, "conversations.history"),
     ],
 )
 async def test_a_post_carries_its_key_and_a_retry_finds_it_instead_of_posting_again(
@@ -121,9 +121,9 @@ async def test_a_retry_posts_when_the_earlier_attempt_left_nothing(poster, slack
     key = f"{record['id']}:thread:failed"
     slack_standin.inject("chat.postMessage", status=500)
     with pytest.raises(PostError):
-        await slack.post(THREAD, record, {}, key=key)
+        await slack.post(Kind.THREAD, record, {}, key=key)
     tried_since = datetime.now(UTC)
-    result = await slack.post(THREAD, record, {}, key=key, tried_since=tried_since)
+    result = await slack.post(Kind.THREAD, record, {}, key=key, tried_since=tried_since)
     assert "recovered" not in result
     assert [m["text"] for m in slack_standin.thread(APPROVAL_CHANNEL, record["card_ts"])] == [
         ":x: Not sent: the phone has no Zalo account"
@@ -135,12 +135,12 @@ async def test_a_5xx_is_left_to_the_relay_but_a_429_is_retried_inline(poster, sl
     slack, record = poster
     slack_standin.inject("chat.postMessage", status=500)
     with pytest.raises(PostError):
-        await slack.post(NOTIFY, record, {}, key="k-500")
+        await slack.post(Kind.NOTIFY, record, {}, key="k-500")
     assert [c.status for c in slack_standin.calls("chat.postMessage")][1:] == [500]
 
     slack_standin.inject("chat.postMessage", status=429, retry_after=0, times=3)
     with pytest.raises(PostError) as limited:
-        await slack.post(NOTIFY, record, {}, key="k-429")
+        await slack.post(Kind.NOTIFY, record, {}, key="k-429")
     assert limited.value.retry_after == 0.0  # Slack's Retry-After, for the relay to honour
     assert [c.status for c in slack_standin.calls("chat.postMessage")][2:] == [429, 429, 429]
 
@@ -151,7 +151,9 @@ async def test_when_slack_will_not_show_history_the_item_is_still_posted(
     slack, record = poster
     slack_standin.inject("conversations.history", error="missing_scope")
     caplog.set_level(logging.WARNING)
-    result = await slack.post(NOTIFY, record, {}, key="k-notify", tried_since=datetime.now(UTC))
+    result = await slack.post(
+        Kind.NOTIFY, record, {}, key="k-notify", tried_since=datetime.now(UTC)
+    )
     assert result["channel"] == NOTIFY_CHANNEL and "recovered" not in result
     assert len(slack_standin.messages(NOTIFY_CHANNEL)) == 1
     assert any("cannot look for k-notify" in r.getMessage() for r in caplog.records)
@@ -217,7 +219,7 @@ async def test_a_crash_between_posted_and_marked_done_posts_nothing_twice(
 
         def dies_after_the_first_reply(item_id: int, result: dict[str, Any]) -> None:
             # Slack has the reply; the process dies before its store says so, and stays dead.
-            if dead.is_set() or outbox.get(item_id)["kind"] == THREAD:
+            if dead.is_set() or outbox.get(item_id)["kind"] == Kind.THREAD:
                 dead.set()
                 raise RuntimeError("simulated crash")
             mark_done(item_id, result)

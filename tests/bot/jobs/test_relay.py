@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.jobs.relay import PASS_GAP, TRIED_FIELD, Relay
-from bot.posts import CARD, DM, EPHEMERAL, NOTIFY, THREAD, PostError
+from bot.posts import Kind, PostError
 from storage.store import Store
 
 APPROVALS = "C0APPROVALS"
@@ -50,9 +50,9 @@ class FakeSlack:
     def pace_key(
         self, kind: str, record: Mapping[str, Any], payload: Mapping[str, Any]
     ) -> str | None:
-        if kind == NOTIFY:
+        if kind == Kind.NOTIFY:
             return NOTES
-        if kind == EPHEMERAL:
+        if kind == Kind.EPHEMERAL:
             return f"ephemeral:{payload.get('user')}"
         return record.get("card_channel") or payload.get("channel") or APPROVALS
 
@@ -76,7 +76,7 @@ class FakeSlack:
             for message in self.messages:
                 if message["key"] == key:
                     return {"channel": message["channel"], "ts": message["ts"], "recovered": True}
-        if kind == CARD and record.get("card_ts"):
+        if kind == Kind.CARD and record.get("card_ts"):
             return {"channel": record["card_channel"], "ts": record["card_ts"]}  # an update
         ts = f"1790000000.{len(self.messages) + 1:06d}"
         self.messages.append({"key": key, "channel": channel, "ts": ts, "at": self.clock()})
@@ -137,9 +137,9 @@ def item(store: Store, key: str) -> dict[str, Any]:
 
 
 async def test_one_post_per_second_per_channel_while_other_channels_go_out(store, slack, clock):
-    first = queue(store, a_send(store, "s1"), THREAD, "approved")
-    second = queue(store, a_send(store, "s2"), THREAD, "approved")
-    elsewhere = queue(store, a_send(store, "s3", channel=OTHER), THREAD, "approved")
+    first = queue(store, a_send(store, "s1"), Kind.THREAD, "approved")
+    second = queue(store, a_send(store, "s2"), Kind.THREAD, "approved")
+    elsewhere = queue(store, a_send(store, "s3", channel=OTHER), Kind.THREAD, "approved")
     relay = relay_for(store, slack, clock)
 
     assert await relay.drain() == 2
@@ -161,8 +161,8 @@ async def test_one_post_per_second_per_channel_while_other_channels_go_out(store
 async def test_a_paced_channels_backlog_does_not_hide_other_channels(store, slack, clock):
     """Far more items wait for one channel than a pass posts; another channel's item,
     queued last, still goes out in the first pass."""
-    backlog = [queue(store, a_send(store, f"s{n}"), THREAD, "approved") for n in range(150)]
-    other = queue(store, a_send(store, "late", channel=OTHER), THREAD, "approved")
+    backlog = [queue(store, a_send(store, f"s{n}"), Kind.THREAD, "approved") for n in range(150)]
+    other = queue(store, a_send(store, "late", channel=OTHER), Kind.THREAD, "approved")
     relay = relay_for(store, slack, clock)
     assert await relay.drain(limit=10) == 2
     assert slack.posted() == [backlog[0], other]
@@ -175,7 +175,7 @@ async def test_a_paced_backlog_is_skipped_unread_once_its_lane_is_known(
     store, slack, clock, monkeypatch
 ):
     """Passes come several times a second: items of a lane that waits are not read again."""
-    backlog = [queue(store, a_send(store, f"s{n}"), THREAD, "approved") for n in range(150)]
+    backlog = [queue(store, a_send(store, f"s{n}"), Kind.THREAD, "approved") for n in range(150)]
     relay = relay_for(store, slack, clock)
     assert await relay.drain() == 1  # the first pass reads every item, once
     reads: list[int] = []
@@ -183,7 +183,7 @@ async def test_a_paced_backlog_is_skipped_unread_once_its_lane_is_known(
     monkeypatch.setattr(
         store.outbox, "view", lambda item_id: reads.append(item_id) or view(item_id)
     )
-    late = queue(store, a_send(store, "late", channel=OTHER), THREAD, "approved")
+    late = queue(store, a_send(store, "late", channel=OTHER), Kind.THREAD, "approved")
     assert await relay.drain() == 1  # the channel still waits; the new one goes out
     assert slack.posted() == [backlog[0], late]
     assert len(reads) <= 3  # the first waiting item, and the new one (read, then posted)
@@ -208,8 +208,8 @@ async def test_run_until_idle_waits_out_the_pace_without_blocking_other_channels
         napping.set()
         await asyncio.Event().wait()
 
-    first = queue(store, a_send(store, "s1"), THREAD, "approved")
-    second = queue(store, a_send(store, "s2"), THREAD, "approved")
+    first = queue(store, a_send(store, "s1"), Kind.THREAD, "approved")
+    second = queue(store, a_send(store, "s2"), Kind.THREAD, "approved")
     # a 5 s pace: its waits cannot be mistaken for the gap between passes
     relay = relay_for(store, slack, clock, sleep=nap_until_cancelled, pace=5.0)
     running = asyncio.create_task(relay.run_until_idle())
@@ -217,7 +217,7 @@ async def test_run_until_idle_waits_out_the_pace_without_blocking_other_channels
     assert slack.posted() == [first] and relay.busy
 
     napping.clear()
-    elsewhere = queue(store, a_send(store, "s3", channel=OTHER), THREAD, "approved")
+    elsewhere = queue(store, a_send(store, "s3", channel=OTHER), Kind.THREAD, "approved")
     assert relay.request_run() is True  # the running drain takes it
     await asyncio.wait_for(napping.wait(), 5)
     assert slack.posted() == [first, elsewhere]  # out while the approvals channel still waits
@@ -237,7 +237,7 @@ async def test_run_until_idle_naps_the_pace_between_posts(store, slack, clock):
         naps.append(seconds)
         clock.advance(seconds)
 
-    keys = [queue(store, a_send(store, f"s{n}"), THREAD, "approved") for n in range(3)]
+    keys = [queue(store, a_send(store, f"s{n}"), Kind.THREAD, "approved") for n in range(3)]
     relay = relay_for(store, slack, clock, sleep=nap)
     assert await relay.run_until_idle() == 3
     assert slack.posted() == keys
@@ -249,7 +249,7 @@ async def test_run_until_idle_naps_the_pace_between_posts(store, slack, clock):
 
 
 async def test_a_burst_allowance_lets_a_few_posts_out_at_once(store, slack, clock):
-    keys = [queue(store, a_send(store, f"s{n}"), THREAD, "approved") for n in range(4)]
+    keys = [queue(store, a_send(store, f"s{n}"), Kind.THREAD, "approved") for n in range(4)]
     relay = relay_for(store, slack, clock, burst=3)
     assert await relay.drain() == 3
     clock.advance(1.0)
@@ -258,9 +258,9 @@ async def test_a_burst_allowance_lets_a_few_posts_out_at_once(store, slack, cloc
 
 
 async def test_ephemerals_are_paced_per_user_and_dms_per_dm(store, slack, clock):
-    one = queue(store, a_send(store, "s1"), EPHEMERAL, "posted", user="U1")
-    two = queue(store, a_send(store, "s2"), EPHEMERAL, "posted", user="U2")
-    again = queue(store, a_send(store, "s3"), EPHEMERAL, "posted", user="U1")
+    one = queue(store, a_send(store, "s1"), Kind.EPHEMERAL, "posted", user="U1")
+    two = queue(store, a_send(store, "s2"), Kind.EPHEMERAL, "posted", user="U2")
+    again = queue(store, a_send(store, "s3"), Kind.EPHEMERAL, "posted", user="U1")
     relay = relay_for(store, slack, clock)
     assert await relay.drain() == 2
     assert slack.posted() == [one, two]
@@ -273,9 +273,9 @@ async def test_ephemerals_are_paced_per_user_and_dms_per_dm(store, slack, clock)
 
 
 async def test_retry_after_holds_the_item_and_its_channel(store, slack, clock):
-    limited = queue(store, a_send(store, "s1"), THREAD, "approved")
-    same_channel = queue(store, a_send(store, "s2"), THREAD, "approved")
-    elsewhere = queue(store, a_send(store, "s3", channel=OTHER), THREAD, "approved")
+    limited = queue(store, a_send(store, "s1"), Kind.THREAD, "approved")
+    same_channel = queue(store, a_send(store, "s2"), Kind.THREAD, "approved")
+    elsewhere = queue(store, a_send(store, "s3", channel=OTHER), Kind.THREAD, "approved")
     slack.failures[limited] = [PostError("Slack refused thread: ratelimited", retry_after=5)]
     relay = relay_for(store, slack, clock)
     start = clock()
@@ -297,10 +297,10 @@ async def test_retry_after_holds_the_item_and_its_channel(store, slack, clock):
 
 async def test_a_sends_items_keep_their_order_behind_a_failure(store, slack, clock):
     send = a_send(store, "s1", channel=None)
-    card = queue(store, send, CARD, "created")
-    approved = queue(store, send, THREAD, "approved")
-    accepted = queue(store, send, THREAD, "accepted")
-    failed_dm = queue(store, send, DM, "failed")
+    card = queue(store, send, Kind.CARD, "created")
+    approved = queue(store, send, Kind.THREAD, "approved")
+    accepted = queue(store, send, Kind.THREAD, "accepted")
+    failed_dm = queue(store, send, Kind.DM, "failed")
     slack.failures[approved] = [PostError("Slack refused thread: internal_error")]
     relay = relay_for(store, slack, clock, pace=0)
 
@@ -316,8 +316,8 @@ async def test_a_sends_items_keep_their_order_behind_a_failure(store, slack, clo
 
 async def test_thread_replies_wait_for_the_card(store, slack, clock):
     send = a_send(store, "s1", channel=None)
-    card = queue(store, send, CARD, "created")
-    reply = queue(store, send, THREAD, "approved")
+    card = queue(store, send, Kind.CARD, "created")
+    reply = queue(store, send, Kind.THREAD, "approved")
     slack.failures[card] = [PostError("Slack refused card: internal_error")]
     relay = relay_for(store, slack, clock, pace=0)
     assert await relay.drain() == 0
@@ -327,8 +327,22 @@ async def test_thread_replies_wait_for_the_card(store, slack, clock):
     assert slack.posted() == [card, reply]
 
 
+async def test_an_item_of_a_kind_nothing_can_post_is_settled_and_holds_nothing_up(
+    store, slack, clock
+):
+    send = a_send(store, "s1", channel=None)
+    card = queue(store, send, Kind.CARD, "created")
+    fax = queue(store, send, "fax", "sent")  # written by a version with more kinds
+    reply = queue(store, send, Kind.THREAD, "approved")
+    relay = relay_for(store, slack, clock, pace=0)
+    assert await relay.run_until_idle() == 2
+    assert slack.posted() == [card, reply]
+    assert item(store, fax)["status"] == "done"
+    assert item(store, fax)["result"] == {"skipped": "unknown kind fax"}
+
+
 async def test_backoff_doubles_and_is_capped(store, slack, clock):
-    key = queue(store, a_send(store, "s1"), THREAD, "approved")
+    key = queue(store, a_send(store, "s1"), Kind.THREAD, "approved")
     relay = relay_for(store, slack, clock, base_backoff=1.0, max_backoff=8.0)
     slack.down = True
     delays = []
@@ -344,8 +358,8 @@ async def test_backoff_doubles_and_is_capped(store, slack, clock):
 
 async def test_an_outage_loses_nothing_and_the_backlog_goes_out_once_in_order(store, slack, clock):
     sends = [a_send(store, f"s{n}", channel=APPROVALS if n % 2 else OTHER) for n in range(4)]
-    keys = {s: [queue(store, s, THREAD, st) for st in ("approved", "accepted")] for s in sends}
-    keys |= {s: [*keys[s], queue(store, s, NOTIFY, "delivered")] for s in sends}
+    keys = {s: [queue(store, s, Kind.THREAD, st) for st in ("approved", "accepted")] for s in sends}
+    keys |= {s: [*keys[s], queue(store, s, Kind.NOTIFY, "delivered")] for s in sends}
     relay = relay_for(store, slack, clock)
     slack.down = True
     for _ in range(5):
@@ -367,8 +381,8 @@ async def test_an_outage_loses_nothing_and_the_backlog_goes_out_once_in_order(st
 
 
 async def test_a_notifier_bug_is_retried_later_and_stalls_nothing_else(store, slack, clock):
-    broken = queue(store, a_send(store, "s1"), THREAD, "approved")
-    fine = queue(store, a_send(store, "s2", channel=OTHER), THREAD, "approved")
+    broken = queue(store, a_send(store, "s1"), Kind.THREAD, "approved")
+    fine = queue(store, a_send(store, "s2", channel=OTHER), Kind.THREAD, "approved")
     slack.failures[broken] = [KeyError("card_ts")]
     relay = relay_for(store, slack, clock)
     assert await relay.drain() == 1
@@ -385,7 +399,7 @@ async def test_a_second_run_while_one_is_busy_waits_for_it(store, slack, clock):
         await asyncio.sleep(0)
         clock.advance(seconds)
 
-    keys = [queue(store, a_send(store, f"s{n}"), THREAD, "approved") for n in range(2)]
+    keys = [queue(store, a_send(store, f"s{n}"), Kind.THREAD, "approved") for n in range(2)]
     relay = relay_for(store, slack, clock, sleep=nap)
     first = asyncio.create_task(relay.run_until_idle())
     await asyncio.wait_for(naps.wait(), 5)
@@ -398,7 +412,7 @@ async def test_a_second_run_while_one_is_busy_waits_for_it(store, slack, clock):
 
 
 async def test_the_first_attempt_is_noted_before_slack_is_called(store, slack, clock):
-    key = queue(store, a_send(store, "s1"), THREAD, "approved")
+    key = queue(store, a_send(store, "s1"), Kind.THREAD, "approved")
     relay = relay_for(store, slack, clock)
     await relay.drain()
     assert slack.attempts == [(key, None)]  # nothing to look for the first time
@@ -422,12 +436,12 @@ def crash_once_after_posting(store: Store, key: str) -> Callable[[], bool]:
     return lambda: bool(crashed)
 
 
-@pytest.mark.parametrize("kind", [THREAD, NOTIFY, DM])
+@pytest.mark.parametrize("kind", [Kind.THREAD, Kind.NOTIFY, Kind.DM])
 async def test_a_crash_between_posted_and_marked_done_posts_nothing_twice(
     store, slack, clock, kind
 ):
     key = queue(store, a_send(store, "s1"), kind, "failed")
-    after = queue(store, "s1", NOTIFY if kind != NOTIFY else DM, "after")
+    after = queue(store, "s1", Kind.NOTIFY if kind != Kind.NOTIFY else Kind.DM, "after")
     crashed = crash_once_after_posting(store, key)
     with pytest.raises(SystemExit):
         await relay_for(store, slack, clock).drain()
@@ -447,8 +461,8 @@ async def test_a_crash_between_posted_and_marked_done_posts_nothing_twice(
 
 async def test_a_card_recovered_after_a_crash_is_the_one_threads_go_under(store, slack, clock):
     send = a_send(store, "s1", channel=None)
-    card = queue(store, send, CARD, "created")
-    reply = queue(store, send, THREAD, "approved")
+    card = queue(store, send, Kind.CARD, "created")
+    reply = queue(store, send, Kind.THREAD, "approved")
     crash_once_after_posting(store, card)
     with pytest.raises(SystemExit):
         await relay_for(store, slack, clock).drain()
@@ -461,7 +475,7 @@ async def test_a_card_recovered_after_a_crash_is_the_one_threads_go_under(store,
 
 
 async def test_a_lost_reply_is_looked_for_not_posted_again(store, slack, clock):
-    key = queue(store, a_send(store, "s1"), THREAD, "approved")
+    key = queue(store, a_send(store, "s1"), Kind.THREAD, "approved")
     slack.lost_replies.add(key)
     relay = relay_for(store, slack, clock)
     assert await relay.drain() == 0
@@ -473,7 +487,7 @@ async def test_a_lost_reply_is_looked_for_not_posted_again(store, slack, clock):
 
 
 async def test_a_failed_attempt_that_posted_nothing_is_posted_on_retry(store, slack, clock):
-    key = queue(store, a_send(store, "s1"), THREAD, "approved")
+    key = queue(store, a_send(store, "s1"), Kind.THREAD, "approved")
     slack.failures[key] = [PostError("Slack refused thread: internal_error")]
     relay = relay_for(store, slack, clock)
     await relay.drain()
@@ -485,8 +499,8 @@ async def test_a_failed_attempt_that_posted_nothing_is_posted_on_retry(store, sl
 
 
 async def test_card_updates_and_ephemerals_are_not_looked_for(store, slack, clock):
-    update = queue(store, a_send(store, "s1"), CARD, "3")
-    note = queue(store, a_send(store, "s2"), EPHEMERAL, "posted", user="U1")
+    update = queue(store, a_send(store, "s1"), Kind.CARD, "3")
+    note = queue(store, a_send(store, "s2"), Kind.EPHEMERAL, "posted", user="U1")
     slack.failures[update] = [PostError("Slack refused card: internal_error")]
     slack.failures[note] = [PostError("Slack refused ephemeral: internal_error")]
     relay = relay_for(store, slack, clock, pace=0)
@@ -500,12 +514,12 @@ async def test_card_updates_and_ephemerals_are_not_looked_for(store, slack, cloc
 
 
 async def test_a_recovered_message_takes_no_turn_in_the_pace(store, slack, clock):
-    key = queue(store, a_send(store, "s1"), THREAD, "approved")
+    key = queue(store, a_send(store, "s1"), Kind.THREAD, "approved")
     slack.lost_replies.add(key)
     relay = relay_for(store, slack, clock)
     await relay.drain()
     clock.advance(1.0)
-    nxt = queue(store, a_send(store, "s2"), THREAD, "approved")
+    nxt = queue(store, a_send(store, "s2"), Kind.THREAD, "approved")
     assert await relay.drain() == 2  # the found one posted nothing, so the next goes at once
     assert slack.posted() == [key, nxt]
 
@@ -517,8 +531,8 @@ async def test_aclose_ends_a_pacing_wait_and_later_runs_do_nothing(store, slack,
         napping.set()
         await asyncio.Event().wait()
 
-    first = queue(store, a_send(store, "s1"), THREAD, "approved")
-    queue(store, a_send(store, "s2"), THREAD, "approved")
+    first = queue(store, a_send(store, "s1"), Kind.THREAD, "approved")
+    queue(store, a_send(store, "s2"), Kind.THREAD, "approved")
     relay = relay_for(store, slack, clock, sleep=nap_until_cancelled)
     running = asyncio.create_task(relay.run_until_idle())
     await asyncio.wait_for(napping.wait(), 5)
