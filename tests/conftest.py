@@ -53,12 +53,15 @@ async def esms_client(esms_standin: EsmsStandIn) -> AsyncIterator[EsmsClient]:
 
 
 @pytest.fixture
-def closed_port_url() -> str:
-    """An http URL on 127.0.0.1 where nothing listens (connections are refused)."""
+def closed_port_url() -> Iterator[str]:
+    """An http URL on 127.0.0.1 where nothing listens (connections are refused).
+
+    The port stays bound, never listening, for the whole test: a port merely freed could
+    be taken meanwhile by a server of pytest-xdist's other worker.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
 
 
 @dataclass(frozen=True)

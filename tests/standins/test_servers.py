@@ -7,7 +7,7 @@ import contextlib
 import signal
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sized
 from contextlib import AbstractAsyncContextManager
 
 import httpx
@@ -30,9 +30,17 @@ def _app(
     return Starlette(routes=[Route("/hello", _hello)], lifespan=lifespan)
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
+async def _no_longer_served(url: str, calls: Sized) -> bool:
+    """Nothing of this test answers at `url` any more. The port itself may already serve
+    another test (pytest-xdist's other worker takes free ports too), so the question is
+    whether a request still reaches this test's app, which records every call."""
+    before = len(calls)
+    try:
+        async with httpx.AsyncClient(trust_env=False, timeout=2) as client:
+            await client.get(f"{url}/where")
+    except httpx.TransportError:
+        return True
+    return len(calls) == before
 
 
 def test_loopback_socket_binds_a_free_tcp_port() -> None:
@@ -59,7 +67,7 @@ async def test_serve_in_loop_answers_over_real_http_in_the_same_loop() -> None:
             assert reply.text == "hello zns"
             assert (await client.get("/where")).text == "here"
     assert seen_loops == [asyncio.get_running_loop()]
-    assert _port_is_free(int(url.rsplit(":", 1)[1]))
+    assert await _no_longer_served(url, seen_loops)
 
 
 async def test_serve_in_loop_runs_the_lifespan() -> None:
@@ -108,13 +116,20 @@ async def test_serve_in_loop_leaves_the_signal_handlers_alone() -> None:
 
 
 async def test_loop_server_exposes_its_port_and_refuses_a_second_start() -> None:
-    server = LoopServer(_app(), lifespan="off")
+    calls: list[object] = []
+
+    async def where(request: Request) -> Response:
+        calls.append(request)
+        return PlainTextResponse("here")
+
+    server = LoopServer(Starlette(routes=[Route("/where", where)]), lifespan="off")
     async with server:
         assert server.port > 0
         assert server.url == f"http://127.0.0.1:{server.port}"
         with pytest.raises(RuntimeError, match="already started"):
             await server.start()
-    assert _port_is_free(server.port)
+        assert not await _no_longer_served(server.url, calls)  # the probe does see it live
+    assert await _no_longer_served(server.url, calls)
 
 
 def test_server_thread_serves_from_its_own_thread() -> None:
@@ -138,7 +153,7 @@ def test_server_thread_serves_from_its_own_thread() -> None:
     assert threads[0].name == f"asgi-{server.port}"
     with pytest.raises(RuntimeError, match="the server is not running"):
         server.loop  # noqa: B018
-    assert _port_is_free(server.port)
+    assert asyncio.run(_no_longer_served(server.url, threads))
 
 
 async def test_server_thread_works_from_async_code() -> None:
