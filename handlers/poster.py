@@ -81,7 +81,7 @@ class SlackPoster:
             return self.settings.zns_notify_channel or None
         if kind == Kind.DM:
             user = slack_user(record.get("requester"))
-            return f"dm:{user}" if user else None  # one Kind.DM channel per user
+            return f"dm:{user}" if user else None  # one DM channel per user
         if kind == Kind.EPHEMERAL:
             user = slack_user(payload.get("user"))
             return f"ephemeral:{user}" if user else None
@@ -152,7 +152,7 @@ class SlackPoster:
             except SlackApiError as exc:
                 if exc.response.get("error") not in ("channel_not_found", "not_in_channel"):
                     raise
-                # /zns in a channel the bot is not in: tell them by Kind.DM instead.
+                # /zns in a channel the bot is not in: tell them by DM instead.
                 return await self._dm(user, key, None, posted_text(link))
             return {"channel": channel}
         if kind == Kind.DM:

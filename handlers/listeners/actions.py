@@ -51,7 +51,7 @@ async def handle_choice(
     )
 
 
-REVIEW_REFUSED: dict[policy.Refusal | None, str] = {  # what the clicker is told
+REVIEW_REFUSED: dict[policy.Refusal, str] = {  # what the clicker is told
     policy.Refusal.NOT_AN_APPROVER: "Only approvers can review ZNS requests.",
     policy.Refusal.OWN_REQUEST: "You cannot approve your own request.",
 }
@@ -110,10 +110,11 @@ async def handle_review(
             return
         allow_self = deps.settings.zns_allow_self_approval
         refusal = policy.may_review(actor, record, approver=approver, allow_self=allow_self)
-    if refusal is not None or record is None:
-        deps.service.note(actor, "review_refused", send_id=send_id, reason=refusal or "")
-        await _tell(client, body, f":no_entry: {REVIEW_REFUSED.get(refusal, 'Not allowed.')}")
+    if refusal is not None:
+        deps.service.note(actor, "review_refused", send_id=send_id, reason=refusal)
+        await _tell(client, body, f":no_entry: {REVIEW_REFUSED[refusal]}")
         return
+    assert record is not None  # found pending above, or refused
     meta = ApprovalMeta(send_id=send_id)
     opened = await client.views_open(
         trigger_id=body["trigger_id"],
