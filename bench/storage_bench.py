@@ -121,7 +121,7 @@ def measure(base: Path, count: int) -> dict[str, float]:
         "compactions": compactions,
         "compact_s": compact_s,
         "verify_s": verify_s,
-        "file_mb": (data_dir / "zns.db").stat().st_size / 1e6,
+        "file_mb": (data_dir / "live.db").stat().st_size / 1e6,
     }
 
 

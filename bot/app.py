@@ -38,6 +38,7 @@ from bot.ops.heap import settle_long_lived
 from bot.ops.logs import log_event
 from bot.ops.metrics import Metrics
 from bot.service import SendService
+from bot.stores import open_store
 from bot.templates import TemplateCatalogue
 from bot.web.callbacks import CallbackEndpoint
 from bot.web.routes import build_web
@@ -176,7 +177,7 @@ class Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     """Everything `serve` runs, wired from the settings; nothing runs until its lifespan."""
     check_settings(settings)
-    store = Store.open(settings.zns_data_dir, fsync=settings.zns_fsync)
+    store = open_store(settings, background_compaction=True)
     metrics = Metrics(store)
     esms = EsmsClient.from_settings(settings, on_call=metrics.esms_latency)
     catalogue = TemplateCatalogue(esms, ttl=settings.zns_template_ttl)
@@ -217,7 +218,11 @@ def _jobs(
     poller = DeliveryPoller(service, tracker)
     poller.count = metrics.poll_call
     scheduler = build_scheduler(
-        service, relay, template_ttl=settings.zns_template_ttl, poller=poller
+        service,
+        relay,
+        template_ttl=settings.zns_template_ttl,
+        poller=poller,
+        archive_every=settings.zns_archive_every,
     )
     service.on_outbox = lambda: kick_relay(scheduler, relay)
     return relay, tracker, scheduler

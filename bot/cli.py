@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import getpass
-import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
+from bot import auditing
 from bot.config import Settings, load_settings
-from bot.errors import ZNS_ERRORS, ConfigError, InputError
+from bot.errors import ZNS_ERRORS, ConfigError, InputError, StoreError
 from bot.esms.client import EsmsClient
 from bot.ops.logs import configure_logging, secrets_from_settings
 from bot.phones import mask_phone
 from bot.service import SendService
+from bot.stores import open_store
 from bot.templates import TemplateCatalogue
 from storage.sends import SendRecord, SendState
-from storage.store import Store
+from storage.store import FILE_NAME, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
 
@@ -50,12 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="validate the settings and show the eSMS balance")
     sub.add_parser("serve", help="run the Slack app, callbacks and scheduler (HOST:PORT)")
 
-    audit = sub.add_parser("audit", help="the audit log")
+    audit = sub.add_parser("audit", help="the audit log (verify and export run beside serve)")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    audit_sub.add_parser("verify", help="check the audit log's hash chain")
-    export = audit_sub.add_parser("export", help="write the audit log to a CSV file")
-    export.add_argument("--csv", required=True, type=Path, metavar="FILE")
+    audit_sub.add_parser("verify", help="check the audit log's hash chain and seals")
+    export = audit_sub.add_parser("export", help="write audit events to a CSV file")
+    export.add_argument("--csv", required=True, metavar="FILE", help="a file, or - for stdout")
+    export.add_argument("--since", metavar="YYYY-MM-DD", help="from this UTC day on")
+    export.add_argument("--until", metavar="YYYY-MM-DD", help="up to this UTC day, included")
+    export.add_argument("--phone", help="only the sends to this phone number")
+    export.add_argument("--send", metavar="SEND_ID", help="only this send")
+    export.add_argument("--sms-id", metavar="SMSID", help="only the send eSMS knows by this")
     export.add_argument("--unmask", action="store_true", help="write full phone numbers")
+    audit_sub.add_parser("seal", help="seal the current audit segment now (serve must be stopped)")
     return parser
 
 
@@ -77,7 +82,7 @@ def _actor() -> str:
 
 
 def _open_store(settings: Settings) -> Store:
-    return Store.open(settings.zns_data_dir, fsync=settings.zns_fsync)
+    return open_store(settings)
 
 
 async def _send(args: argparse.Namespace, settings: Settings) -> int:
@@ -117,6 +122,14 @@ def _report(record: SendRecord) -> int:
     if state == SendState.ACCEPTED:
         print(f"accepted{tag}: SMSID {record['sms_id']} ({who}; request {record['id']})")
         return EXIT_OK
+    if state == SendState.SANDBOXED:
+        # Checked and accepted by eSMS, never delivered: the end of a sandbox send.
+        sms = f", SMSID {record['sms_id']}" if record.get("sms_id") else ""
+        print(
+            f"sandboxed{tag}: accepted by eSMS, nothing delivered{sms} "
+            f"({who}; request {record['id']})"
+        )
+        return EXIT_OK
     if state == SendState.UNKNOWN:
         print(
             f"outcome unknown{tag}: {record.get('unknown_reason', '')} ({who}; request "
@@ -155,54 +168,44 @@ async def _check(settings: Settings) -> int:
 
 
 def _verify(settings: Settings) -> int:
-    with _open_store(settings) as store:
-        result = store.audit.verify()
-    if result.ok:
-        print(f"audit log OK: {result.count} events, hash chain intact")
-        return EXIT_OK
-    print(f"audit log BROKEN ({result.count} events):", file=sys.stderr)
-    for problem in result.problems:
+    ok, summary, problems = auditing.verify(settings.zns_data_dir)
+    print(summary, file=sys.stdout if ok else sys.stderr)
+    for problem in problems:
         print(f"  - {problem}", file=sys.stderr)
-    return EXIT_FAILED
+    return EXIT_OK if ok else EXIT_FAILED
 
 
-EXPORT_COLUMNS = (
-    "seq",
-    "ts",
-    "actor",
-    "action",
-    "send_id",
-    "phone",
-    "template_id",
-    "from",
-    "to",
-    "reason",
-    "data",
-    "hash",
-)
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    wanted = auditing.ExportFilter(
+        since=auditing.parse_day(args.since, "--since"),
+        until=auditing.parse_day(args.until, "--until"),
+        phone=args.phone,
+        send_id=args.send,
+        sms_id=args.sms_id,
+    )
+    summary = auditing.export(settings.zns_data_dir, args.csv, wanted, unmask=args.unmask)
+    # with --csv -, the rows own standard output: the summary goes to stderr
+    print(summary, file=sys.stderr if args.csv == "-" else sys.stdout)
+    return EXIT_OK
 
 
-def _export(settings: Settings, path: Path, unmask: bool) -> int:
-    """Write every audit event, joined with its send's phone and template."""
-    count = 0
-    with _open_store(settings) as store, path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for event in store.audit.iter_events():
-            send = store.sends.find(event["send_id"]) if event.get("send_id") else None
-            phone = (send or {}).get("phone") or ""
-            row = {
-                **event,
-                "phone": phone if unmask else mask_phone(phone),
-                "template_id": (send or {}).get("template_id") or "",
-                "from": event.get("from_state") or "",
-                "to": event.get("to_state") or "",
-                "data": json.dumps(event.get("data"), ensure_ascii=False, sort_keys=True),
-            }
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
-            count += 1
-    masking = "phones unmasked" if unmask else "phones masked"
-    print(f"wrote {count} audit events to {path} ({masking})")
+def _seal(settings: Settings) -> int:
+    if not (settings.zns_data_dir / FILE_NAME).exists():
+        raise ConfigError(f"there is no zns-bot store in {settings.zns_data_dir} (ZNS_DATA_DIR)")
+    try:
+        store = _open_store(settings)
+    except StoreError as exc:
+        if "in use" not in str(exc):
+            raise
+        raise StoreError(
+            f"{exc}: stop `zns-bot serve` first, it seals past months itself"
+        ) from None
+    with store:
+        report = store.archive.run_sync(seal=True)
+    if not report.sealed:
+        print("nothing to seal: the current audit segment holds no events")
+        return EXIT_OK
+    print(f"sealed audit segment(s) {', '.join(report.sealed)}; new events start a new one")
     return EXIT_OK
 
 
@@ -228,7 +231,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             return _serve(settings)
         if args.audit_command == "verify":
             return _verify(settings)
-        return _export(settings, args.csv, args.unmask)
+        if args.audit_command == "seal":
+            return _seal(settings)
+        return _export(settings, args)
     except InputError as exc:
         print("error: the request was not sent:", file=sys.stderr)
         for field_name, problem in (exc.problems or {"input": str(exc)}).items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     zns_fsync: bool = True
     zns_slack_pace: float = Field(1.0, ge=0)
     zns_slack_burst: int = Field(3, ge=1)
+    # The live store keeps a final send this long after it ended (then the audit log does).
+    zns_live_hours: float = Field(48.0, ge=0)
+    zns_archive_every: int = Field(300, gt=0)  # seconds between archive passes
+    # How sealed audit segments are compressed ("none": kept as plain lines).
+    zns_audit_compression: Literal["none", "gzip", "bz2", "xz"] = "gzip"
 
     public_base_url: str | None = None
     log_level: str = "INFO"
@@ -65,6 +70,10 @@ class Settings(BaseSettings):
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
         return value if value.endswith("/") else value + "/"
+
+    @property
+    def audit_compression(self) -> str | None:
+        return None if self.zns_audit_compression == "none" else self.zns_audit_compression
 
     def require(self, *names: str) -> None:
         """Raise one ConfigError naming every missing setting and where it comes from."""

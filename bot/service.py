@@ -37,14 +37,33 @@ THREAD_STATES = frozenset(
         SendState.FAILED,
         SendState.UNKNOWN,
         SendState.DELIVERED,
+        SendState.SANDBOXED,
     }
 )
+# How a sandbox send ends (its thread reply, its audit reason): eSMS checks and accepts a
+# sandbox send but never delivers it, so `sandboxed` is final and nothing polls it.
+SANDBOX_REASON = "sandbox: accepted by eSMS, nothing delivered"
 ORDER_ID_MAX = 50
 ESTIMATE_WAIT_S = 5.0
 CAMPAIGN_MAX = 254
 NOTE_MAX = 500
 REASON_MAX = 500  # an approver's reason, as the approval modal takes it
 FIRST_POLL_AFTER = timedelta(seconds=30)  # when eSMS is first asked about an accepted send
+# eSMS answers that mean it has the send: accepted now, or (code 124) accepted before.
+TAKEN_OUTCOMES = frozenset({SubmitOutcome.ACCEPTED, SubmitOutcome.ALREADY_SUBMITTED})
+
+
+def sandbox_reason(sms_id: str | None) -> str:
+    """The audit reason of a sandbox send's end, with its SMSID when eSMS gave one."""
+    return f"{SANDBOX_REASON} (SMSID {sms_id})" if sms_id else SANDBOX_REASON
+
+
+def accepted_fields(sms_id: str | None, now: datetime) -> dict[str, Any]:
+    """What a send keeps of eSMS's acceptance: its SMSID (when given) and when."""
+    fields: dict[str, Any] = {"accepted_at": iso(now)}
+    if sms_id:
+        fields["sms_id"] = sms_id
+    return fields
 
 
 class DecisionError(ZnsBotError):
@@ -424,7 +443,8 @@ class SendService:
         return base.rstrip("/") + callback_path(record["callback_token"])
 
     async def submit(self, send_id: str, *, actor: str = "system") -> SendRecord:
-        """approved → submitting → accepted | failed | unknown. Sends at most once per call race.
+        """approved → submitting → accepted | failed | unknown (a sandbox send: sandboxed
+        instead of accepted). Sends at most once per call race.
 
         Returns the record as it stands afterwards (possibly unchanged when another caller
         is already submitting it).
@@ -456,6 +476,15 @@ class SendService:
             # We cannot tell whether the request left this process: never call it failed.
             log.exception("unexpected error submitting send=%s", send_id)
             return self._settle(send_id, SendState.UNKNOWN, "internal error while submitting")
+        if record.get("sandbox") and result.outcome in TAKEN_OUTCOMES:
+            # Checked and accepted, and never delivered: nothing is left to wait for. Code
+            # 124 (this RequestId was accepted before) says the same, SMSID or not.
+            return self._settle(
+                send_id,
+                SendState.SANDBOXED,
+                sandbox_reason(result.sms_id),
+                **accepted_fields(result.sms_id, self.store.clock()),
+            )
         if result.outcome is SubmitOutcome.ACCEPTED or (
             result.outcome is SubmitOutcome.ALREADY_SUBMITTED and result.sms_id
         ):

@@ -1,9 +1,15 @@
 """The append-only audit log: every event hash-chained to the one before it."""
 
+# An event's personal fields (phone, parameters, OrderId, note, a callback's phone number)
+# are kept beside it, outside the hashed body: `personal = {"salt": ..., "fields": {...}}`.
+# The body carries `pd`, a digest of the fields salted per send, instead. Deleting the salt
+# and the fields later (erasure) leaves every hash, and so the whole chain, checkable.
+
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +21,7 @@ from storage.engine import LogDB, normalized
 EVENTS_TABLE = "audit"
 META_TABLE = "meta"
 HEAD_DOC_ID = 1  # the meta document holding the chain's head (seq + hash)
+ARCHIVED_DOC_ID = 3  # the last event copied to a segment and removed from the live log
 GENESIS = "0" * 64  # `prev` of the first event
 
 
@@ -28,9 +35,22 @@ def canonical(obj: Mapping[str, Any]) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
 
 
+UNHASHED = frozenset({"hash", "personal"})
+
+
 def event_hash(event: Mapping[str, Any]) -> str:
-    """SHA-256 of the event's canonical JSON without its own `hash`."""
-    return _digest(canonical({k: v for k, v in event.items() if k != "hash"}))
+    """SHA-256 of the event's canonical JSON without its own `hash` and personal fields."""
+    return _digest(canonical({k: v for k, v in event.items() if k not in UNHASHED}))
+
+
+def new_salt() -> str:
+    """A send's salt for the digest of its personal fields: one per send, random."""
+    return secrets.token_hex(16)
+
+
+def personal_digest(salt: str, fields: Mapping[str, Any]) -> str:
+    """`pd`: what the hashed body holds of the personal fields kept beside it."""
+    return _digest(bytes.fromhex(salt) + canonical(fields))
 
 
 def _digest(body: bytes) -> str:
@@ -70,8 +90,14 @@ class AuditLog:
         to_state: str | None = None,
         reason: str = "",
         data: Mapping[str, Any] | None = None,
+        personal: Mapping[str, Any] | None = None,
+        salt: str | None = None,
     ) -> Mapping[str, Any]:
-        """Append one event; returns it as stored (read only, like `SendRecords.view`)."""
+        """Append one event; returns it as stored (read only, like `SendRecords.view`).
+
+        `personal` fields are kept beside the event, hashed only through their digest
+        salted with `salt` (the send's own; a new one when not given).
+        """
         seq, prev = self._head()
         event: dict[str, Any] = {
             "seq": seq + 1,
@@ -85,6 +111,12 @@ class AuditLog:
             "data": data,
             "prev": prev,
         }
+        kept: dict[str, Any] | None = None
+        if personal:
+            salt = salt or new_salt()
+            fields = normalized(dict(personal))
+            event["pd"] = personal_digest(salt, fields)
+            kept = {"salt": salt, "fields": fields}
         # Hash exactly what a reopen reads back (enums become strings, tuples lists...): the
         # canonical bytes decode to the stored event, which encodes back to the same bytes.
         try:
@@ -94,6 +126,8 @@ class AuditLog:
             body = canonical(normalized(event))
         event = orjson.loads(body)
         event["hash"] = _digest(body)
+        if kept is not None:
+            event["personal"] = kept
         with self._db.transaction():
             # both fresh from JSON decoding and handed over: stored as they are
             self._events.put(event["seq"], event, plain=True)
@@ -119,45 +153,37 @@ class AuditLog:
         return len(self._events)
 
     def verify(self) -> AuditVerification:
-        live = self._events.raw_docs()
-        problems: list[str] = []
-        expected, count = 1, 0
-        prev: str | None = GENESIS
-        for doc_id in sorted(int(sid) for sid in live):
-            event = live[str(doc_id)]
-            count += 1
-            gap = doc_id != expected
-            if gap:
-                missing = str(expected) if doc_id == expected + 1 else f"{expected}-{doc_id - 1}"
-                problems.append(f"event seq {missing} is missing (deleted before seq {doc_id})")
-            if event.get("seq") != doc_id:
-                problems.append(f"event seq {doc_id} was edited: it claims seq {event.get('seq')}")
-            elif event_hash(event) != event.get("hash"):
-                problems.append(f"event seq {doc_id} was edited: its hash does not match it")
-            elif not gap and event.get("prev") != prev:
-                problems.append(
-                    f"event seq {doc_id} does not link to seq {doc_id - 1} "
-                    f"(one of them was altered or replaced)"
-                )
-            prev, expected = event.get("hash"), doc_id + 1
-        problems.extend(self._check_head(count, expected - 1, prev))
-        return AuditVerification(ok=not problems, count=count, problems=problems)
+        """Check the events still in the live store, from the first one it holds.
 
-    def _check_head(self, count: int, last_seq: int, last_hash: str | None) -> list[str]:
-        head = self._meta.get(doc_id=HEAD_DOC_ID)
-        if head is None:
-            return [f"the audit head record is missing ({count} events)"] if count else []
-        if head["seq"] > last_seq:
-            first = last_seq + 1
-            return [
-                f"event seq {first} is missing: events after seq {last_seq} were removed "
-                f"(the head records seq {head['seq']})"
-            ]
-        if head["seq"] < last_seq:
-            return [f"event seq {head['seq'] + 1} onward were added behind the log's back"]
-        if head["hash"] != last_hash:
-            return [f"event seq {last_seq} does not match the head hash (it was replaced)"]
-        return []
+        Events archived to segments are checked by `storage.history`, which walks the
+        segments and then these; here the chain starts where the archive left it.
+        """
+        live = self._events.raw_docs()
+        start = self._meta.peek(ARCHIVED_DOC_ID)
+        checker = ChainChecker(
+            start=(start or {}).get("seq", 0) + 1, prev=(start or {}).get("hash", GENESIS)
+        )
+        for doc_id in sorted(int(sid) for sid in live):
+            checker.feed(live[str(doc_id)])
+        checker.finish(self._meta.peek(HEAD_DOC_ID))
+        return AuditVerification(
+            ok=not checker.problems, count=checker.count, problems=checker.problems
+        )
+
+    def archived_upto(self, seq: int, last_hash: str) -> None:
+        """Record that events up to `seq` live in segments now (join the caller's
+        transaction: the events leave the live log in the same commit)."""
+        self._meta.put(
+            ARCHIVED_DOC_ID, {"key": "audit_archived", "seq": seq, "hash": last_hash}, plain=True
+        )
+
+    def head(self) -> tuple[int, str]:
+        """The last event's seq and hash (0 and GENESIS before the first)."""
+        return self._head()
+
+    def live_events(self) -> Mapping[str, Mapping[str, Any]]:
+        """The events not yet archived, by str seq: read only."""
+        return self._events.raw_docs()
 
     def _head(self) -> tuple[int, str]:
         head = self._meta.peek(HEAD_DOC_ID)
@@ -169,3 +195,88 @@ class AuditLog:
         # No head record but events: damaged; carry on from the last event (verify reports it).
         last = live[str(max(int(sid) for sid in live))]
         return last["seq"], last["hash"]
+
+
+class ChainChecker:
+    """Checks events fed in seq order, in constant memory: links, hashes, personal digests.
+
+    `start`/`prev`: where the chain picks up (1 and GENESIS for the whole log). Events
+    beyond `stop` (appended after the head the caller read) are ignored, not reported.
+    """
+
+    def __init__(self, *, start: int = 1, prev: str = GENESIS, stop: int | None = None) -> None:
+        self.expected = start
+        self.prev: str | None = prev
+        self.stop = stop
+        self.count = 0
+        self.problems: list[str] = []
+
+    @property
+    def last_seq(self) -> int:
+        return self.expected - 1
+
+    def feed(self, event: Mapping[str, Any]) -> bool:
+        """Check one event; False when it is beyond `stop` (and so was not checked)."""
+        seq = event.get("seq")
+        if not isinstance(seq, int):
+            self.problems.append(f"an event after seq {self.last_seq} has no valid seq")
+            return True
+        if self.stop is not None and seq > self.stop:
+            return False
+        if seq < self.expected:
+            self.problems.append(f"event seq {seq} appears twice (or out of order)")
+            return True
+        self.count += 1
+        gap = seq != self.expected
+        if gap:
+            missing = (
+                str(self.expected) if seq == self.expected + 1 else f"{self.expected}-{seq - 1}"
+            )
+            self.problems.append(f"event seq {missing} is missing (deleted before seq {seq})")
+        if event_hash(event) != event.get("hash"):
+            self.problems.append(f"event seq {seq} was edited: its hash does not match it")
+        elif not gap and event.get("prev") != self.prev:
+            self.problems.append(
+                f"event seq {seq} does not link to seq {seq - 1} "
+                f"(one of them was altered or replaced)"
+            )
+        else:
+            self._check_personal(seq, event)
+        self.prev, self.expected = event.get("hash"), seq + 1
+        return True
+
+    def _check_personal(self, seq: int, event: Mapping[str, Any]) -> None:
+        kept = event.get("personal")
+        if not isinstance(kept, Mapping) or "salt" not in kept:
+            return  # none, or erased: the hash covers the digest either way
+        try:
+            good = personal_digest(kept["salt"], kept.get("fields") or {}) == event.get("pd")
+        except (ValueError, TypeError):
+            good = False
+        if not good:
+            self.problems.append(f"event seq {seq}: its personal fields were edited")
+
+    def feed_all(self, events: Iterable[Mapping[str, Any]]) -> None:
+        for event in events:
+            self.feed(event)
+
+    def finish(self, head: Mapping[str, Any] | None) -> None:
+        """Compare where the chain ended with the head record read before the walk."""
+        last_seq, last_hash = self.last_seq, self.prev
+        if head is None:
+            if self.count:
+                self.problems.append(f"the audit head record is missing ({self.count} events)")
+            return
+        if head["seq"] > last_seq:
+            self.problems.append(
+                f"event seq {last_seq + 1} is missing: events after seq {last_seq} were "
+                f"removed (the head records seq {head['seq']})"
+            )
+        elif head["seq"] < last_seq:
+            self.problems.append(
+                f"event seq {head['seq'] + 1} onward were added behind the log's back"
+            )
+        elif head["hash"] != last_hash:
+            self.problems.append(
+                f"event seq {last_seq} does not match the head hash (it was replaced)"
+            )

@@ -11,7 +11,7 @@ from typing import Any, TypedDict, cast
 
 from typing_extensions import ReadOnly
 
-from storage.audit import AuditLog
+from storage.audit import AuditLog, new_salt
 from storage.clock import Clock, iso
 from storage.engine import LogDB, json_copy, normalized
 from storage.errors import NotFoundError, StoreError
@@ -19,7 +19,9 @@ from storage.errors import NotFoundError, StoreError
 TABLE = "sends"
 MAX_ID_LENGTH = 50  # the id is eSMS's RequestId
 # Only create() and transition() may set these.
-RESERVED_FIELDS = frozenset({"id", "state", "version", "created_at", "updated_at"})
+RESERVED_FIELDS = frozenset(
+    {"id", "state", "version", "created_at", "updated_at", "final_at", "content_salt"}
+)
 
 
 class SendState(enum.StrEnum):
@@ -33,6 +35,7 @@ class SendState(enum.StrEnum):
     UNKNOWN = "unknown"
     DELIVERED = "delivered"
     FAILED = "failed"
+    SANDBOXED = "sandboxed"  # checked and accepted by eSMS in sandbox mode: never delivered
 
 
 FINAL_STATES = frozenset(
@@ -42,17 +45,21 @@ FINAL_STATES = frozenset(
         SendState.CANCELLED,
         SendState.DELIVERED,
         SendState.FAILED,
+        SendState.SANDBOXED,
     }
 )
+# A send's personal data: kept beside its audit events, outside their hashed bodies.
+PERSONAL_FIELDS = ("phone", "params", "ordered_params", "order_id", "note")
 
 _S = SendState
 TRANSITIONS: dict[SendState, frozenset[SendState]] = {
     _S.PENDING_APPROVAL: frozenset({_S.APPROVED, _S.REJECTED, _S.EXPIRED, _S.CANCELLED}),
     _S.APPROVED: frozenset({_S.SUBMITTING}),
-    _S.SUBMITTING: frozenset({_S.ACCEPTED, _S.FAILED, _S.UNKNOWN}),
-    _S.UNKNOWN: frozenset({_S.ACCEPTED, _S.FAILED, _S.DELIVERED}),
-    # accepted -> unknown: polling gave up without an answer.
-    _S.ACCEPTED: frozenset({_S.DELIVERED, _S.FAILED, _S.UNKNOWN}),
+    _S.SUBMITTING: frozenset({_S.ACCEPTED, _S.FAILED, _S.UNKNOWN, _S.SANDBOXED}),
+    _S.UNKNOWN: frozenset({_S.ACCEPTED, _S.FAILED, _S.DELIVERED, _S.SANDBOXED}),
+    # accepted -> unknown: polling gave up without an answer. accepted -> sandboxed: a
+    # sandbox send a release before 0.2 left accepted for ever.
+    _S.ACCEPTED: frozenset({_S.DELIVERED, _S.FAILED, _S.UNKNOWN, _S.SANDBOXED}),
     **{state: frozenset() for state in FINAL_STATES},
 }
 
@@ -71,6 +78,8 @@ class SendRecord(TypedDict, total=False):
     version: ReadOnly[int]
     created_at: ReadOnly[str]  # ISO times, as storage.clock.iso writes them
     updated_at: ReadOnly[str]
+    final_at: ReadOnly[str]  # when it reached a final state: it leaves the live store later
+    content_salt: ReadOnly[str]  # salts the digest of its personal fields in the audit log
     # The request, as SendService.create stores it.
     phone: ReadOnly[str]  # 0xxxxxxxxx
     oaid: ReadOnly[str]
@@ -149,6 +158,7 @@ class SendRecords:
         if self._table.find_ids_by("id", send_id):
             raise StoreError(f"a send with id {send_id} already exists")
         now = iso(self._clock())
+        salt = new_salt()
         record = {
             **fields,
             "id": send_id,
@@ -156,7 +166,9 @@ class SendRecords:
             "created_at": now,
             "updated_at": now,
             "version": 1,
+            "content_salt": salt,
         }
+        personal = {name: fields[name] for name in PERSONAL_FIELDS if fields.get(name)}
         with self._db.transaction():
             self._table.add(record)
             self._audit.append(
@@ -165,6 +177,9 @@ class SendRecords:
                 send_id=send_id,
                 to_state=SendState.PENDING_APPROVAL,
                 reason=reason,
+                data={"template_id": fields["template_id"]} if fields.get("template_id") else None,
+                personal=personal or None,
+                salt=salt,
             )
         return self.get(send_id)
 
@@ -225,9 +240,10 @@ class SendRecords:
         if fields:
             # Names only: values may be personal data, and the record itself holds them.
             data["fields"] = sorted(fields)
-        changes = normalized(
-            {**fields, "state": target, "version": version, "updated_at": iso(self._clock())}
-        )
+        now = iso(self._clock())
+        changes = normalized({**fields, "state": target, "version": version, "updated_at": now})
+        if target in FINAL_STATES:
+            changes["final_at"] = now
         stored = {**doc, **changes}
         with self._db.transaction():
             # the stored document is plain JSON already: only the changes need normalising

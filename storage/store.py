@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import TracebackType
 
+from storage.archiver import Archiver
 from storage.audit import AuditLog
 from storage.callbacks import CallbackEvents
 from storage.clock import Clock, utcnow
@@ -14,7 +15,7 @@ from storage.group_commit import GroupCommit
 from storage.outbox import Outbox
 from storage.sends import SendRecords
 
-FILE_NAME = "zns.db"
+FILE_NAME = "live.db"  # the live store; the history is in audit/ (storage.segments)
 
 
 class Store:
@@ -24,7 +25,15 @@ class Store:
     nothing else runs between its read and its write.
     """
 
-    def __init__(self, db: LogDB, data_dir: Path, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        db: LogDB,
+        data_dir: Path,
+        clock: Clock = utcnow,
+        *,
+        live_hours: float = 48.0,
+        compression: str | None = None,
+    ) -> None:
         self.db = db
         self.data_dir = data_dir
         self.clock = clock
@@ -33,6 +42,7 @@ class Store:
         self.callbacks = CallbackEvents(db, clock)
         self.outbox = Outbox(db, clock)
         self._group_commit = GroupCommit(db.storage)
+        self.archive = Archiver(self, live_hours=live_hours, compression=compression)
 
     @classmethod
     def open(
@@ -43,6 +53,8 @@ class Store:
         clock: Clock = utcnow,
         compact_min_ops: int = DEFAULT_COMPACT_MIN_OPS,
         compact_ratio: float = DEFAULT_COMPACT_RATIO,
+        live_hours: float = 48.0,
+        compression: str | None = None,
     ) -> Store:
         """Open (creating the directory and file if needed) and lock the store."""
         data_dir = Path(data_dir)
@@ -57,7 +69,7 @@ class Store:
             compact_ratio=compact_ratio,
         )
         try:
-            return cls(db, data_dir, clock)
+            return cls(db, data_dir, clock, live_hours=live_hours, compression=compression)
         except BaseException:
             db.close()
             raise
@@ -79,7 +91,10 @@ class Store:
         await self._group_commit.wait()
 
     def close(self) -> None:
-        self.db.close()
+        try:
+            self.archive.close()
+        finally:
+            self.db.close()
 
     def __enter__(self) -> Store:
         return self

@@ -7,6 +7,11 @@ arrives or the template's delivery window (`Timeout`) has passed; then the send 
 (GetCallback), asks QueryZnsStatus, or re-submits a send whose submit reply was lost with the
 same RequestId, which eSMS deduplicates for 24 h, so it cannot send twice.
 
+A sandbox send is checked by eSMS but never delivered, so it is never polled: once eSMS has
+it, it ends `sandboxed`. The poller ends a sandbox send that an older release left
+`accepted` the first time it sees it, and reconcile ends an `unknown` one once eSMS is found
+to have it (re-submitted when no SMSID came back).
+
 Every schedule lives in the send record (fields below, written without an audit event), so a
 restarted process resumes where the last one stopped:
 
@@ -40,7 +45,14 @@ from bot.errors import (
     TemplateError,
 )
 from bot.esms.types import DeliveryReport, SubmitOutcome
-from bot.service import FIRST_POLL_AFTER, SendService
+from bot.service import (
+    FIRST_POLL_AFTER,
+    SANDBOX_REASON,
+    TAKEN_OUTCOMES,
+    SendService,
+    accepted_fields,
+    sandbox_reason,
+)
 from storage.clock import Clock, iso, utcnow
 from storage.sends import SendRecord, SendState
 
@@ -61,6 +73,7 @@ class Step(enum.StrEnum):
     ERROR = "error"
     UNSTUCK = "unstuck"
     DEFERRED = "deferred"  # due, but past this run's batch
+    SANDBOXED = "sandboxed"  # a sandbox send eSMS has: ended, nothing to wait for
 
 
 FINAL_APPLIED = frozenset({Applied.DELIVERED, Applied.FAILED, Applied.STALE})
@@ -249,8 +262,10 @@ class DeliveryPoller:
         cutoff, first_cutoff = iso(now), iso(now - POLL_OFFSETS[0])
 
         def due_at(record: SendRecord) -> str | None:
-            if record.get("sandbox"):  # sandbox sends are checked only: eSMS never delivers them
-                return None
+            if record.get("sandbox"):
+                # Left accepted by a release before 0.2: eSMS never delivers a sandbox send,
+                # so it ends now, first in line, without asking eSMS anything.
+                return ""
             scheduled = record.get("next_poll_at")
             if scheduled:
                 return scheduled if scheduled <= cutoff else None
@@ -262,10 +277,37 @@ class DeliveryPoller:
         results: Counter[Step] = Counter()
         if count > len(due):
             results[Step.DEFERRED] = count - len(due)
+        results.update(
+            self._end_sandbox(r, POLL_SOURCE, expect=SendState.ACCEPTED)
+            for r in due
+            if r.get("sandbox")
+        )
         gate = asyncio.Semaphore(self.concurrency)
-        outcomes = await asyncio.gather(*(self._poll_one(record, now, gate) for record in due))
+        outcomes = await asyncio.gather(
+            *(self._poll_one(r, now, gate) for r in due if not r.get("sandbox"))
+        )
         results.update(outcomes)
         return results
+
+    def _end_sandbox(
+        self,
+        record: SendRecord,
+        source: str,
+        *,
+        expect: SendState,
+        reason: str = SANDBOX_REASON,
+        **fields: Any,
+    ) -> Step:
+        """A sandbox send eSMS has → sandboxed: its final state, said once in its thread."""
+        moved = self.service.move(
+            record["id"],
+            SendState.SANDBOXED,
+            actor=source,
+            reason=reason,
+            expect={expect},
+            **fields,
+        )
+        return Step.SANDBOXED if moved is not None else Step.MOVED
 
     async def _poll_one(self, record: SendRecord, now: datetime, gate: asyncio.Semaphore) -> Step:
         send_id = record["id"]
@@ -407,7 +449,7 @@ class DeliveryPoller:
         cutoff = iso(now)
 
         def due_at(record: SendRecord) -> str | None:
-            if record.get("reconcile_stopped") or record.get("sandbox"):
+            if record.get("reconcile_stopped"):
                 return None
             scheduled = record.get("next_reconcile_at") or ""
             return scheduled if scheduled <= cutoff else None
@@ -417,6 +459,13 @@ class DeliveryPoller:
         )
         if count > len(due):
             results[Step.DEFERRED] = count - len(due)
+        # A sandbox send with an SMSID was accepted, and eSMS never delivers it: nothing to ask.
+        results.update(
+            self._end_sandbox(r, RECONCILE_SOURCE, expect=SendState.UNKNOWN)
+            for r in due
+            if r.get("sandbox") and r.get("sms_id")
+        )
+        due = [r for r in due if not (r.get("sandbox") and r.get("sms_id"))]
         gate = asyncio.Semaphore(self.concurrency)
         known = [r for r in due if r.get("sms_id")]
         replayed = await self._replay_callbacks(known)
@@ -489,7 +538,8 @@ class DeliveryPoller:
         send_id = record["id"]
         try:
             first = self._first_submit(record)
-            if now - first > RESUBMIT_WINDOW:
+            # A sandbox send is never delivered: a second one could not reach anyone either.
+            if now - first > RESUBMIT_WINDOW and not record.get("sandbox"):
                 return self._stop(
                     send_id,
                     f"not re-submitted: over {human(RESUBMIT_WINDOW)} since the first submit, "
@@ -507,6 +557,14 @@ class DeliveryPoller:
             fresh = self.store.sends.get(send_id)
             if fresh["state"] != SendState.UNKNOWN:
                 return Step.MOVED
+            if fresh.get("sandbox") and result.outcome in TAKEN_OUTCOMES:
+                return self._end_sandbox(
+                    fresh,
+                    RECONCILE_SOURCE,
+                    expect=SendState.UNKNOWN,
+                    reason=f"re-submitted with the same RequestId; {sandbox_reason(result.sms_id)}",
+                    **accepted_fields(result.sms_id, now),
+                )
             if result.outcome is SubmitOutcome.ACCEPTED or (
                 result.outcome is SubmitOutcome.ALREADY_SUBMITTED and result.sms_id
             ):

@@ -15,7 +15,9 @@ from bot.delivery import DeliveryTracker
 from bot.jobs.polling import DeliveryPoller, Step
 from bot.jobs.relay import Relay
 from bot.service import SendService
+from storage.archiver import PassReport
 from storage.sends import SendState
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ POLL_JOB = "poll"
 POLL_INTERVAL_S = 10.0  # how often due sends are looked for; each send has its own schedule
 RECONCILE_JOB = "reconcile"
 RECONCILE_INTERVAL_S = 60.0
+ARCHIVE_JOB = "archive"
 
 
 # A poll run worth a line in the log at INFO; the rest are routine.
@@ -78,6 +81,19 @@ async def expire_job(service: SendService) -> int:
     return len(expired)
 
 
+async def archive_job(store: Store) -> PassReport:
+    """Move what may leave the live store to the audit segments; seal a past month."""
+    report = await store.archive.run()
+    if report.sends or report.sealed:
+        log.info(
+            "archive: %d send(s) left the live store, %d event(s) copied, sealed %s",
+            report.sends,
+            report.events,
+            ", ".join(report.sealed) or "nothing",
+        )
+    return report
+
+
 async def templates_job(service: SendService) -> None:
     oaids = {oa.oaid for oa in await service.catalogue.oas()}
     for oaid in sorted(oaids):
@@ -113,6 +129,7 @@ def build_scheduler(
     *,
     template_ttl: float,
     poller: DeliveryPoller | None = None,
+    archive_every: float = 300.0,
 ) -> AsyncIOScheduler:
     """Every job, each at most one instance at a time; `poller` defaults to one on `service`."""
     scheduler_log = logging.getLogger("apscheduler.scheduler")
@@ -151,6 +168,13 @@ def build_scheduler(
         args=[poller],
         seconds=RECONCILE_INTERVAL_S,
         id=RECONCILE_JOB,
+    )
+    scheduler.add_job(
+        quiet_on_shutdown(archive_job),
+        "interval",
+        args=[service.store],
+        seconds=archive_every,
+        id=ARCHIVE_JOB,
     )
     return scheduler
 

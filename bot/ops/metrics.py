@@ -66,6 +66,7 @@ CALLBACK_OUTCOMES = frozenset(
         "malformed",
         "mismatch",
         "stale",
+        "late",
     }
 )
 
@@ -134,6 +135,9 @@ class StoreCollector(Collector):
             GaugeMetricFamily("zns_sends", "", labels=["state"]),
             GaugeMetricFamily("zns_outbox_depth", ""),
             GaugeMetricFamily("zns_outbox_oldest_age_seconds", ""),
+            GaugeMetricFamily("zns_archive_lag_seconds", ""),
+            GaugeMetricFamily("zns_audit_segment_bytes", ""),
+            GaugeMetricFamily("zns_audit_last_seal_timestamp_seconds", ""),
         ]
 
     def collect(self) -> Iterator[Metric]:
@@ -141,7 +145,12 @@ class StoreCollector(Collector):
         try:
             counts = self._store.sends.count_by_state()
             depth = self._store.outbox.depth()
-            age = self._store.outbox.oldest_pending_age(self._clock())
+            now = self._clock()
+            age = self._store.outbox.oldest_pending_age(now)
+            lag = self._store.archive.lag(now)
+            segment_bytes = self._store.archive.segments.size
+            archive = self._store.archive.state
+            last_seal = archive["last_seal_at"] if archive else None
         except Exception:
             log.warning("metrics: could not read the store", exc_info=True)
             up.add_metric([], 0)
@@ -151,7 +160,10 @@ class StoreCollector(Collector):
         yield up
 
         sends = GaugeMetricFamily(
-            "zns_sends", "Send records currently in each state", labels=["state"]
+            "zns_sends",
+            "Sends in the live store, by state: sends not final yet, and final ones until they "
+            "have been final for ZNS_LIVE_HOURS (the audit log keeps them after that)",
+            labels=["state"],
         )
         for state, count in sorted(counts.items()):
             sends.add_metric([str(state)], count)
@@ -163,6 +175,19 @@ class StoreCollector(Collector):
             "zns_outbox_oldest_age_seconds",
             "Seconds since the oldest not-done outbox item was queued (0 when empty)",
             value=max(age, 0.0) if age is not None else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "zns_archive_lag_seconds",
+            "Age of the oldest audit event not yet copied to its segment (0 when none waits)",
+            value=lag,
+        )
+        yield GaugeMetricFamily(
+            "zns_audit_segment_bytes", "Size of the current audit segment file", value=segment_bytes
+        )
+        yield GaugeMetricFamily(
+            "zns_audit_last_seal_timestamp_seconds",
+            "When an audit segment was last sealed (Unix time; 0 before the first seal)",
+            value=datetime.fromisoformat(last_seal).timestamp() if last_seal else 0.0,
         )
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import unquote_plus
 
 from starlette.requests import Request
@@ -13,6 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from bot.delivery import DeliveryTracker
 from bot.errors import InputError, StoreError
 from bot.service import token_matches
+from storage.archiver import keep_late_callback
 
 log = logging.getLogger(__name__)
 SOURCE = "esms-callback"
@@ -31,6 +35,7 @@ class Refused(enum.StrEnum):
 
 
 DUPLICATE = "duplicate"  # eSMS sent this one before: answered, not applied again
+LATE = "late"  # for a send that already left the live store: kept with the archive
 
 
 def _no_count(outcome: str) -> None:
@@ -74,6 +79,10 @@ class CallbackEndpoint:
     async def handle(self, request: Request) -> Response:
         token = request.path_params.get("token") or ""
         record = self.store.sends.by_callback_token(token) if token else None
+        if record is None and token:
+            archived = await self._archived(token)
+            if archived is not None:
+                return await self._late(archived, request)
         if record is None or not token_matches(record, token):
             # The token is the only credential a callback has; never echo it back.
             log.warning("refused eSMS callback with an unknown token from %s", _caller(request))
@@ -121,3 +130,28 @@ class CallbackEndpoint:
             return PlainTextResponse("cannot store the callback now", status_code=503)
         self.count(outcome)
         return PlainTextResponse("ok (duplicate)" if outcome == DUPLICATE else "ok")
+
+    async def _archived(self, token: str) -> Mapping[str, Any] | None:
+        """The archive entry of the send this token belongs to, if it left the live store."""
+        archive = self.store.archive
+        segments = archive.segment_list()  # read on the loop, the store's one thread
+        try:
+            return await asyncio.to_thread(archive.find_by_token, token, segments)
+        except (StoreError, OSError, sqlite3.Error) as exc:
+            log.error("could not look up an archived send for a callback: %s", exc)
+            return None
+
+    async def _late(self, archived: Mapping[str, Any], request: Request) -> Response:
+        """eSMS reports on a send already archived: answered, kept, nothing changes."""
+        query = query_fields(request.scope.get("query_string", b""))
+        try:
+            with self.store.db.transaction(sync=False):
+                keep_late_callback(self.store, archived, query)
+            await self.store.synced()
+        except StoreError as exc:
+            log.error("could not keep a late eSMS callback: %s", exc)
+            self.count(Refused.STORE_ERROR)
+            return PlainTextResponse("cannot store the callback now", status_code=503)
+        log.info("kept a late eSMS callback for archived send=%s", archived.get("send_id"))
+        self.count(LATE)
+        return PlainTextResponse("ok (archived)")

@@ -25,7 +25,7 @@ from slack_sdk.models.views import View
 
 from bot.esms.types import OfficialAccount, ParamType, Template
 from bot.phones import mask_phone
-from bot.service import CAMPAIGN_MAX, NOTE_MAX, ORDER_ID_MAX, REASON_MAX
+from bot.service import CAMPAIGN_MAX, NOTE_MAX, ORDER_ID_MAX, REASON_MAX, SANDBOX_REASON
 from handlers.ui.metadata import ApprovalMeta, RequestMeta, encode
 from storage.sends import SendRecord, SendState
 
@@ -56,6 +56,7 @@ STATUS_LINES: dict[str, str] = {
     SendState.FAILED: ":x: Failed",
     SendState.EXPIRED: ":hourglass: Expired — nobody approved it in time",
     SendState.CANCELLED: ":heavy_multiplication_x: Cancelled by the requester",
+    SendState.SANDBOXED: ":test_tube: Sandbox — accepted by eSMS, nothing delivered",
 }
 
 
@@ -330,6 +331,7 @@ def status_line(record: SendRecord) -> str:
         SendState.DELIVERED,
         SendState.FAILED,
         SendState.UNKNOWN,
+        SendState.SANDBOXED,
     ):
         line += f" · SMSID `{record['sms_id']}`"
     if record.get("approver"):
@@ -444,6 +446,8 @@ def thread_text(record: SendRecord, state: str) -> str:
         "Checking with eSMS; do not send it again.",
         SendState.FAILED: f":x: Not sent{tag}: {record.get('error') or 'eSMS refused the message'}",
         SendState.DELIVERED: f":white_check_mark: Delivered{tag} to {mask_phone(record['phone'])}.",
+        SendState.SANDBOXED: SANDBOX_REASON
+        + (f". SMSID `{record['sms_id']}`." if record.get("sms_id") else ""),
     }
     return texts.get(state, f"Now {state.replace('_', ' ')}.")
 

@@ -103,11 +103,15 @@ def test_journey_and_sandbox_flags(cli, esms_standin):
         "--sandbox",
     )
     assert result.returncode == 0, result.stderr
-    assert "[SANDBOX]" in result.stdout
+    # A sandbox send ends sandboxed: checked and accepted by eSMS, and never delivered.
+    assert result.stdout.startswith("sandboxed [SANDBOX]: accepted by eSMS, nothing delivered")
     (body,) = esms_standin.sends()
     assert body["IsJourney"] is True and body["OrderId"] == "ORD-9"
     assert body["Sandbox"] == "1"
     assert esms_standin.stored_sms_ids() == []  # sandbox: not stored, not delivered
+    with Store.open(cli.data_dir) as store:
+        (record,) = store.sends.in_states({"sandboxed"})
+        assert f"SMSID {record['sms_id']}" in result.stdout
 
 
 def test_bad_input_lists_every_problem_and_changes_nothing(cli, esms_standin):

@@ -237,3 +237,70 @@ async def test_deliveries_log_at_debug_and_every_other_change_at_info(service, c
     ]
     assert [(s, lv) for i, s, lv, _ in moves if i == failed][-1] == ("failed", "INFO")
     assert {phone for *_, phone in moves} == {"090****484"}
+
+
+# --- sandbox sends --------------------------------------------------------------------------
+
+
+def queued(store, send_id):
+    """The Slack posts queued for a send, as (kind, state) pairs."""
+    from datetime import UTC, datetime, timedelta
+
+    later = datetime.now(UTC) + timedelta(days=1)
+    return [
+        (item["kind"], item["payload"].get("state"))
+        for item in store.outbox.due(later, limit=1000)
+        if item["send_id"] == send_id
+    ]
+
+
+async def test_a_sandbox_send_accepted_by_esms_ends_sandboxed(service, store, esms_standin):
+    request = await service.prepare(
+        phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER, sandbox=True
+    )
+    record = service.create(request, actor="slack:UREQ", origin="slack", reply_channel="C0REQ")
+    service.approve(record["id"], actor="slack:UAPP")
+    done = await service.submit(record["id"])
+
+    assert done["state"] == "sandboxed"  # final: never polled, never reconciled
+    assert done["sms_id"] and done["accepted_at"] and done["final_at"]
+    assert "next_poll_at" not in done
+    (body,) = esms_standin.sends()
+    assert body["Sandbox"] == "1" and esms_standin.stored_sms_ids() == []
+    event = store.audit.for_send(record["id"])[-1]
+    assert (event["actor"], event["from_state"], event["to_state"]) == (
+        "esms",
+        "submitting",
+        "sandboxed",
+    )
+    assert event["reason"] == (
+        f"sandbox: accepted by eSMS, nothing delivered (SMSID {done['sms_id']})"
+    )
+    posts = queued(store, record["id"])
+    assert ("thread", "sandboxed") in posts and ("thread", "accepted") not in posts
+    # Nothing was delivered, so nobody is told about a delivery: no DM, no notification.
+    assert {kind for kind, _ in posts} == {"card", "ephemeral", "thread"}
+    assert store.audit.verify().ok
+
+
+async def test_a_sandbox_send_esms_already_has_ends_sandboxed_without_an_smsid(
+    service, store, esms_standin
+):
+    record = await approved(service, sandbox=True)
+    esms_standin.inject("SendZaloMessage_V4_post_json", code=124)  # no SMSID in the answer
+    done = await service.submit(record["id"])
+    assert done["state"] == "sandboxed" and "sms_id" not in done
+    assert store.audit.for_send(record["id"])[-1]["reason"] == (
+        "sandbox: accepted by eSMS, nothing delivered"
+    )
+
+
+async def test_a_sandbox_send_esms_refuses_fails_and_a_lost_reply_stays_unknown(
+    service, esms_standin
+):
+    refused = await approved(service, sandbox=True)
+    esms_standin.inject("SendZaloMessage_V4_post_json", code=789)
+    assert (await service.submit(refused["id"]))["state"] == "failed"
+    lost = await approved(service, sandbox=True)
+    esms_standin.inject("SendZaloMessage_V4_post_json", status=502, times=3)
+    assert (await service.submit(lost["id"]))["state"] == "unknown"

@@ -10,6 +10,7 @@ from tests.harness import (
     APPROVAL_CHANNEL,
     APPROVER,
     GROUP_APPROVER,
+    NOTIFY_CHANNEL,
     ORDER,
     STRANGER,
     bot_settings,
@@ -335,9 +336,10 @@ async def test_sandbox_mode_marks_every_message(tmp_path, slack_standin, esms_st
         view = await bot.review(card)
         assert "SANDBOX" in texts(view)
         await bot.decide(view, "approve")
-        text = await bot.thread_text(card, "Accepted by eSMS")
-        assert "[SANDBOX]" in text
+        text = await bot.thread_text(card, "accepted by eSMS")
+        assert text.startswith("sandbox: accepted by eSMS, nothing delivered")
         assert esms_standin.sends()[0]["Sandbox"] == "1"
+        assert bot.record_for(card)["state"] == "sandboxed"
 
 
 async def test_journey_request_from_the_modal(bot, esms_standin):
@@ -399,15 +401,34 @@ async def test_sandbox_checkbox_only_when_allowed(tmp_path, slack_standin, esms_
         assert "sandbox" not in {b.get("block_id") for b in view["blocks"]}
 
 
-async def test_sandbox_checkbox_makes_a_sandbox_send(bot, esms_standin):
+async def test_sandbox_checkbox_makes_a_sandbox_send_that_ends_sandboxed(
+    bot, slack_standin, esms_standin
+):
     view = await open_order_modal(bot)
     assert "sandbox" in {b.get("block_id") for b in view["blocks"]}
     await bot.submit_request(view, phone="0901888484", params=ORDER, sandbox=True)
     card = await bot.card()
     assert "SANDBOX" in card["text"]
     await bot.decide(await bot.review(card), "approve")
-    await bot.thread_text(card, "Accepted by eSMS [SANDBOX]")
+    text = await bot.thread_text(card, "sandbox: accepted by eSMS, nothing delivered")
     assert esms_standin.sends()[0]["Sandbox"] == "1"
+    record = bot.record_for(card)
+    assert record["state"] == "sandboxed"  # final: nothing is left to poll for
+    assert text == f"sandbox: accepted by eSMS, nothing delivered. SMSID `{record['sms_id']}`."
+    replies = [m["text"] for m in slack_standin.thread(APPROVAL_CHANNEL, card["ts"])]
+    assert not any("Accepted by eSMS" in r for r in replies)  # no "waiting for a report"
+    await slack_standin.await_for(
+        lambda c: c.args.get("ts") == card["ts"] and "nothing delivered" in texts(c.args),
+        method="chat.update",
+    )
+    assert "nothing delivered" in slack_standin.message(APPROVAL_CHANNEL, card["ts"])["text"]
+    for _ in range(200):  # every queued post is out: no DM or notification follows
+        if bot.store.outbox.depth() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert bot.store.outbox.depth() == 0
+    posted_to = {c.args.get("channel") for c in slack_standin.calls("chat.postMessage")}
+    assert NOTIFY_CHANNEL not in posted_to and not any(c.startswith("D") for c in posted_to)
 
 
 async def test_slow_esms_during_submit_answers_inside_slacks_3_seconds(

@@ -106,7 +106,7 @@ def test_an_edited_event_is_named(filled: Path) -> None:
     def edit(seq: int, event: dict[str, Any]) -> dict[str, Any]:
         return {**event, "reason": "nothing to see"} if seq == 3 else event
 
-    edit_table_on_disk(filled / "zns.db", "audit", edit)
+    edit_table_on_disk(filled / "live.db", "audit", edit)
     result = _verify(filled)
     assert not result.ok and result.count == 6
     assert result.problems == ["event seq 3 was edited: its hash does not match it"]
@@ -119,20 +119,20 @@ def test_an_edited_and_rehashed_event_breaks_the_next_link(filled: Path) -> None
         forged = {**event, "actor": "U_FORGED"}
         return {**forged, "hash": _sha(forged)}
 
-    edit_table_on_disk(filled / "zns.db", "audit", edit)
+    edit_table_on_disk(filled / "live.db", "audit", edit)
     problems = _verify(filled).problems
     assert problems[0].startswith("event seq 4 does not link to seq 3")
 
 
 def test_a_deleted_middle_event_is_named(filled: Path) -> None:
-    edit_table_on_disk(filled / "zns.db", "audit", lambda seq, e: None if seq == 3 else e)
+    edit_table_on_disk(filled / "live.db", "audit", lambda seq, e: None if seq == 3 else e)
     result = _verify(filled)
     assert (result.ok, result.count) == (False, 5)
     assert result.problems == ["event seq 3 is missing (deleted before seq 4)"]
 
 
 def test_a_removed_tail_is_named(filled: Path) -> None:
-    edit_table_on_disk(filled / "zns.db", "audit", lambda seq, e: None if seq >= 5 else e)
+    edit_table_on_disk(filled / "live.db", "audit", lambda seq, e: None if seq >= 5 else e)
     result = _verify(filled)
     assert (result.ok, result.count) == (False, 4)
     assert result.problems == [
@@ -141,7 +141,7 @@ def test_a_removed_tail_is_named(filled: Path) -> None:
 
 
 def test_a_removed_head_record_is_reported(filled: Path) -> None:
-    edit_table_on_disk(filled / "zns.db", "meta", lambda doc_id, doc: None)
+    edit_table_on_disk(filled / "live.db", "meta", lambda doc_id, doc: None)
     assert _verify(filled).problems == ["the audit head record is missing (6 events)"]
 
 

@@ -113,7 +113,7 @@ def _check(data_dir: Path, acked: Acked) -> None:
 
 
 def _generation(data_dir: Path) -> int:
-    with (data_dir / "zns.db").open() as file:
+    with (data_dir / "live.db").open() as file:
         return json.loads(file.readline())["gen"]
 
 
@@ -144,10 +144,10 @@ def test_random_sigkills_lose_no_acknowledged_write(tmp_path: Path) -> None:
 def test_sigkill_at_each_compaction_step(tmp_path: Path, step: str) -> None:
     data_dir, acked = tmp_path / "data", Acked()
     _run_and_kill(data_dir, 0, acked, kill_after=None, pause_at=step, stderr=tmp_path / "err")
-    temp_files = list(data_dir.glob("zns.db.*.tmp"))
+    temp_files = list(data_dir.glob("live.db.*.tmp"))
     assert bool(temp_files) == (step in ("temp_written", "temp_synced"))
     replaced = step in ("replaced", "dir_synced")
     assert _generation(data_dir) == (2 if replaced else 1)  # generation 1 is the new file
     assert acked.sends
     _check(data_dir, acked)
-    assert list(data_dir.glob("zns.db.*.tmp")) == []
+    assert list(data_dir.glob("live.db.*.tmp")) == []

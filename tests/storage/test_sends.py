@@ -25,6 +25,7 @@ ROUTE: dict[SendState, list[SendState]] = {
     S.UNKNOWN: [S.APPROVED, S.SUBMITTING, S.UNKNOWN],
     S.DELIVERED: [S.APPROVED, S.SUBMITTING, S.ACCEPTED, S.DELIVERED],
     S.FAILED: [S.APPROVED, S.SUBMITTING, S.FAILED],
+    S.SANDBOXED: [S.APPROVED, S.SUBMITTING, S.SANDBOXED],
 }
 # In the enum's order, never a set's: xdist's workers must collect the same tests in the
 # same order, and a frozenset of str-enums iterates in an order set by the hash seed.
@@ -51,7 +52,11 @@ def _send_in(store: Store, state: SendState) -> str:
 
 
 def test_the_state_machine_is_the_designs() -> None:
-    assert {str(s) for s in S} == {
+    # The design's state machine (../shared/design.md, "The send workflow"), plus the one
+    # addition it does not draw yet, documented in storage/sends.py and the README: a
+    # sandbox send ends `sandboxed` (final) where a real one would be `accepted`, from
+    # submitting or unknown, or from accepted for a sandbox send an older release left there.
+    assert {str(s) for s in S} - {"sandboxed"} == {
         "pending_approval",
         "approved",
         "rejected",
@@ -64,7 +69,7 @@ def test_the_state_machine_is_the_designs() -> None:
         "failed",
     }
     final = {S.REJECTED, S.EXPIRED, S.CANCELLED, S.DELIVERED, S.FAILED}
-    assert final == FINAL_STATES
+    assert final | {S.SANDBOXED} == FINAL_STATES
     design = {
         S.PENDING_APPROVAL: {S.APPROVED, S.REJECTED, S.EXPIRED, S.CANCELLED},
         S.APPROVED: {S.SUBMITTING},
@@ -73,6 +78,10 @@ def test_the_state_machine_is_the_designs() -> None:
         S.ACCEPTED: {S.DELIVERED, S.FAILED, S.UNKNOWN},
         **{state: set() for state in final},
     }
+    # The addition: sandboxed, final, reached from submitting, unknown and accepted.
+    for state in (S.SUBMITTING, S.UNKNOWN, S.ACCEPTED):
+        design[state] = design[state] | {S.SANDBOXED}
+    design[S.SANDBOXED] = set()
     assert design == TRANSITIONS
 
 

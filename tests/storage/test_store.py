@@ -13,14 +13,15 @@ from storage.store import Store
 from tests.storage.storage_helpers import FakeClock
 
 
-def test_open_creates_the_directory_and_one_shared_file(tmp_path: Path) -> None:
+def test_open_creates_the_directory_the_live_store_and_the_audit_dir(tmp_path: Path) -> None:
     data_dir = tmp_path / "a" / "b"
     with Store.open(data_dir, fsync=False) as store:
-        assert store.path == data_dir / "zns.db"
+        assert store.path == data_dir / "live.db"
         send = store.sends.create({"phone": "0901888484"}, actor="U1")
         store.callbacks.record("S1", "1", {})
         store.outbox.add("card", {}, key="k", send_id=send["id"])
-    assert sorted(p.name for p in data_dir.iterdir()) == ["zns.db", "zns.db.lock"]
+    assert sorted(p.name for p in data_dir.iterdir()) == ["audit", "live.db", "live.db.lock"]
+    assert list((data_dir / "audit").iterdir()) == []  # a segment starts with its first event
     with Store.open(data_dir) as store:
         assert store.sends.get(send["id"])["state"] == SendState.PENDING_APPROVAL
         assert store.audit.verify().ok

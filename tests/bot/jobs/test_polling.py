@@ -13,6 +13,7 @@ from bot.jobs.polling import DeliveryPoller, RateLimiter, human
 from bot.service import SendService
 from bot.templates import TemplateCatalogue
 from standins.esms import DEMO_OAID, ORDER_TEMPLATE
+from storage.clock import iso
 from storage.sends import SendState
 from storage.store import Store
 from tests.harness import ORDER
@@ -219,17 +220,145 @@ async def test_a_broken_record_does_not_stop_the_others(service, store, esms_sta
     assert store.sends.get(first["id"])["state"] == "accepted"
 
 
-async def test_sandbox_sends_are_not_polled(service, store, esms_standin):
+async def sandbox_approved(service, origin="cli"):
     request = await service.prepare(
         phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER, sandbox=True
     )
-    record = service.create(request, actor="cli:agent")
-    service.approve(record["id"], actor="cli:approver")
-    done = await service.submit(record["id"])
-    assert done["state"] == "accepted"
-    poller = make_poller(service, FakeClock(at(done["accepted_at"])).at(hours=30))
-    assert await poller.poll() == {}
+    record = service.create(request, actor="slack:UREQ", origin=origin, reply_channel="C0REQ")
+    service.approve(record["id"], actor="slack:UAPP")
+    return record
+
+
+def thread_posts(store, send_id):
+    later = datetime.fromisoformat("2100-01-01T00:00:00+00:00")
+    return [
+        item["payload"]["state"]
+        for item in store.outbox.due(later, limit=1000)
+        if item["send_id"] == send_id and item["kind"] == "thread"
+    ]
+
+
+async def test_sandbox_sends_end_sandboxed_and_are_never_polled_or_reconciled(
+    service, store, esms_standin
+):
+    done = await service.submit((await sandbox_approved(service))["id"])
+    assert done["state"] == "sandboxed" and done["sms_id"]
+    clock = FakeClock(at(done["accepted_at"]))
+    poller = make_poller(service, clock)
+    for hours in (0, 1, 30, 24 * 8):
+        clock.at(hours=hours)
+        assert await poller.poll() == {}
+        assert await poller.reconcile() == {}
+    assert queries(esms_standin) == 0 and len(esms_standin.sends()) == 1
+    assert store.sends.get(done["id"]) == done
+
+
+async def test_an_accepted_sandbox_send_left_by_an_older_release_ends_at_the_first_poll(
+    service, store, esms_standin
+):
+    record = await sandbox_approved(service, origin="slack")
+    # What release 0.1.0 did: a sandbox send accepted like any other, and never polled.
+    service.move(
+        record["id"], SendState.SUBMITTING, actor="system", reason="s", expect={SendState.APPROVED}
+    )
+    legacy = service.move(
+        record["id"],
+        SendState.ACCEPTED,
+        actor="esms",
+        reason="accepted by eSMS",
+        expect={SendState.SUBMITTING},
+        sms_id="SMS-OLD-1",
+        accepted_at=iso(datetime.fromisoformat("2026-11-01T08:00:00+00:00")),
+    )
+    clock = FakeClock(at(legacy["accepted_at"]))  # due at once: no 30 s wait
+    poller = make_poller(service, clock)
+    assert await poller.poll() == {"sandboxed": 1}
+
+    ended = store.sends.get(record["id"])
+    assert ended["state"] == "sandboxed"
+    assert (ended["sms_id"], ended["accepted_at"]) == ("SMS-OLD-1", legacy["accepted_at"])
+    event = store.audit.for_send(record["id"])[-1]
+    assert (event["actor"], event["from_state"], event["to_state"], event["reason"]) == (
+        "esms-poll",
+        "accepted",
+        "sandboxed",
+        "sandbox: accepted by eSMS, nothing delivered",
+    )
+    assert thread_posts(store, record["id"]) == ["approved", "accepted", "sandboxed"]
+    assert queries(esms_standin) == 0  # eSMS is not asked about a sandbox send
+    clock.at(hours=30)
+    assert await poller.poll() == {} and await poller.reconcile() == {}
+
+
+async def test_a_sandbox_send_whose_reply_was_lost_is_resubmitted_and_ends_sandboxed(
+    service, store, esms_standin
+):
+    record = await sandbox_approved(service)
+    esms_standin.inject(SEND, status=502, times=3)
+    unknown = await service.submit(record["id"])
+    assert unknown["state"] == "unknown" and not unknown.get("sms_id")
+    # A day later, past the window in which a real send may be re-submitted: a sandbox
+    # send is never delivered, so a second one cannot reach the customer either.
+    poller = make_poller(service, FakeClock(at(unknown["updated_at"])).at(hours=25))
+    assert await poller.reconcile() == {"sandboxed": 1}
+
+    ended = store.sends.get(record["id"])
+    assert ended["state"] == "sandboxed" and ended["sms_id"] and ended["accepted_at"]
+    bodies = esms_standin.sends()
+    assert {b["RequestId"] for b in bodies} == {record["id"]}
+    assert {b["Sandbox"] for b in bodies} == {"1"}
+    event = store.audit.for_send(record["id"])[-1]
+    assert (event["actor"], event["from_state"], event["to_state"]) == (
+        "esms-reconcile",
+        "unknown",
+        "sandboxed",
+    )
+    assert event["reason"] == (
+        "re-submitted with the same RequestId; sandbox: accepted by eSMS, nothing delivered "
+        f"(SMSID {ended['sms_id']})"
+    )
     assert queries(esms_standin) == 0
+
+
+async def test_an_unknown_sandbox_send_with_an_smsid_ends_without_asking_esms(
+    service, store, esms_standin
+):
+    record = await sandbox_approved(service)
+    service.move(
+        record["id"], SendState.SUBMITTING, actor="system", reason="s", expect={SendState.APPROVED}
+    )
+    unknown = service.move(
+        record["id"],
+        SendState.UNKNOWN,
+        actor="esms",
+        reason="no reply",
+        expect={SendState.SUBMITTING},
+        sms_id="SMS-EARLY-1",  # an early callback gave it, then the submit reply was lost
+        next_reconcile_at=iso(datetime.fromisoformat("2026-11-01T08:00:00+00:00")),
+    )
+    poller = make_poller(service, FakeClock(at(unknown["next_reconcile_at"])))
+    asked = len(esms_standin.requests)
+    assert await poller.reconcile() == {"sandboxed": 1}
+    ended = store.sends.get(record["id"])
+    assert (ended["state"], ended["sms_id"]) == ("sandboxed", "SMS-EARLY-1")
+    assert store.audit.for_send(record["id"])[-1]["reason"] == (
+        "sandbox: accepted by eSMS, nothing delivered"
+    )
+    # No GetCallback, no QueryZnsStatus, no re-submit: an SMSID means eSMS accepted it.
+    assert len(esms_standin.requests) == asked
+
+
+async def test_a_sandbox_send_stuck_submitting_after_a_crash_ends_sandboxed(
+    service, store, esms_standin
+):
+    record = await sandbox_approved(service)
+    stuck = store.sends.transition(
+        record["id"], SendState.SUBMITTING, actor="system", expect={SendState.APPROVED}
+    )
+    poller = make_poller(service, FakeClock(at(stuck["updated_at"])).at(minutes=3))
+    assert await poller.reconcile() == {"unstuck": 1, "sandboxed": 1}
+    moves = [(e["from_state"], e["to_state"]) for e in store.audit.for_send(record["id"])]
+    assert moves[-2:] == [("submitting", "unknown"), ("unknown", "sandboxed")]
 
 
 # --- giving up -------------------------------------------------------------------------------

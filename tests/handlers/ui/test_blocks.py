@@ -1,6 +1,14 @@
 """Block Kit builders: Slack's limits and what user text can and cannot do on a card."""
 
-from handlers.ui.blocks import mrkdwn_escape, option_text, request_card
+from handlers.ui.blocks import (
+    STATUS_LINES,
+    mrkdwn_escape,
+    option_text,
+    request_card,
+    status_line,
+    thread_text,
+)
+from storage.sends import FINAL_STATES, SendState
 
 RECORD = {
     "id": "zns-1",
@@ -31,3 +39,25 @@ def test_user_text_cannot_link_or_mention_on_the_card():
         assert smuggled not in shown
     assert "&lt;https://evil.example|www.bank.vn&gt;" in shown
     assert mrkdwn_escape("a & b") == "a &amp; b"
+
+
+def test_a_sandboxed_send_says_so_in_its_thread_and_on_its_card():
+    ended = {**RECORD, "state": "sandboxed", "sandbox": True, "approver": "slack:U9"}
+    assert thread_text(ended, "sandboxed") == "sandbox: accepted by eSMS, nothing delivered"
+    with_id = {**ended, "sms_id": "SMS-7"}
+    assert thread_text(with_id, "sandboxed") == (
+        "sandbox: accepted by eSMS, nothing delivered. SMSID `SMS-7`."
+    )
+    line = status_line(with_id)
+    assert line == (
+        "Approved by <@U9> · :test_tube: Sandbox — accepted by eSMS, nothing delivered"
+        " · SMSID `SMS-7`"
+    )
+    card = request_card(with_id)
+    assert "nothing delivered" in card["text"] and "SMSID `SMS-7`" in str(card["blocks"])
+    assert "zns_review" not in str(card["blocks"])  # final: no buttons
+
+
+def test_every_final_state_has_its_own_status_line():
+    # Rejected is spelled with its approver and reason; every other final state has a line.
+    assert FINAL_STATES - {SendState.REJECTED} <= STATUS_LINES.keys()

@@ -1,0 +1,208 @@
+"""`zns-bot audit verify | export | seal`: the history, read beside a running bot."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from bot.errors import ConfigError, InputError
+from bot.phones import mask_phone, normalize_phone
+from storage.errors import StoreError
+from storage.history import History, MissingStoreError
+
+EXPORT_COLUMNS = (
+    "seq",
+    "ts",
+    "actor",
+    "action",
+    "send_id",
+    "phone",
+    "template_id",
+    "from",
+    "to",
+    "reason",
+    "data",
+    "hash",
+)
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """What `audit export` was asked for; dates are UTC days, both included."""
+
+    since: date | None = None
+    until: date | None = None
+    phone: str | None = None
+    send_id: str | None = None
+    sms_id: str | None = None
+
+    def describe(self, unmask: bool) -> str:
+        parts = []
+        if self.since or self.until:
+            parts.append(f"{self.since or 'start'} to {self.until or 'now'}")
+        if self.phone:
+            parts.append(f"phone {self.phone if unmask else mask_phone(self.phone)}")
+        if self.send_id:
+            parts.append(f"send {self.send_id}")
+        if self.sms_id:
+            parts.append(f"SMSID {self.sms_id}")
+        return f" ({', '.join(parts)})" if parts else ""
+
+
+def parse_day(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option} expects a UTC date like 2026-12-01, got '{text}'") from None
+
+
+def open_history(data_dir: Path) -> History:
+    """The history read-only; a missing store is an error naming the setting, never "OK"."""
+    try:
+        return History.open(data_dir)
+    except MissingStoreError as exc:
+        raise ConfigError(f"{exc} (ZNS_DATA_DIR={data_dir})") from None
+
+
+def verify(data_dir: Path) -> tuple[bool, str, list[str]]:
+    """(ok, summary line, problems) for `audit verify`."""
+    history = open_history(data_dir)
+    result = history.verify()
+    head = int(history.head["seq"]) if history.head else 0
+    where = f"{result.segments} segment(s) and the live log, up to seq {head}"
+    if result.ok:
+        return True, f"audit log OK: {result.count} events in {where}, hash chain intact", []
+    return False, f"audit log BROKEN ({result.count} events in {where}):", result.problems
+
+
+class _SendInfo:
+    """Each send's phone and template, for the export's columns, found without a full load."""
+
+    def __init__(self, history: History) -> None:
+        self._history = history
+        self._known: dict[str, tuple[str, str]] = {}
+        for doc in history.live_sends().values():
+            self._known[str(doc["id"])] = (
+                str(doc.get("phone") or ""),
+                str(doc.get("template_id") or ""),
+            )
+
+    def learn(self, event: Mapping[str, Any]) -> None:
+        send_id = event.get("send_id")
+        if not send_id or send_id in self._known:
+            return
+        phone, template = _phone_and_template(event)
+        if phone:
+            self._known[str(send_id)] = (phone, template)
+
+    def __getitem__(self, send_id: str) -> tuple[str, str]:
+        found = self._known.get(send_id)
+        if found is None:
+            found = ("", "")
+            for event in self._history.find("send", send_id):
+                phone, template = _phone_and_template(event)
+                if phone:
+                    found = (phone, template or found[1])
+            self._known[send_id] = found
+        return found
+
+
+def _phone_and_template(event: Mapping[str, Any]) -> tuple[str, str]:
+    personal = event.get("personal")
+    fields = personal.get("fields") if isinstance(personal, Mapping) else None
+    phone = str(fields.get("phone") or "") if isinstance(fields, Mapping) else ""
+    data = event.get("data") if isinstance(event.get("data"), Mapping) else {}
+    assert isinstance(data, Mapping)
+    send = data.get("send") if isinstance(data.get("send"), Mapping) else data
+    template = str(send.get("template_id") or "") if isinstance(send, Mapping) else ""
+    return phone, template
+
+
+def _selected(history: History, wanted: ExportFilter) -> Iterator[Mapping[str, Any]]:
+    since = wanted.since.isoformat() if wanted.since else None
+    until = (wanted.until + timedelta(days=1)).isoformat() if wanted.until else None
+    if not (wanted.phone or wanted.send_id or wanted.sms_id):
+        yield from history.events(since=since, until=until)
+        return
+    ids: set[str] | None = None
+    for found in (
+        {wanted.send_id} if wanted.send_id else None,
+        history.send_ids(phone=wanted.phone) if wanted.phone else None,
+        history.send_ids(sms_id=wanted.sms_id) if wanted.sms_id else None,
+    ):
+        if found is not None:
+            ids = found if ids is None else ids & found
+    for event in history.for_sends(sorted(ids or ())):
+        ts = str(event.get("ts", ""))
+        if (since is None or ts >= since) and (until is None or ts < until):
+            yield event
+
+
+def export(data_dir: Path, target: str, wanted: ExportFilter, *, unmask: bool) -> str:
+    """Write the selected events as CSV to `target` (a path, or "-" for standard output);
+    returns the summary line. The file is created with mode 0600: it holds personal data."""
+    if wanted.phone:
+        wanted = ExportFilter(
+            wanted.since, wanted.until, _phone(wanted.phone), wanted.send_id, wanted.sms_id
+        )
+    history = open_history(data_dir)
+    with _output(target) as out:
+        count = write_csv(out, history, _selected(history, wanted), unmask=unmask)
+    masking = "phones unmasked" if unmask else "phones masked"
+    where = "standard output" if target == "-" else target
+    return f"wrote {count} audit events{wanted.describe(unmask)} to {where} ({masking})"
+
+
+def write_csv(
+    out: IO[str], history: History, events: Iterable[Mapping[str, Any]], *, unmask: bool
+) -> int:
+    info = _SendInfo(history)
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    count = 0
+    for event in events:
+        info.learn(event)
+        send_id = event.get("send_id")
+        phone, template = info[str(send_id)] if send_id else ("", "")
+        row = {
+            **event,
+            "phone": phone if unmask else mask_phone(phone),
+            "template_id": template,
+            "from": event.get("from_state") or "",
+            "to": event.get("to_state") or "",
+            "data": json.dumps(event.get("data"), ensure_ascii=False, sort_keys=True),
+        }
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        count += 1
+    return count
+
+
+def _phone(text: str) -> str:
+    try:
+        return normalize_phone(text)
+    except InputError as exc:
+        raise InputError(f"--phone: {exc}") from None
+
+
+@contextlib.contextmanager
+def _output(target: str) -> Iterator[IO[str]]:
+    if target == "-":
+        yield sys.stdout
+        return
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StoreError(f"cannot write {target}: {exc.strerror}") from exc
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_TRUNC otherwise
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
+        yield out

@@ -1,0 +1,418 @@
+"""The archive pass: what leaves the live store, when, and how it reaches the segments."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from storage.archive import Seal, Segments, find_events
+from storage.clock import iso
+from storage.errors import StoreError
+from storage.outbox import DONE
+from storage.segments import CODECS, SegmentName, key_hash, month_of, token_digest
+from storage.sends import FINAL_STATES, PERSONAL_FIELDS, SendState
+
+if TYPE_CHECKING:
+    from storage.store import Store
+
+ARCHIVE_DOC_ID = 2  # meta document: the archive's secret, current segment and seals
+SLICE = 100  # sends (or callbacks) archived per commit: the loop runs between slices
+COPY_BATCH = 2_000  # events per segment append
+SCAN_SLICE = 2_000  # documents looked at before letting the loop run
+SYSTEM = "system"
+# A send's fields that say who or what it reached: kept beside its archived event.
+CALLBACK_PHONE = "phonenumber"
+_NOT_ARCHIVED = frozenset({*PERSONAL_FIELDS, "callback_token", "content_salt"})
+
+
+class ArchiveState(TypedDict):
+    key: str
+    secret: str  # hex: keys the index hashes (phones are never indexed in clear)
+    current: str | None  # the segment being appended to
+    sealed: list[dict[str, Any]]  # Seal.as_data() of each sealed segment, in order
+    last_seal_at: str | None
+
+
+@dataclass
+class PassReport:
+    """What one archive pass did."""
+
+    sends: int = 0
+    callbacks: int = 0
+    outbox: int = 0
+    events: int = 0
+    sealed: list[str] = field(default_factory=list)
+
+
+Segment = tuple[SegmentName, str, bool]  # name, file, sealed
+
+# A pass is a generator: it yields file work for a worker thread (a callable) or None
+# where the loop may run other tasks; `run` drives it on the loop, `run_sync` inline.
+Step = Callable[[], Any] | None
+
+
+class Archiver:
+    """Moves what may leave the live store into the month's segment; seals past months.
+
+    Everything here that reads or writes the live store runs on the caller's thread (the
+    event loop's, in `serve`); file work on segments goes to `Segments` in a worker thread.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        live_hours: float = 48.0,
+        compression: str | None = None,
+        on_step: Callable[[str], None] | None = None,
+    ) -> None:
+        if compression is not None and compression not in CODECS:
+            raise StoreError(f"unknown audit compression {compression!r}")
+        self.store = store
+        self.live = timedelta(hours=live_hours)
+        self.compression = compression
+        self._meta = store.db.table("meta")
+        state = self.state
+        if state is None:
+            with store.db.transaction():
+                self._meta.put(
+                    ARCHIVE_DOC_ID,
+                    ArchiveState(
+                        key="archive",
+                        secret=secrets.token_hex(32),
+                        current=None,
+                        sealed=[],
+                        last_seal_at=None,
+                    ),
+                )
+            state = self.state
+            assert state is not None
+        self.secret = bytes.fromhex(state["secret"])
+        self.segments = Segments(store.data_dir, self.secret, on_step=on_step)
+        self.segments.recover(state["current"], state["sealed"])
+        self._lock = asyncio.Lock()
+
+    @property
+    def state(self) -> ArchiveState | None:
+        return self._meta.peek(ARCHIVE_DOC_ID)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.segments.close()
+
+    # ----------------------------------------------------------------- drivers
+
+    async def run(self, now: datetime | None = None, *, seal: bool = False) -> PassReport:
+        """One pass on the running loop: file work in a thread, the loop free between slices."""
+        async with self._lock:
+            steps = self._pass(now or self.store.clock(), seal)
+            value: Any = None
+            while True:
+                try:
+                    work = steps.send(value)
+                except StopIteration as done:
+                    report: PassReport = done.value
+                    return report
+                if work is None:
+                    value = None
+                    await asyncio.sleep(0)
+                    continue
+                try:
+                    value = await asyncio.to_thread(work)
+                except BaseException:
+                    steps.close()  # the pass stops where it is; the next one carries on
+                    raise
+
+    def run_sync(self, now: datetime | None = None, *, seal: bool = False) -> PassReport:
+        """The same pass, inline: for the command line, which holds the store alone."""
+        steps = self._pass(now or self.store.clock(), seal)
+        value: Any = None
+        while True:
+            try:
+                work = steps.send(value)
+            except StopIteration as done:
+                report: PassReport = done.value
+                return report
+            value = work() if work else None
+
+    # ----------------------------------------------------------------- the pass
+
+    def _pass(self, now: datetime, seal: bool) -> Generator[Step, Any, PassReport]:
+        report = PassReport()
+        cutoff = iso(now - self.live)
+        leaving = yield from self._leaving(cutoff)
+        for start in range(0, len(leaving), SLICE):
+            with self.store.db.transaction():
+                for send_id in leaving[start : start + SLICE]:
+                    report.callbacks += self._archive_send(send_id)
+                    report.sends += 1
+            yield None
+        report.outbox += yield from self._drop_done_outbox()
+        report.callbacks += yield from self._archive_orphan_callbacks(cutoff)
+        yield from self._copy(report)
+        current = self.segments.current
+        month_over = current is not None and current.month < month_of(iso(now))
+        if (seal or month_over) and self.segments.last_seq:
+            sealed = yield from self._seal(now)
+            report.sealed.append(sealed.segment)
+            yield from self._copy(report)  # the seal event itself, into the next segment
+        return report
+
+    def _leaving(self, cutoff: str) -> Generator[Step, Any, list[str]]:
+        """Sends final (or stuck) since before `cutoff` whose posts are all made."""
+        table = self.store.db.table("sends")
+        outbox = self.store.outbox
+        docs = table.raw_docs()
+        sids: list[str] = []
+        for state in (*FINAL_STATES, SendState.UNKNOWN):
+            sids.extend(table.sids_by("state", str(state)))
+        leaving: list[str] = []
+        for n, sid in enumerate(sids):
+            if n and n % SCAN_SLICE == 0:
+                yield None
+                docs = table.raw_docs()
+            doc = docs.get(sid)
+            if doc is None:
+                continue
+            if doc["state"] == SendState.UNKNOWN:
+                since = doc.get("reconcile_stopped")  # a reconcile that gave up: stuck
+            else:
+                since = doc.get("final_at") or doc.get("updated_at")
+            if since and since <= cutoff and outbox.first_pending(doc["id"]) is None:
+                leaving.append(doc["id"])
+        return leaving
+
+    def _archive_send(self, send_id: str) -> int:
+        """One send, its callbacks and its settled posts leave; one "archived" event keeps
+        them (personal fields beside it). Joins the caller's transaction."""
+        sends = self.store.db.table("sends")
+        callbacks = self.store.db.table("callbacks")
+        outbox = self.store.db.table("outbox")
+        doc_id = sends.first_id_by("id", send_id)
+        doc = None if doc_id is None else sends.peek(doc_id)
+        if doc_id is None or doc is None:
+            return 0
+        sms_id = doc.get("sms_id")
+        callback_ids = callbacks.find_ids_by("sms_id", sms_id) if sms_id else []
+        raws = [c for c in map(callbacks.peek, callback_ids) if c is not None]
+        personal: dict[str, Any] = {k: doc[k] for k in PERSONAL_FIELDS if doc.get(k)}
+        phones = [c.get("raw", {}).get(CALLBACK_PHONE) for c in raws]
+        if any(phones):
+            personal["callback_phones"] = phones
+        data: dict[str, Any] = {
+            "send": {k: v for k, v in doc.items() if k not in _NOT_ARCHIVED},
+            "callbacks": [_callback_data(c) for c in raws],
+        }
+        if sms_id:
+            data["sms_id"] = sms_id
+        if doc.get("callback_token"):
+            data["token_digest"] = token_digest(doc["callback_token"])
+        self.store.audit.append(
+            SYSTEM,
+            "archived",
+            send_id=send_id,
+            reason="left the live store",
+            data=data,
+            personal=personal or None,
+            salt=doc.get("content_salt"),
+        )
+        sends.remove(doc_ids=[doc_id])
+        if callback_ids:
+            callbacks.remove(doc_ids=callback_ids)
+        item_ids = outbox.find_ids_by("send_id", send_id)
+        if item_ids:
+            outbox.remove(doc_ids=item_ids)
+        return len(callback_ids)
+
+    def _drop_done_outbox(self) -> Generator[Step, Any, int]:
+        """Confirmed posts of sends still live: their keys are per version, never re-queued."""
+        outbox = self.store.db.table("outbox")
+        done = outbox.find_ids_by("status", DONE)
+        for start in range(0, len(done), SCAN_SLICE):
+            with self.store.db.transaction():
+                outbox.remove(doc_ids=done[start : start + SCAN_SLICE])
+            yield None
+        return len(done)
+
+    def _archive_orphan_callbacks(self, cutoff: str) -> Generator[Step, Any, int]:
+        """Callbacks that match no live send (refused ones, mostly) are kept in the log."""
+        callbacks = self.store.db.table("callbacks")
+        sends = self.store.db.table("sends")
+        docs = callbacks.raw_docs()
+        leaving: list[int] = []
+        for n, (sid, doc) in enumerate(list(docs.items())):
+            if n and n % SCAN_SLICE == 0:
+                yield None
+            if doc.get("received_at", "") > cutoff:
+                continue
+            if doc.get("sms_id") and sends.count_by("sms_id", doc["sms_id"]):
+                continue
+            leaving.append(int(sid))
+        for start in range(0, len(leaving), SLICE):
+            with self.store.db.transaction():
+                for doc_id in leaving[start : start + SLICE]:
+                    kept = callbacks.peek(doc_id)
+                    if kept is None:
+                        continue
+                    phone = kept.get("raw", {}).get(CALLBACK_PHONE)
+                    self.store.audit.append(
+                        SYSTEM,
+                        "callback_kept",
+                        reason=kept.get("reason") or "matched no live send",
+                        data={"sms_id": kept.get("sms_id"), "callback": _callback_data(kept)},
+                        personal={CALLBACK_PHONE: phone} if phone else None,
+                    )
+                callbacks.remove(doc_ids=leaving[start : start + SLICE])
+            yield None
+        return len(leaving)
+
+    def _copy(self, report: PassReport) -> Generator[Step, Any, None]:
+        """Copy live events to the segment (durable, indexed), then drop them from the log."""
+        audit = self.store.audit
+        while True:
+            live = audit.live_events()
+            seqs = sorted(int(s) for s in live)
+            done_upto = self.segments.last_seq
+            copied = [s for s in seqs if s <= done_upto]
+            if copied:  # copied before a crash, or just now: leave the live log
+                last = live[str(copied[-1])]
+                with self.store.db.transaction():
+                    self.store.db.table("audit").remove(doc_ids=copied)
+                    audit.archived_upto(int(last["seq"]), str(last["hash"]))
+                report.events += len(copied)
+                yield None
+                continue
+            if not seqs:
+                return
+            batch = [live[str(s)] for s in seqs[:COPY_BATCH]]
+            month = month_of(batch[0]["ts"])
+            current = self.segments.current
+            if current is not None and current.month < month and self.segments.last_seq:
+                yield from self._seal(None)
+                continue
+            if current is None:
+                yield from self._start(SegmentName(month, self._next_part(month)))
+                continue
+            # up to the first event of a later month, which starts the next segment
+            batch = _up_to_month(batch, current.month) or batch[:1]
+            yield lambda batch=batch: self.segments.append(batch)  # type: ignore[misc]
+
+    def _next_part(self, month: str) -> int:
+        state = self.state
+        assert state is not None
+        parts = [
+            SegmentName.parse(s["segment"]).part
+            for s in state["sealed"]
+            if s["segment"].startswith(month)
+        ]
+        return max(parts) + 1 if parts else 0
+
+    def _start(self, name: SegmentName) -> Generator[Step, Any, None]:
+        self._set_state(current=str(name))
+        yield lambda: self.segments.open(name)
+
+    def _seal(self, now: datetime | None) -> Generator[Step, Any, Seal]:
+        """Seal the current segment: digest (and compress) it, commit the seal event, and
+        make the file read-only. The next event starts the next segment."""
+        seal: Seal = yield lambda: self.segments.seal(self.compression)
+        state = self.state
+        assert state is not None
+        with self.store.db.transaction():
+            self.store.audit.append(
+                SYSTEM, "sealed", reason=f"segment {seal.segment} sealed", data=seal.as_data()
+            )
+            self._set_state(
+                current=None,
+                sealed=[*state["sealed"], seal.as_data()],
+                last_seal_at=iso(now or self.store.clock()),
+            )
+        yield lambda: self.segments.finish_seal(seal)
+        return seal
+
+    def _set_state(self, **changes: Any) -> None:
+        state = self.state
+        assert state is not None
+        self._meta.put(ARCHIVE_DOC_ID, {**state, **changes})
+
+    # ----------------------------------------------------------------- history lookups
+
+    def segment_list(self) -> list[Segment]:
+        """(name, file, sealed) of every segment, oldest first."""
+        state = self.state
+        assert state is not None
+        found = [(SegmentName.parse(s["segment"]), str(s["file"]), True) for s in state["sealed"]]
+        if state["current"]:
+            name = SegmentName.parse(state["current"])
+            found.append((name, name.data_file(), False))
+        return found
+
+    def find(
+        self, kind: str, value: str, segments: Sequence[Segment] | None = None
+    ) -> list[dict[str, Any]]:
+        """Archived events answering a lookup (send, sms, phone, token). File work: in
+        `serve`, take `segment_list()` on the loop and call this from a worker thread."""
+        h = key_hash(self.secret, kind, value)
+        return find_events(self.segments.dir, segments or self.segment_list(), h)
+
+    def find_by_token(
+        self, token: str, segments: Sequence[Segment] | None = None
+    ) -> Mapping[str, Any] | None:
+        """The "archived" event of the send whose callback URL carries `token`, or None."""
+        digest = token_digest(token)
+        for event in self.find("token", digest, segments):
+            data = event.get("data") or {}
+            if event.get("action") == "archived" and data.get("token_digest") == digest:
+                return event
+        return None
+
+    def lag(self, now: datetime) -> float:
+        """Seconds since the oldest event still waiting in the live log was written."""
+        live = self.store.audit.live_events()
+        if not live:
+            return 0.0
+        oldest = live[str(min(int(s) for s in live))]
+        return max(0.0, (now - datetime.fromisoformat(oldest["ts"])).total_seconds())
+
+
+def _up_to_month(events: list[Any], month: str) -> list[Any]:
+    """The events before the first one of a later month (which starts the next segment)."""
+    for n, event in enumerate(events):
+        if month_of(event["ts"]) > month:
+            return events[:n]
+    return events
+
+
+def _callback_data(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored callback without the phone number it carries (kept beside, as personal)."""
+    raw = {k: v for k, v in (doc.get("raw") or {}).items() if k != CALLBACK_PHONE}
+    return {
+        "sms_id": doc.get("sms_id"),
+        "send_status": doc.get("send_status"),
+        "raw": raw,
+        "valid": doc.get("valid"),
+        "reason": doc.get("reason"),
+        "received_at": doc.get("received_at"),
+    }
+
+
+def keep_late_callback(store: Store, archived: Mapping[str, Any], raw: Mapping[str, str]) -> None:
+    """A callback for a send that left the live store: kept in the log beside its archive
+    entry (the phone number it carries as personal data, salted like the send's)."""
+    phone = raw.get(CALLBACK_PHONE)
+    personal = archived.get("personal")
+    salt = personal.get("salt") if isinstance(personal, Mapping) else None
+    store.audit.append(
+        "esms-callback",
+        "late_callback",
+        send_id=archived.get("send_id"),
+        reason="for a send that already left the live store: kept, nothing changed",
+        data={
+            "sms_id": raw.get("SMSID"),
+            "raw": {k: v for k, v in raw.items() if k != CALLBACK_PHONE},
+        },
+        personal={CALLBACK_PHONE: phone} if phone else None,
+        salt=salt,
+    )
