@@ -156,8 +156,7 @@ class Archiver:
         current = self.segments.current
         month_over = current is not None and current.month < month_of(iso(now))
         if (seal or month_over) and self.segments.last_seq:
-            sealed = yield from self._seal(now)
-            report.sealed.append(sealed.segment)
+            yield from self._seal(now, report)
             yield from self._copy(report)  # the seal event itself, into the next segment
         return report
 
@@ -291,7 +290,7 @@ class Archiver:
             month = month_of(batch[0]["ts"])
             current = self.segments.current
             if current is not None and current.month < month and self.segments.last_seq:
-                yield from self._seal(None)
+                yield from self._seal(None, report)
                 continue
             if current is None:
                 yield from self._start(SegmentName(month, self._next_part(month)))
@@ -314,7 +313,7 @@ class Archiver:
         self._set_state(current=str(name))
         yield lambda: self.segments.open(name)
 
-    def _seal(self, now: datetime | None) -> Generator[Step, Any, Seal]:
+    def _seal(self, now: datetime | None, report: PassReport) -> Generator[Step, Any, Seal]:
         """Seal the current segment: digest (and compress) it, commit the seal event, and
         make the file read-only. The next event starts the next segment."""
         seal: Seal = yield lambda: self.segments.seal(self.compression)
@@ -330,6 +329,7 @@ class Archiver:
                 last_seal_at=iso(now or self.store.clock()),
             )
         yield lambda: self.segments.finish_seal(seal)
+        report.sealed.append(seal.segment)
         return seal
 
     def _set_state(self, **changes: Any) -> None:

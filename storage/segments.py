@@ -313,6 +313,10 @@ class SegmentTable(Table):
     def __len__(self) -> int:
         return sum(1 for _ in stream_events(self._storage.path))
 
+    def search(self, cond: Any) -> list[Document]:
+        """The matching events, found by streaming the file (no query cache: it only grows)."""
+        return [doc for doc in self if cond(doc)]
+
     def _read_table(self) -> NoReturn:
         raise StoreError("an audit segment is streamed: iterate over it instead")
 

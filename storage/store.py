@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -33,6 +34,7 @@ class Store:
         *,
         live_hours: float = 48.0,
         compression: str | None = None,
+        on_archive_step: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.data_dir = data_dir
@@ -42,7 +44,9 @@ class Store:
         self.callbacks = CallbackEvents(db, clock)
         self.outbox = Outbox(db, clock)
         self._group_commit = GroupCommit(db.storage)
-        self.archive = Archiver(self, live_hours=live_hours, compression=compression)
+        self.archive = Archiver(
+            self, live_hours=live_hours, compression=compression, on_step=on_archive_step
+        )
 
     @classmethod
     def open(
@@ -55,6 +59,7 @@ class Store:
         compact_ratio: float = DEFAULT_COMPACT_RATIO,
         live_hours: float = 48.0,
         compression: str | None = None,
+        on_archive_step: Callable[[str], None] | None = None,
     ) -> Store:
         """Open (creating the directory and file if needed) and lock the store."""
         data_dir = Path(data_dir)
@@ -62,6 +67,9 @@ class Store:
             data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the data directory {data_dir}: {exc}") from exc
+        from storage.migrate import migrate_if_needed  # release 0.1's zns.db, if still there
+
+        migrate_if_needed(data_dir, clock=clock, live_hours=live_hours, compression=compression)
         db = open_db(
             data_dir / FILE_NAME,
             fsync=fsync,
@@ -69,7 +77,14 @@ class Store:
             compact_ratio=compact_ratio,
         )
         try:
-            return cls(db, data_dir, clock, live_hours=live_hours, compression=compression)
+            return cls(
+                db,
+                data_dir,
+                clock,
+                live_hours=live_hours,
+                compression=compression,
+                on_archive_step=on_archive_step,
+            )
         except BaseException:
             db.close()
             raise
