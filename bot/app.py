@@ -170,6 +170,7 @@ class Runtime:
             await self.service.catalogue.settled()
             self.scheduler.shutdown(wait=False)
             await self.relay.aclose()  # a drain in flight must not touch a closed store
+            await self.store.archive.aclose()  # nor a segment write in a worker thread
             await self.esms.aclose()
             self.store.close()
 

@@ -7,7 +7,7 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -128,12 +128,19 @@ def _phone_and_template(event: Mapping[str, Any]) -> tuple[str, str]:
     return phone, template
 
 
-def _selected(history: History, wanted: ExportFilter) -> Iterator[Mapping[str, Any]]:
+def _selected(history: History, wanted: ExportFilter) -> Callable[[], Iterable[Any]]:
+    """A way to walk the selected events (twice, for a whole range: see `write_csv`)."""
     since = wanted.since.isoformat() if wanted.since else None
     until = (wanted.until + timedelta(days=1)).isoformat() if wanted.until else None
     if not (wanted.phone or wanted.send_id or wanted.sms_id):
-        yield from history.events(since=since, until=until)
-        return
+        return lambda: history.events(since=since, until=until)
+    chosen = list(_for_sends(history, wanted, since, until))
+    return lambda: chosen
+
+
+def _for_sends(
+    history: History, wanted: ExportFilter, since: str | None, until: str | None
+) -> Iterator[Mapping[str, Any]]:
     ids: set[str] | None = None
     for found in (
         {wanted.send_id} if wanted.send_id else None,
@@ -164,14 +171,17 @@ def export(data_dir: Path, target: str, wanted: ExportFilter, *, unmask: bool) -
 
 
 def write_csv(
-    out: IO[str], history: History, events: Iterable[Mapping[str, Any]], *, unmask: bool
+    out: IO[str], history: History, events: Callable[[], Iterable[Any]], *, unmask: bool
 ) -> int:
+    """Two walks: the first learns each send's phone and template from the events that
+    carry them (created, archived), so the second writes rows without a lookup per send."""
     info = _SendInfo(history)
+    for event in events():
+        info.learn(event)
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     count = 0
-    for event in events:
-        info.learn(event)
+    for event in events():
         send_id = event.get("send_id")
         phone, template = info[str(send_id)] if send_id else ("", "")
         row = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class Archiver:
         self.segments = Segments(store.data_dir, self.secret, on_step=on_step)
         self.segments.recover(state["current"], state["sealed"])
         self._lock = asyncio.Lock()
+        self._inflight: asyncio.Future[Any] | None = None
 
     @property
     def state(self) -> ArchiveState | None:
@@ -102,6 +104,12 @@ class Archiver:
 
     def close(self) -> None:
         self.segments.close()
+
+    async def aclose(self) -> None:
+        """Wait for file work a cancelled pass left running (before the store closes)."""
+        if self._inflight is not None and not self._inflight.done():
+            with contextlib.suppress(Exception):
+                await self._inflight
 
     # ----------------------------------------------------------------- drivers
 
@@ -120,8 +128,11 @@ class Archiver:
                     value = None
                     await asyncio.sleep(0)
                     continue
+                # shielded: a cancelled pass (shutdown) must not leave file work running
+                # unseen while the store closes; `aclose` waits for it
+                self._inflight = asyncio.ensure_future(asyncio.to_thread(work))
                 try:
-                    value = await asyncio.to_thread(work)
+                    value = await asyncio.shield(self._inflight)
                 except BaseException:
                     steps.close()  # the pass stops where it is; the next one carries on
                     raise
