@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from bot import auditing
 from bot.config import Settings, load_settings
-from bot.errors import ZNS_ERRORS, ConfigError, InputError, StoreError
+from bot.errors import ZNS_ERRORS, ConfigError, InputError, StoreError, StoreLockedError
 from bot.esms.client import EsmsClient
 from bot.ops.logs import configure_logging, secrets_from_settings
 from bot.phones import mask_phone
@@ -194,12 +194,9 @@ def _seal(settings: Settings) -> int:
         raise ConfigError(f"there is no zns-bot store in {settings.zns_data_dir} (ZNS_DATA_DIR)")
     try:
         store = _open_store(settings)
-    except StoreError as exc:
-        if "in use" not in str(exc):
-            raise
-        raise StoreError(
-            f"{exc}: stop `zns-bot serve` first, it seals past months itself"
-        ) from None
+    except StoreLockedError as exc:
+        hint = "stop `zns-bot serve` first (it seals past months itself)"
+        raise StoreError(f"{exc}: {hint}") from None
     with store:
         report = store.archive.run_sync(seal=True)
     if not report.sealed:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 # part of this hierarchy by re-export, and callers catch `ZNS_ERRORS` to get them all.
 from storage.errors import NotFoundError as NotFoundError
 from storage.errors import StoreError as StoreError
+from storage.errors import StoreLockedError as StoreLockedError
 
 
 class ZnsBotError(Exception):

@@ -13,4 +13,5 @@ def open_store(settings: Settings, *, background_compaction: bool = False) -> St
         fsync=settings.zns_fsync,
         live_hours=settings.zns_live_hours,
         compression=settings.audit_compression,
+        background_compaction=background_compaction,
     )

@@ -7,3 +7,7 @@ class StoreError(Exception):
 
 class NotFoundError(StoreError):
     """A record does not exist."""
+
+
+class StoreLockedError(StoreError):
+    """Another process (a running `zns-bot serve`, say) holds the store."""

@@ -15,12 +15,15 @@
 # never acknowledged.
 # Compaction writes ``<file>.<gen>.tmp``, fsyncs it, ``os.replace``s it over the file and
 # fsyncs the directory, so the file on disk is always either the old or the new generation.
+# A background compaction writes the same thing: the snapshot as it was at some line of the
+# log, followed by a byte-for-byte copy of the log lines appended after that line.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,9 @@ FORMAT = "zns-store-log"
 FORMAT_VERSION = 1
 SNAPSHOT_CHUNK = 5_000  # docs per snapshot line: bounds the size of one encoded line
 WRITE_BUFFER = 1 << 20
+# A background compaction fdatasyncs after about this much: a big write left for the kernel
+# to flush at once would stall every other fsync on the file system (the loop's own) behind it.
+SYNC_EVERY = 1 << 20
 
 Doc = dict[str, Any]
 
@@ -160,15 +166,23 @@ def _parse_legacy(raw: bytes, path: Path) -> Parsed:
     return parsed
 
 
-def snapshot_lines(data: Mapping[str, Mapping[str, Doc]], gen: int) -> Iterable[bytes]:
+def snapshot_lines(
+    data: Mapping[str, Mapping[str, Doc]], gen: int, chunk: int = SNAPSHOT_CHUNK
+) -> Iterable[bytes]:
+    """The snapshot part of a generation: header, `chunk` documents per line, end marker."""
     yield dumps({"format": FORMAT, "version": FORMAT_VERSION, "gen": gen}) + b"\n"
     total = 0
     for table, docs in data.items():
-        items = list(docs.items())
-        for start in range(0, max(len(items), 1), SNAPSHOT_CHUNK):
-            chunk = dict(items[start : start + SNAPSHOT_CHUNK])
-            total += len(chunk)
-            yield dumps({"table": table, "docs": chunk}) + b"\n"
+        # islice, not a list of every item: a worker thread runs this while the loop waits
+        # for the GIL, so no single step may take long.
+        items = iter(docs.items())
+        docs_chunk = dict(itertools.islice(items, chunk))
+        while True:
+            total += len(docs_chunk)
+            yield dumps({"table": table, "docs": docs_chunk}) + b"\n"  # an empty table too
+            docs_chunk = dict(itertools.islice(items, chunk))
+            if not docs_chunk:
+                break
     yield dumps({"snapshot_end": gen, "docs": total}) + b"\n"
 
 
@@ -183,6 +197,36 @@ def write_lines(fd: int, lines: Iterable[bytes]) -> int:
             write_all(fd, b"".join(buffer))
             size, buffer, pending = size + pending, [], 0
     write_all(fd, b"".join(buffer))
+    return size + pending
+
+
+def write_paced(
+    fd: int, pieces: Iterable[bytes], *, before_write: Callable[[], None] | None = None
+) -> int:
+    """Write `pieces` in about `WRITE_BUFFER` at a time, fdatasyncing every `SYNC_EVERY`.
+
+    For a writer in a worker thread: dirty pages never pile up, so the fsyncs of others on
+    the same file system stay short. `before_write` runs before each write (it may raise to
+    stop). Returns the bytes written; the caller makes the last ones durable itself.
+    """
+    size = unsynced = pending = 0
+    buffer: list[bytes] = []
+    for piece in pieces:
+        buffer.append(piece)
+        pending += len(piece)
+        if pending < WRITE_BUFFER:
+            continue
+        if before_write is not None:
+            before_write()
+        write_all(fd, b"".join(buffer))
+        size, unsynced, buffer, pending = size + pending, unsynced + pending, [], 0
+        if unsynced >= SYNC_EVERY:
+            os.fdatasync(fd)
+            unsynced = 0
+    if pending:
+        if before_write is not None:
+            before_write()
+        write_all(fd, b"".join(buffer))
     return size + pending
 
 

@@ -60,8 +60,13 @@ class Store:
         live_hours: float = 48.0,
         compression: str | None = None,
         on_archive_step: Callable[[str], None] | None = None,
+        background_compaction: bool = False,
     ) -> Store:
-        """Open (creating the directory and file if needed) and lock the store."""
+        """Open (creating the directory and file if needed) and lock the store.
+
+        `background_compaction`: for `serve`, whose event loop must never wait for a
+        snapshot to be written (storage/group_commit.py runs it in a worker thread).
+        """
         data_dir = Path(data_dir)
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -75,6 +80,7 @@ class Store:
             fsync=fsync,
             compact_min_ops=compact_min_ops,
             compact_ratio=compact_ratio,
+            background_compaction=background_compaction,
         )
         try:
             return cls(
