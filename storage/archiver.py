@@ -51,9 +51,11 @@ class PassReport:
 
 Segment = tuple[SegmentName, str, bool]  # name, file, sealed
 
-# A pass is a generator: it yields file work for a worker thread (a callable) or None
-# where the loop may run other tasks; `run` drives it on the loop, `run_sync` inline.
-Step = Callable[[], Any] | None
+# A pass is a generator: it yields file work for a worker thread (a callable), None where
+# the loop may run other tasks, or SYNCED where what it committed must be on disk before
+# it goes on; `run` drives it on the loop, `run_sync` inline.
+SYNCED = "synced"
+Step = Callable[[], Any] | str | None
 
 
 class Archiver:
@@ -97,6 +99,7 @@ class Archiver:
         self.segments.recover(state["current"], state["sealed"])
         self._lock = asyncio.Lock()
         self._inflight: asyncio.Future[Any] | None = None
+        self._deferred = False
 
     @property
     def state(self) -> ArchiveState | None:
@@ -104,6 +107,11 @@ class Archiver:
 
     def close(self) -> None:
         self.segments.close()
+
+    def _commit(self) -> contextlib.AbstractContextManager[None]:
+        """A pass's commit: on the loop, its fsync is left to the group commit (the pass
+        yields SYNCED before it relies on it); inline, it is synced at once."""
+        return self.store.db.transaction(sync=not self._deferred)
 
     async def aclose(self) -> None:
         """Wait for file work a cancelled pass left running (before the store closes)."""
@@ -116,6 +124,7 @@ class Archiver:
     async def run(self, now: datetime | None = None, *, seal: bool = False) -> PassReport:
         """One pass on the running loop: file work in a thread, the loop free between slices."""
         async with self._lock:
+            self._deferred = True
             steps = self._pass(now or self.store.clock(), seal)
             value: Any = None
             while True:
@@ -124,10 +133,14 @@ class Archiver:
                 except StopIteration as done:
                     report: PassReport = done.value
                     return report
+                value = None
                 if work is None:
-                    value = None
                     await asyncio.sleep(0)
                     continue
+                if work == SYNCED:
+                    await self.store.synced()  # one shared fsync, in a worker thread
+                    continue
+                assert callable(work)
                 # shielded: a cancelled pass (shutdown) must not leave file work running
                 # unseen while the store closes; `aclose` waits for it
                 self._inflight = asyncio.ensure_future(asyncio.to_thread(work))
@@ -139,6 +152,7 @@ class Archiver:
 
     def run_sync(self, now: datetime | None = None, *, seal: bool = False) -> PassReport:
         """The same pass, inline: for the command line, which holds the store alone."""
+        self._deferred = False
         steps = self._pass(now or self.store.clock(), seal)
         value: Any = None
         while True:
@@ -147,7 +161,7 @@ class Archiver:
             except StopIteration as done:
                 report: PassReport = done.value
                 return report
-            value = work() if work else None
+            value = work() if callable(work) else None
 
     # ----------------------------------------------------------------- the pass
 
@@ -156,7 +170,7 @@ class Archiver:
         cutoff = iso(now - self.live)
         leaving = yield from self._leaving(cutoff)
         for start in range(0, len(leaving), SLICE):
-            with self.store.db.transaction():
+            with self._commit():
                 for send_id in leaving[start : start + SLICE]:
                     report.callbacks += self._archive_send(send_id)
                     report.sends += 1
@@ -169,6 +183,7 @@ class Archiver:
         if (seal or month_over) and self.segments.last_seq:
             yield from self._seal(now, report)
             yield from self._copy(report)  # the seal event itself, into the next segment
+        yield SYNCED
         return report
 
     def _leaving(self, cutoff: str) -> Generator[Step, Any, list[str]]:
@@ -242,7 +257,7 @@ class Archiver:
         outbox = self.store.db.table("outbox")
         done = outbox.find_ids_by("status", DONE)
         for start in range(0, len(done), SCAN_SLICE):
-            with self.store.db.transaction():
+            with self._commit():
                 outbox.remove(doc_ids=done[start : start + SCAN_SLICE])
             yield None
         return len(done)
@@ -262,7 +277,7 @@ class Archiver:
                 continue
             leaving.append(int(sid))
         for start in range(0, len(leaving), SLICE):
-            with self.store.db.transaction():
+            with self._commit():
                 for doc_id in leaving[start : start + SLICE]:
                     kept = callbacks.peek(doc_id)
                     if kept is None:
@@ -289,7 +304,7 @@ class Archiver:
             copied = [s for s in seqs if s <= done_upto]
             if copied:  # copied before a crash, or just now: leave the live log
                 last = live[str(copied[-1])]
-                with self.store.db.transaction():
+                with self._commit():
                     self.store.db.table("audit").remove(doc_ids=copied)
                     audit.archived_upto(int(last["seq"]), str(last["hash"]))
                 report.events += len(copied)
@@ -308,6 +323,8 @@ class Archiver:
                 continue
             # up to the first event of a later month, which starts the next segment
             batch = _up_to_month(batch, current.month) or batch[:1]
+            # the segment must never hold an event the live log could still lose
+            yield SYNCED
             yield lambda batch=batch: self.segments.append(batch)  # type: ignore[misc]
 
     def _next_part(self, month: str) -> int:
@@ -330,7 +347,7 @@ class Archiver:
         seal: Seal = yield lambda: self.segments.seal(self.compression)
         state = self.state
         assert state is not None
-        with self.store.db.transaction():
+        with self._commit():
             self.store.audit.append(
                 SYSTEM, "sealed", reason=f"segment {seal.segment} sealed", data=seal.as_data()
             )
@@ -339,6 +356,7 @@ class Archiver:
                 sealed=[*state["sealed"], seal.as_data()],
                 last_seal_at=iso(now or self.store.clock()),
             )
+        yield SYNCED  # the plain copy goes only once the seal is known for sure
         yield lambda: self.segments.finish_seal(seal)
         report.sealed.append(seal.segment)
         return seal
