@@ -172,17 +172,17 @@ class Archiver:
         for start in range(0, len(leaving), SLICE):
             with self._commit():
                 for send_id in leaving[start : start + SLICE]:
-                    report.callbacks += self._archive_send(send_id)
+                    report.callbacks += self.archive_send(send_id)
                     report.sends += 1
             yield None
         report.outbox += yield from self._drop_done_outbox()
-        report.callbacks += yield from self._archive_orphan_callbacks(cutoff)
-        yield from self._copy(report)
+        report.callbacks += yield from self.archive_orphan_callbacks(cutoff)
+        yield from self.copy_events(report)
         current = self.segments.current
         month_over = current is not None and current.month < month_of(iso(now))
         if (seal or month_over) and self.segments.last_seq:
-            yield from self._seal(now, report)
-            yield from self._copy(report)  # the seal event itself, into the next segment
+            yield from self.seal_segment(now, report)
+            yield from self.copy_events(report)  # the seal event itself, into the next segment
         yield SYNCED
         return report
 
@@ -200,17 +200,11 @@ class Archiver:
                 yield None
                 docs = table.raw_docs()
             doc = docs.get(sid)
-            if doc is None:
-                continue
-            if doc["state"] == SendState.UNKNOWN:
-                since = doc.get("reconcile_stopped")  # a reconcile that gave up: stuck
-            else:
-                since = doc.get("final_at") or doc.get("updated_at")
-            if since and since <= cutoff and outbox.first_pending(doc["id"]) is None:
+            if doc and may_leave(doc, cutoff) and outbox.first_pending(doc["id"]) is None:
                 leaving.append(doc["id"])
         return leaving
 
-    def _archive_send(self, send_id: str) -> int:
+    def archive_send(self, send_id: str) -> int:
         """One send, its callbacks and its settled posts leave; one "archived" event keeps
         them (personal fields beside it). Joins the caller's transaction."""
         sends = self.store.db.table("sends")
@@ -262,7 +256,7 @@ class Archiver:
             yield None
         return len(done)
 
-    def _archive_orphan_callbacks(self, cutoff: str) -> Generator[Step, Any, int]:
+    def archive_orphan_callbacks(self, cutoff: str) -> Generator[Step, Any, int]:
         """Callbacks that match no live send (refused ones, mostly) are kept in the log."""
         callbacks = self.store.db.table("callbacks")
         sends = self.store.db.table("sends")
@@ -294,7 +288,7 @@ class Archiver:
             yield None
         return len(leaving)
 
-    def _copy(self, report: PassReport) -> Generator[Step, Any, None]:
+    def copy_events(self, report: PassReport) -> Generator[Step, Any, None]:
         """Copy live events to the segment (durable, indexed), then drop them from the log."""
         audit = self.store.audit
         while True:
@@ -316,10 +310,10 @@ class Archiver:
             month = month_of(batch[0]["ts"])
             current = self.segments.current
             if current is not None and current.month < month and self.segments.last_seq:
-                yield from self._seal(None, report)
+                yield from self.seal_segment(None, report)
                 continue
             if current is None:
-                yield from self._start(SegmentName(month, self._next_part(month)))
+                yield from self.start_segment(SegmentName(month, self._next_part(month)))
                 continue
             # up to the first event of a later month, which starts the next segment
             batch = _up_to_month(batch, current.month) or batch[:1]
@@ -337,11 +331,11 @@ class Archiver:
         ]
         return max(parts) + 1 if parts else 0
 
-    def _start(self, name: SegmentName) -> Generator[Step, Any, None]:
+    def start_segment(self, name: SegmentName) -> Generator[Step, Any, None]:
         self._set_state(current=str(name))
         yield lambda: self.segments.open(name)
 
-    def _seal(self, now: datetime | None, report: PassReport) -> Generator[Step, Any, Seal]:
+    def seal_segment(self, now: datetime | None, report: PassReport) -> Generator[Step, Any, Seal]:
         """Seal the current segment: digest (and compress) it, commit the seal event, and
         make the file read-only. The next event starts the next segment."""
         seal: Seal = yield lambda: self.segments.seal(self.compression)
@@ -404,6 +398,19 @@ class Archiver:
             return 0.0
         oldest = live[str(min(int(s) for s in live))]
         return max(0.0, (now - datetime.fromisoformat(oldest["ts"])).total_seconds())
+
+
+def may_leave(send: Mapping[str, Any], cutoff: str) -> bool:
+    """Whether a send has been final (or stuck: a reconcile that gave up) since before
+    `cutoff`; it leaves the live store once, in addition, none of its posts is pending."""
+    state = send.get("state")
+    if state == SendState.UNKNOWN:
+        since = send.get("reconcile_stopped")
+    elif state in FINAL_STATES:
+        since = send.get("final_at") or send.get("updated_at")  # 0.1 sends lack final_at
+    else:
+        return False
+    return bool(since) and str(since) <= cutoff
 
 
 def _up_to_month(events: list[Any], month: str) -> list[Any]:

@@ -107,7 +107,7 @@ def parse(raw: bytes, path: Path) -> Parsed:
     bad_at: int | None = None
     # The last piece has no newline: an unacknowledged (torn) write, or empty.
     for line in lines[i:-1]:
-        ops = _decode_ops(line)
+        ops = decode_ops(line)
         if ops is None:
             bad_at = offset if bad_at is None else bad_at
         elif bad_at is not None:
@@ -122,7 +122,8 @@ def parse(raw: bytes, path: Path) -> Parsed:
     return parsed
 
 
-def _decode_ops(line: bytes) -> list[list[Any]] | None:
+def decode_ops(line: bytes) -> list[list[Any]] | None:
+    """One log line's ops, or None when the line is not a whole, valid transaction."""
     try:
         ops = loads(line)
     except ValueError:
