@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from storage.archive import Seal, Segments, find_events
 from storage.clock import iso
@@ -153,15 +153,7 @@ class Archiver:
     def run_sync(self, now: datetime | None = None, *, seal: bool = False) -> PassReport:
         """The same pass, inline: for the command line, which holds the store alone."""
         self._deferred = False
-        steps = self._pass(now or self.store.clock(), seal)
-        value: Any = None
-        while True:
-            try:
-                work = steps.send(value)
-            except StopIteration as done:
-                report: PassReport = done.value
-                return report
-            value = work() if callable(work) else None
+        return drive(self._pass(now or self.store.clock(), seal))
 
     # ----------------------------------------------------------------- the pass
 
@@ -398,6 +390,22 @@ class Archiver:
             return 0.0
         oldest = live[str(min(int(s) for s in live))]
         return max(0.0, (now - datetime.fromisoformat(oldest["ts"])).total_seconds())
+
+
+_T = TypeVar("_T")
+
+
+def drive(steps: Generator[Step, Any, _T]) -> _T:
+    """Run one of the archive's step generators inline (file work in this thread)."""
+    value: Any = None
+    while True:
+        try:
+            work = steps.send(value)
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+        # None (the loop may run) and SYNCED (inline, every commit is synced already)
+        value = work() if callable(work) else None
 
 
 def may_leave(send: Mapping[str, Any], cutoff: str) -> bool:

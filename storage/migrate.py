@@ -46,16 +46,16 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from storage import logfile
-from storage.archiver import PassReport, Step, may_leave
+from storage.archiver import PassReport, drive, may_leave
 from storage.audit import GENESIS, HEAD_DOC_ID, ChainChecker
 from storage.clock import Clock, iso
 from storage.engine import open_db
@@ -111,7 +111,6 @@ MIGRATION_STEPS = (
 )
 
 _MONTH = re.compile(r"^\d{4}-\d{2}")
-_T = TypeVar("_T")
 OnStep = Callable[[str], None]
 
 
@@ -201,19 +200,6 @@ def _remove_work(data_dir: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         (data_dir / f"{OLD_FILE}.lock").unlink()
     logfile.fsync_dir(data_dir)
-
-
-def _drive(steps: Generator[Step, Any, _T]) -> _T:
-    """Run one of the archive's generators inline, as `Archiver.run_sync` does."""
-    value: Any = None
-    while True:
-        try:
-            work = steps.send(value)
-        except StopIteration as done:
-            result: _T = done.value
-            return result
-        # None (the loop may run) and SYNCED (inline, every commit is synced already)
-        value = work() if callable(work) else None
 
 
 def _identity(path: Path) -> dict[str, Any]:
@@ -624,7 +610,7 @@ class _Build:
             doc = self._progress(doc, stage="copy")
             self.run_.step("orphans_moved")
         if doc["stage"] == "copy":
-            _drive(self.archive.copy_events(PassReport()))
+            drive(self.archive.copy_events(PassReport()))
             report = self._report(doc)
             data = {k: v for k, v in vars(report).items() if k != "resumed"}
             doc = self._progress(doc, stage="done", finished_at=iso(self.run_.now), report=data)
@@ -681,12 +667,12 @@ class _Build:
             if str(name) in {s["segment"] for s in state["sealed"]}:
                 continue
             if state["current"] != str(name):
-                _drive(archive.start_segment(name))
+                drive(archive.start_segment(name))
             elif archive.segments.current != name:
                 archive.segments.open(name)
             if n == len(names) - 1 and name.month >= now_month:
                 return  # this month's: the archive appends to it from here on
-            _drive(archive.seal_segment(self.run_.now, PassReport()))
+            drive(archive.seal_segment(self.run_.now, PassReport()))
             self.run_.step("segment_sealed")
 
     def _move_sends(self, doc: dict[str, Any]) -> dict[str, Any]:
@@ -704,7 +690,7 @@ class _Build:
                     doc, sends_upto=rows[-1][0], sandboxed=doc["sandboxed"] + sandboxed
                 )
             self.run_.step("batch_moved")
-            _drive(self.archive.copy_events(PassReport()))
+            drive(self.archive.copy_events(PassReport()))
             self.run_.step("batch_copied")
 
     def _move_send(self, doc_id: int, send: dict[str, Any]) -> int:
@@ -748,7 +734,7 @@ class _Build:
                 for doc_id, callback in rows:
                     callbacks.put(doc_id, callback, plain=True)
                 doc = self._progress(doc, callbacks_upto=rows[-1][0])
-            _drive(self.archive.archive_orphan_callbacks(self.run_.cutoff))
+            drive(self.archive.archive_orphan_callbacks(self.run_.cutoff))
         while rows := self.scratch.rows(_ORPHAN_OUTBOX, doc["outbox_upto"], ORPHAN_BATCH):
             outbox = self.store.db.table("outbox")
             with self.store.db.transaction():

@@ -106,18 +106,25 @@ async def accepted(driver: SlackDriver, esms: Any, phone: str) -> tuple[Mapping[
     return card, sent
 
 
+async def delivered(
+    bot: BotProcess, driver: SlackDriver, esms: Any, phone: str
+) -> tuple[str, str, list[Any]]:
+    """A request delivered and reported in Slack, then archived: (send id, SMSID, events)."""
+    card, sent = await accepted(driver, esms, phone)
+    (sms_id,) = esms.stored_sms_ids()
+    esms.deliver(sms_id)
+    assert await esms.fire_callback(sms_id, success=True) == 200
+    await driver.thread_text(card, "Delivered")
+    await bot.outbox_drained()
+    data_dir = Path(bot.env["ZNS_DATA_DIR"])
+    return sent["RequestId"], sms_id, await until_archived(data_dir, sent["RequestId"])
+
+
 async def test_a_delivered_send_leaves_the_live_store_and_is_found_beside_the_bot(
     bot: BotProcess, driver: SlackDriver, esms_standin: Any, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    card, sent = await accepted(driver, esms_standin, "0901888484")
-    send_id = sent["RequestId"]
-    (sms_id,) = esms_standin.stored_sms_ids()
-    esms_standin.deliver(sms_id)
-    assert await esms_standin.fire_callback(sms_id, success=True) == 200
-    await driver.thread_text(card, "Delivered")
-    await bot.outbox_drained()
-    events = await until_archived(data_dir, send_id)
+    send_id, sms_id, events = await delivered(bot, driver, esms_standin, "0901888484")
     (archived,) = [e for e in events if e["action"] == "archived"]
     assert archived["data"]["send"]["state"] == "delivered"
     before = sorted(p.name for p in data_dir.rglob("*"))
@@ -171,13 +178,7 @@ async def test_a_late_callback_for_an_archived_send_is_kept_and_changes_nothing(
     bot: BotProcess, driver: SlackDriver, esms_standin: Any, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    _, sent = await accepted(driver, esms_standin, "0901888486")
-    send_id = sent["RequestId"]
-    (sms_id,) = esms_standin.stored_sms_ids()
-    esms_standin.deliver(sms_id)
-    assert await esms_standin.fire_callback(sms_id, success=True) == 200
-    await bot.outbox_drained()
-    await until_archived(data_dir, send_id)
+    send_id, sms_id, _ = await delivered(bot, driver, esms_standin, "0901888486")
     posts_before = len(driver.slack.calls("chat.postMessage"))
     # eSMS repeats itself an hour later, and sends a contradicting report too
     assert await esms_standin.fire_callback(sms_id, success=True) == 200
