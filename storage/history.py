@@ -87,7 +87,9 @@ class History:
         except OSError as exc:
             raise StoreError(f"cannot read the store at {path}: {exc.strerror}") from exc
         # A write in flight is cut at the last newline, as a reopen would: nothing is fixed.
-        return cls(data_dir, logfile.parse(raw, path).data)
+        # the small tables only: the sends (for export's joins), never the callbacks or outbox
+        wanted = frozenset({"meta", "audit", "sends"})
+        return cls(data_dir, logfile.parse(raw, path, wanted).data)
 
     def _segment_list(self) -> list[_Segment]:
         found = [

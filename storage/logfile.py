@@ -70,7 +70,9 @@ class Parsed:
         self.legacy = False
 
 
-def parse(raw: bytes, path: Path) -> Parsed:
+def parse(raw: bytes, path: Path, tables: frozenset[str] | None = None) -> Parsed:
+    """The store's data as of its last complete line. With `tables`, only those tables are
+    decoded (the read-only audit tools need a few small ones of a large live store)."""
     parsed = Parsed()
     lines = raw.split(b"\n")
     try:
@@ -83,26 +85,7 @@ def parse(raw: bytes, path: Path) -> Parsed:
         raise StoreError(f"the store at {path} has unsupported format version {header!r}")
     parsed.gen = int(header["gen"])
     data = parsed.data
-    offset = len(lines[0]) + 1
-    i = 1
-    snapshot_docs = 0
-    # The snapshot part was written whole before an os.replace: any fault in it is corruption.
-    while True:
-        if i >= len(lines) - 1:
-            raise StoreError(f"the store at {path} is corrupt: its snapshot is incomplete")
-        try:
-            entry = loads(lines[i])
-            if "snapshot_end" in entry:
-                if entry["snapshot_end"] != parsed.gen or entry["docs"] != snapshot_docs:
-                    raise StoreError(f"the store at {path} is corrupt: snapshot totals differ")
-                break
-            data.setdefault(entry["table"], {}).update(entry["docs"])
-            snapshot_docs += len(entry["docs"])
-        except (ValueError, TypeError, KeyError, AttributeError):
-            raise StoreError(f"the store at {path} is corrupt at byte {offset}") from None
-        finally:
-            offset += len(lines[i]) + 1
-            i += 1
+    i, offset = _parse_snapshot(lines, parsed, path, tables)
     parsed.good_len = offset
     bad_at: int | None = None
     # The last piece has no newline: an unacknowledged (torn) write, or empty.
@@ -115,11 +98,50 @@ def parse(raw: bytes, path: Path) -> Parsed:
                 f"the store at {path} is corrupt at byte {bad_at} (valid data follows it)"
             )
         else:
-            _replay(data, ops)
+            _replay(data, ops if tables is None else [op for op in ops if op[1] in tables])
             parsed.log_ops += len(ops)
             parsed.good_len = offset + len(line) + 1
         offset += len(line) + 1
     return parsed
+
+
+def _parse_snapshot(
+    lines: list[bytes], parsed: Parsed, path: Path, tables: frozenset[str] | None
+) -> tuple[int, int]:
+    """Read the snapshot into `parsed.data`; the index and offset of the first log line.
+
+    The snapshot was written whole before an os.replace: any fault in it is corruption.
+    """
+    offset = len(lines[0]) + 1
+    i = 1
+    snapshot_docs = 0
+    while True:
+        if i >= len(lines) - 1:
+            raise StoreError(f"the store at {path} is corrupt: its snapshot is incomplete")
+        try:
+            if tables is not None and _other_table(lines[i], tables):
+                continue
+            entry = loads(lines[i])
+            if "snapshot_end" in entry:
+                totals = tables is None and entry["docs"] != snapshot_docs
+                if entry["snapshot_end"] != parsed.gen or totals:
+                    raise StoreError(f"the store at {path} is corrupt: snapshot totals differ")
+                return i + 1, offset + len(lines[i]) + 1
+            parsed.data.setdefault(entry["table"], {}).update(entry["docs"])
+            snapshot_docs += len(entry["docs"])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise StoreError(f"the store at {path} is corrupt at byte {offset}") from None
+        finally:
+            offset += len(lines[i]) + 1
+            i += 1
+
+
+def _other_table(line: bytes, tables: frozenset[str]) -> bool:
+    """Whether a snapshot line holds a table not asked for (told from its first bytes)."""
+    if not line.startswith(b'{"table":"'):
+        return False
+    name = line[10 : line.find(b'"', 10)].decode()
+    return name not in tables
 
 
 def decode_ops(line: bytes) -> list[list[Any]] | None:
