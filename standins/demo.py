@@ -17,6 +17,7 @@ from standins.esms import ORDER_TEMPLATE, EsmsStandIn
 from standins.process import BOT_TOKEN, SIGNING_SECRET, standin_settings
 from standins.servers import serve_in_loop
 from standins.slack import SlackStandIn
+from storage.history import History
 
 ORDER = {
     "customer_name": "Nguyễn Văn An",
@@ -112,7 +113,8 @@ async def run_demo(data_dir: Path) -> int:
         EsmsStandIn() as esms,
         SlackStandIn(bot_token=BOT_TOKEN) as slack,
     ):
-        settings = standin_settings(slack, esms, data_dir)
+        # a final send leaves the live store at the next archive pass: the demo shows it
+        settings = standin_settings(slack, esms, data_dir, zns_live_hours=0)
         runtime = build_runtime(settings)
         print("zns-bot demo: the real server, store and scheduler; Slack and eSMS are local")
         print(f"  Slack Web API stand-in  {slack.api_url}")
@@ -126,8 +128,12 @@ async def run_demo(data_dir: Path) -> int:
             )
             try:
                 await drive(driver, show)
-                verification = runtime.store.audit.verify()
-                events = list(runtime.store.audit.iter_events())
+                await runtime.relay.run_until_idle()
+                archived = await runtime.store.archive.run()
+                # read as `zns-bot audit verify` reads it: beside the running bot
+                history = History.open(data_dir)
+                verification = history.verify()
+                events = list(history.events())
             finally:
                 await driver.aclose()
         (sent,) = esms.sends()
@@ -135,15 +141,19 @@ async def run_demo(data_dir: Path) -> int:
     for key in ("Phone", "TempID", "OAID", "Params", "RequestId", "campaignid", "Sandbox"):
         print(f"    {key}: {sent.get(key)}")
     print(
+        f"\nArchive pass: {archived.sends} send(s) left the live store for the audit log "
+        f"({archived.events} events copied to {data_dir / 'audit'})"
+    )
+    print(
         f"\nAudit log: {len(events)} events, hash chain {'intact' if verification.ok else 'BROKEN'}"
     )
     for event in events:
         move = f"{event.get('from_state') or ''} → {event.get('to_state') or ''}".strip(" →")
-        print(f"    #{event['seq']} {event['actor']:<18} {event['action']:<11} {move}")
+        print(f"    #{event['seq']} {event['actor']:<18} {event['action']:<13} {move}")
     print(f"\nStore: {runtime.store.path}")
     print(
         f"Inspect it: ZNS_DATA_DIR={data_dir} .venv/bin/zns-bot audit verify   "
-        f"(or: audit export --csv audit.csv)"
+        f"(or: audit export --csv - --phone 0901888484)"
     )
     return 0 if verification.ok else 1
 
