@@ -328,7 +328,9 @@ class SegmentIndex:
     """`<segment>.idx`: block map and lookup keys of one segment, in SQLite.
 
     The writer (the bot's archive pass) commits it after the segment's lines are durable;
-    readers open it read-only, and a sealed one immutable (no locks at all).
+    readers open it read-only, and a sealed one immutable (no locks at all). On the current
+    segment's index a reader holds SQLite's shared lock for one query at a time: the only
+    lock the audit tools take, and the writer, in its worker thread, waits it out.
     """
 
     def __init__(self, path: Path, *, writable: bool = False, sealed: bool = False) -> None:
@@ -339,6 +341,7 @@ class SegmentIndex:
                 """
                 PRAGMA journal_mode=DELETE;
                 PRAGMA synchronous=FULL;
+                PRAGMA busy_timeout=5000;
                 CREATE TABLE IF NOT EXISTS keys (
                     h INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (h, seq)
                 ) WITHOUT ROWID;
