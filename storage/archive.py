@@ -31,15 +31,14 @@ from storage.segments import (
     CODECS,
     DIR_NAME,
     SYNC_EVERY,
+    RunningDigest,
     SegmentIndex,
     SegmentName,
     SegmentStorage,
     SegmentTable,
-    digest_hashes,
     header_line,
     keyed,
     read_block,
-    stream_events,
 )
 
 log = logging.getLogger(__name__)
@@ -89,6 +88,7 @@ class Segments:
         self._block: list[Any] | None = None  # the open block: first, last, offset, len, ts..
         self._last: dict[str, Any] | None = None
         self._first_seq: int | None = None
+        self._digest = RunningDigest()
 
     def _step(self, name: str) -> None:
         if self._on_step is not None:
@@ -126,6 +126,10 @@ class Segments:
         last = storage.last_line()
         self._last = logfile.loads(last) if last else None
         self._first_seq = blocks[0][0] if blocks else None
+        digest = index.info("digest")
+        self._digest = (
+            RunningDigest(digest, int(index.info("count") or 0)) if digest else RunningDigest()
+        )
         indexed = int(index.info("indexed_to") or 0)
         if indexed < storage.size:
             self._reindex(path, indexed or len(header_line(name)))
@@ -186,8 +190,14 @@ class Segments:
             block[1], block[3], block[5] = seq, block[3] + size, ts
             changed[block[0]] = (block[0], block[1], block[2], block[3], block[4], block[5])
             keys.extend(keyed(self.secret, event))
+            self._digest.update(str(event.get("hash", "")))
             offset += size
-        self._index.record(file, changed.values(), keys, {"indexed_to": str(offset)})
+        info = {
+            "indexed_to": str(offset),
+            "digest": self._digest.hexdigest(),
+            "count": str(self._digest.count),
+        }
+        self._index.record(file, changed.values(), keys, info)
         self._block = block
         self._last = dict(events[-1])
         if self._first_seq is None:
@@ -202,20 +212,23 @@ class Segments:
             raise StoreError("there is no audit segment to seal")
         self._step("sealing")
         name, plain = self.current, self.dir / self.current.data_file()
-        hashes: list[str] = []
-        first = last = 0
-        last_hash = ""
-        for event in stream_events(plain):
-            first = first or int(event["seq"])
-            last, last_hash = int(event["seq"]), str(event["hash"])
-            hashes.append(last_hash)
-        if not hashes:
+        last = self._last
+        if last is None or self._first_seq is None:
             raise StoreError(f"the audit segment {name} holds no events: nothing to seal")
         file = plain.name
         if compression:
             file = self._compress(name, plain, compression)
         self._step("compressed")
-        return Seal(str(name), file, first, last, last_hash, digest_hashes(hashes), len(hashes))
+        digest = self._digest
+        return Seal(
+            str(name),
+            file,
+            self._first_seq,
+            int(last["seq"]),
+            str(last["hash"]),
+            digest.hexdigest(),
+            digest.count,
+        )
 
     def _compress(self, name: SegmentName, plain: Path, compression: str) -> str:
         if compression not in CODECS:

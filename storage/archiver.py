@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     from storage.store import Store
 
 ARCHIVE_DOC_ID = 2  # meta document: the archive's secret, current segment and seals
-SLICE = 100  # sends (or callbacks) archived per commit: the loop runs between slices
-COPY_BATCH = 2_000  # events per segment append
-SCAN_SLICE = 2_000  # documents looked at before letting the loop run
+# Sizes of the pass's slices, the loop running between them: each one a few milliseconds
+# (an archived send is one event of a few KiB, hashed and encoded on the loop).
+SLICE = 25  # sends (or callbacks) archived per commit
+COPY_BATCH = 1_000  # events per segment append
+SCAN_SLICE = 1_000  # documents looked at
 SYSTEM = "system"
 # A send's fields that say who or what it reached: kept beside its archived event.
 CALLBACK_PHONE = "phonenumber"

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from storage.errors import StoreError
 from storage.segments import (
     CODECS,
     DIR_NAME,
+    RunningDigest,
     SegmentName,
     key_hash,
     same_digest,
@@ -266,17 +266,14 @@ class _SegmentStats:
     def __init__(self) -> None:
         self.first = self.last = self.count = 0
         self.last_hash = ""
-        self.digest = hashlib.sha256()
+        self.digest = RunningDigest()
 
     def add(self, event: Mapping[str, Any]) -> None:
         seq = int(event.get("seq", 0))
         self.first = self.first or seq
         self.last, self.last_hash = seq, str(event.get("hash", ""))
         self.count += 1
-        try:
-            self.digest.update(bytes.fromhex(self.last_hash))
-        except ValueError:
-            self.digest.update(self.last_hash.encode())
+        self.digest.update(self.last_hash)
 
     def result(self) -> tuple[int, int, str, str, int]:
         return self.first, self.last, self.last_hash, self.digest.hexdigest(), self.count
