@@ -36,6 +36,7 @@ from bot.jobs.relay import Relay
 from bot.jobs.scheduler import RELAY_JOB, build_scheduler, kick_relay, run_soon
 from bot.ops.heap import settle_long_lived
 from bot.ops.logs import log_event
+from bot.ops.loop_lag import watch_loop_lag
 from bot.ops.metrics import Metrics
 from bot.service import SendService
 from bot.stores import open_store
@@ -151,6 +152,7 @@ class Runtime:
         self.scheduler.start()
         run_soon(self.scheduler, RELAY_JOB)  # a backlog left by a previous run goes out now
         warming = asyncio.get_running_loop().create_task(self._warm())
+        lag = asyncio.get_running_loop().create_task(watch_loop_lag(self.metrics.loop_lag))
         connecting = None
         if self.socket is not None:
             # slack_sdk retries a failed connect forever; in the background, so HTTP (eSMS
@@ -166,6 +168,7 @@ class Runtime:
                 with contextlib.suppress(Exception):
                     await self.socket.close_async()  # type: ignore[no-untyped-call]
             warming.cancel()
+            lag.cancel()
             await self.deps.drain_tasks()
             await self.service.catalogue.settled()
             self.scheduler.shutdown(wait=False)

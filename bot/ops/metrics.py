@@ -23,6 +23,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -69,6 +70,9 @@ CALLBACK_OUTCOMES = frozenset(
         "late",
     }
 )
+
+# A healthy loop wakes within a millisecond or two; Slack gives up on an ack after 3 s.
+LAG_BUCKETS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0)
 
 MAX_LABEL_VALUES = 50  # distinct values per label of one metric before "other"
 MAX_LABEL_LENGTH = 64
@@ -234,7 +238,19 @@ class Metrics:
             ["endpoint", "code"],
             registry=self.registry,
         )
+        self._loop_lag = Histogram(
+            "zns_event_loop_lag_seconds",
+            "How late the event loop woke a 10 ms timer: every pause it took, as felt inside",
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self._loop_lag_max = Gauge(
+            "zns_event_loop_lag_max_seconds",
+            "The longest event-loop pause since the process started",
+            registry=self.registry,
+        )
         self._caps: dict[tuple[str, str], _LabelCap] = {}
+        self._loop_max = 0.0
 
     def attach_store(self, store: Store, *, clock: Clock = utcnow) -> None:
         """Expose the store's gauges from now on; a second store is refused."""
@@ -243,6 +259,13 @@ class Metrics:
         collector = StoreCollector(store, clock)
         self.registry.register(collector)
         self._store_collector = collector
+
+    def loop_lag(self, seconds: float) -> None:
+        """Record one wake-up of the loop-lag probe (bot/ops/loop_lag.py)."""
+        self._loop_lag.observe(seconds)
+        if seconds > self._loop_max:
+            self._loop_max = seconds
+            self._loop_lag_max.set(seconds)
 
     def callback_received(self, outcome: str) -> None:
         """Count one eSMS callback: delivered, failed, progress, duplicate, bad_token, ..."""
