@@ -232,12 +232,12 @@ class Archiver:
             personal=personal or None,
             salt=doc.get("content_salt"),
         )
-        sends.remove(doc_ids=[doc_id])
+        sends.delete([doc_id])
         if callback_ids:
-            callbacks.remove(doc_ids=callback_ids)
+            callbacks.delete(callback_ids)
         item_ids = outbox.find_ids_by("send_id", send_id)
         if item_ids:
-            outbox.remove(doc_ids=item_ids)
+            outbox.delete(item_ids)
         return len(callback_ids)
 
     def _drop_done_outbox(self) -> Generator[Step, Any, int]:
@@ -246,7 +246,7 @@ class Archiver:
         done = outbox.find_ids_by("status", DONE)
         for start in range(0, len(done), SCAN_SLICE):
             with self._commit():
-                outbox.remove(doc_ids=done[start : start + SCAN_SLICE])
+                outbox.delete(done[start : start + SCAN_SLICE])
             yield None
         return len(done)
 
@@ -278,7 +278,7 @@ class Archiver:
                         data={"sms_id": kept.get("sms_id"), "callback": _callback_data(kept)},
                         personal={CALLBACK_PHONE: phone} if phone else None,
                     )
-                callbacks.remove(doc_ids=leaving[start : start + SLICE])
+                callbacks.delete(leaving[start : start + SLICE])
             yield None
         return len(leaving)
 
@@ -293,7 +293,7 @@ class Archiver:
             if copied:  # copied before a crash, or just now: leave the live log
                 last = live[str(copied[-1])]
                 with self._commit():
-                    self.store.db.table("audit").remove(doc_ids=copied)
+                    self.store.db.table("audit").delete(copied)
                     audit.archived_upto(int(last["seq"]), str(last["hash"]))
                 report.events += len(copied)
                 yield None

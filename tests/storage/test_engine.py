@@ -361,3 +361,21 @@ def test_log_lines_carry_table_id_and_document_or_delete_marker(tmp_path: Path) 
 def test_log_db_is_a_tinydb(tmp_path: Path) -> None:
     with open_db(tmp_path / "db") as db:
         assert isinstance(db, LogDB) and isinstance(db, TinyDB)
+
+
+def test_delete_removes_existing_documents_in_one_commit_and_rolls_back(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "s.db")
+    table = db.table("t")
+    ids = [table.add({"n": n}) for n in range(5)]
+    table.create_index("n")
+    assert table.delete([ids[0], ids[1], 999]) == 2
+    assert sorted(doc.doc_id for doc in table) == ids[2:]
+    assert table.find_ids_by("n", 0) == []
+    with pytest.raises(RuntimeError), db.transaction():
+        table.delete([ids[2]])
+        raise RuntimeError("undo")
+    assert table.find_ids_by("n", 2) == [ids[2]]
+    db.close()
+    reopened = open_db(tmp_path / "s.db")
+    assert sorted(doc.doc_id for doc in reopened.table("t")) == ids[2:]
+    reopened.close()
