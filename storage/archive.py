@@ -39,6 +39,7 @@ from storage.segments import (
     header_line,
     keyed,
     read_block,
+    stream_events,
 )
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class Segments:
         self._block: list[Any] | None = None  # the open block: first, last, offset, len, ts..
         self._last: dict[str, Any] | None = None
         self._first_seq: int | None = None
-        self._digest = RunningDigest()
+        self._digest: RunningDigest | None = RunningDigest()
 
     def _step(self, name: str) -> None:
         if self._on_step is not None:
@@ -126,10 +127,12 @@ class Segments:
         last = storage.last_line()
         self._last = logfile.loads(last) if last else None
         self._first_seq = blocks[0][0] if blocks else None
-        digest = index.info("digest")
-        self._digest = (
-            RunningDigest(digest, int(index.info("count") or 0)) if digest else RunningDigest()
-        )
+        # the seal's digest so far, committed with the index rows it covers; a segment
+        # indexed without it (by a development build) is folded at its seal instead
+        digest, indexed_any = index.info("digest"), index.info("indexed_to")
+        self._digest = None if indexed_any and not digest else RunningDigest()
+        if digest:
+            self._digest = RunningDigest(digest, int(index.info("count") or 0))
         indexed = int(index.info("indexed_to") or 0)
         if indexed < storage.size:
             self._reindex(path, indexed or len(header_line(name)))
@@ -190,13 +193,12 @@ class Segments:
             block[1], block[3], block[5] = seq, block[3] + size, ts
             changed[block[0]] = (block[0], block[1], block[2], block[3], block[4], block[5])
             keys.extend(keyed(self.secret, event))
-            self._digest.update(str(event.get("hash", "")))
+            if self._digest is not None:
+                self._digest.update(str(event.get("hash", "")))
             offset += size
-        info = {
-            "indexed_to": str(offset),
-            "digest": self._digest.hexdigest(),
-            "count": str(self._digest.count),
-        }
+        info = {"indexed_to": str(offset)}
+        if self._digest is not None:
+            info.update(digest=self._digest.hexdigest(), count=str(self._digest.count))
         self._index.record(file, changed.values(), keys, info)
         self._block = block
         self._last = dict(events[-1])
@@ -219,7 +221,7 @@ class Segments:
         if compression:
             file = self._compress(name, plain, compression)
         self._step("compressed")
-        digest = self._digest
+        digest = self._digest or _fold(plain)
         return Seal(
             str(name),
             file,
@@ -288,6 +290,14 @@ class Segments:
                 if path.stat().st_mode & 0o222:
                     path.chmod(0o444)
         logfile.fsync_dir(self.dir)
+
+
+def _fold(plain: Path) -> RunningDigest:
+    """The seal digest of a whole segment file, read once (in the worker thread)."""
+    digest = RunningDigest()
+    for event in stream_events(plain):
+        digest.update(str(event.get("hash", "")))
+    return digest
 
 
 def find_events(

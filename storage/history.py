@@ -235,8 +235,10 @@ class History:
             recorded = (data.get("first"), data.get("last"), data.get("count"))
             if recorded != (first, last, count) or data.get("last_hash") != last_hash:
                 problems.append(
-                    f"segment {name} does not hold what its seal (seq {seq}) records: events "
-                    f"{data.get('first')}-{data.get('last')}, it holds {first}-{last}"
+                    f"segment {name} does not hold what its seal (seq {seq}) records: "
+                    f"{data.get('count')} events {data.get('first')}-{data.get('last')}, it "
+                    f"holds {count} events {first}-{last}"
+                    + ("" if data.get("last_hash") == last_hash else " ending in another event")
                 )
             elif not same_digest(str(data.get("digest")), digest):
                 problems.append(

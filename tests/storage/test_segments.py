@@ -11,6 +11,7 @@ from tinydb import Query
 from storage.archive import Segments
 from storage.errors import StoreError
 from storage.segments import (
+    RunningDigest,
     SegmentIndex,
     SegmentName,
     SegmentStorage,
@@ -126,4 +127,27 @@ def test_a_crash_between_append_and_index_is_reindexed_at_open(tmp_path: Path) -
     index = SegmentIndex(tmp_path / "audit" / name.index_file())
     assert index.seqs(key_hash(SECRET, "send", "b")) == [2]
     index.close()
+    segments.close()
+
+
+def test_a_segment_indexed_without_a_running_digest_is_folded_at_its_seal(
+    tmp_path: Path,
+) -> None:
+    segments = Segments(tmp_path, SECRET)
+    segments.recover(None, [])
+    name = SegmentName("2026-12", 0)
+    segments.open(name)
+    segments.append([_event(1, send_id="a"), _event(2, send_id="b")])
+    segments.close()
+    index = SegmentIndex(tmp_path / "audit" / name.index_file(), writable=True)
+    index._db.execute("DELETE FROM info WHERE k IN ('digest', 'count')")  # an older build's
+    index.close()
+    segments.open(name)
+    segments.append([_event(3, send_id="c")])
+    seal = segments.seal(None)
+    assert (seal.first, seal.last, seal.count) == (1, 3, 3)
+    expected = RunningDigest()
+    for seq in (1, 2, 3):
+        expected.update(f"{seq:064x}")
+    assert seal.digest == expected.hexdigest()
     segments.close()
