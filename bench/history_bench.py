@@ -1465,6 +1465,7 @@ class Results:
     store: dict[str, Any] = field(default_factory=dict)
     build: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    code: str = ""
 
 
 @dataclass(frozen=True)
@@ -2030,6 +2031,7 @@ async def run(opts: Options) -> Results:
             await build_into(bench)
         manifest = json.loads((opts.dir / "manifest.json").read_text())
         res = bench.results
+        res.code = cb.git_state()
         res.build = manifest["report"]
         if opts.build_only:
             return res
@@ -2080,7 +2082,7 @@ def print_report(
     sends = b["old_sends"] + b["live_sends"]
     print(
         f"zns-bot history bench: --days {opts.days} at {opts.per_day:,} sends/day "
-        f"({sends:,} sends built), DIR {opts.dir}"
+        f"({sends:,} sends built), DIR {opts.dir}; measured on {res.code}"
     )
     print(
         f"build: {b['build_s']:.0f} s = shapes {b['shapes_s']:.1f} s ({b['shapes']} kinds of send) "
@@ -2195,6 +2197,20 @@ def figure_rows(res: Results, base: Mapping[str, Any] | None) -> list[tuple[str,
     return rows
 
 
+def own_lag(metrics: Mapping[str, float]) -> str:
+    """The bot's own loop-lag metric (a 10 ms timer inside serve), if this version has it."""
+    worst = metrics.get("zns_event_loop_lag_max_seconds")
+    count = metrics.get("zns_event_loop_lag_seconds_count")
+    if worst is None or not count:
+        return "the bot reports no zns_event_loop_lag_seconds (older version)"
+    within = metrics.get('zns_event_loop_lag_seconds_bucket{le="0.05"}', count)
+    return (
+        f"the bot's own loop-lag metric (a 10 ms timer inside serve, since it started): "
+        f"max {worst * 1000:.0f} ms; {int(count - within):,} of {int(count):,} wake-ups "
+        f"later than 50 ms"
+    )
+
+
 def print_day(res: Results) -> None:
     lag, lat = res.day_lag, res.day_latency
     print(
@@ -2217,6 +2233,7 @@ def print_day(res: Results) -> None:
     )
     left = {k: v for k, v in res.day_left.items() if k.startswith(("zns_sends", "zns_outbox_d"))}
     print(f"day: after it settled: {left}")
+    print(f"day: {own_lag(res.day_left)}")
     print(f"day: the bot used {res.day_cpu}; {res.day_calls}")
     print(
         "day: the loop thread's longest uninterrupted system call (sampled every 2 ms): "

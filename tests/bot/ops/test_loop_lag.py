@@ -14,7 +14,7 @@ async def test_a_blocked_loop_is_seen_as_late_by_at_least_the_block() -> None:
     probe = asyncio.create_task(watch_loop_lag(seen.append, every=0.001))
     while not seen:  # the probe is running
         await asyncio.sleep(0.001)
-    time.sleep(0.08)  # noqa: ASYNC251 - the point: hold the loop, as a bug would
+    time.sleep(0.08)  # the point: hold the loop, as a bug would
     count = len(seen)
     while len(seen) == count:
         await asyncio.sleep(0.001)
