@@ -374,6 +374,19 @@ class Archiver:
         h = key_hash(self.secret, kind, value)
         return find_events(self.segments.dir, segments or self.segment_list(), h)
 
+    def archived_live(self, token: str) -> Mapping[str, Any] | None:
+        """The "archived" event of this token's send while it is still in the live log (a
+        send leaves the live store a moment before its event is copied to a segment). Read
+        on the loop: the live store's thread."""
+        digest = token_digest(token)
+        for event in self.store.audit.live_events().values():
+            data = event.get("data")
+            if not (event.get("action") == "archived" and isinstance(data, Mapping)):
+                continue
+            if data.get("token_digest") == digest:
+                return event
+        return None
+
     def find_by_token(
         self, token: str, segments: Sequence[Segment] | None = None
     ) -> Mapping[str, Any] | None:

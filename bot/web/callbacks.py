@@ -134,6 +134,9 @@ class CallbackEndpoint:
     async def _archived(self, token: str) -> Mapping[str, Any] | None:
         """The archive entry of the send this token belongs to, if it left the live store."""
         archive = self.store.archive
+        waiting = archive.archived_live(token)  # left the live store, not yet copied
+        if waiting is not None:
+            return waiting
         segments = archive.segment_list()  # read on the loop, the store's one thread
         try:
             return await asyncio.to_thread(archive.find_by_token, token, segments)

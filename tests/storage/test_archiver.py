@@ -320,3 +320,17 @@ def test_a_crash_at_each_archive_step_loses_and_doubles_nothing(tmp_path: Path, 
     archived = [e["send_id"] for e in history.events() if e["action"] == "archived"]
     assert len(archived) == len(set(archived))  # never archived twice
     assert set(created) == set(archived) | live_ids
+
+
+def test_a_send_just_archived_is_found_by_token_before_its_event_is_copied(
+    store: Store, clock: FakeClock
+) -> None:
+    send_id = _delivered(store, 1)
+    clock.advance(49 * 3600)
+    with store.db.transaction():
+        store.archive.archive_send(send_id)  # left the live store; the copy comes later
+    assert store.sends.find(send_id) is None
+    assert store.archive.find_by_token("token-1") is None  # not in a segment yet
+    waiting = store.archive.archived_live("token-1")
+    assert waiting is not None and waiting["send_id"] == send_id
+    assert store.archive.archived_live("token-2") is None
