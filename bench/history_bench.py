@@ -1561,7 +1561,8 @@ async def no_wait(seconds: float) -> None:
 
 async def poll_history(flow: Flow, start_us: int, until_us: int) -> int:
     """The product's DeliveryPoller, every 10 s from `start_us` to `until_us` (eSMS: "not
-    yet"), as a bot running meanwhile would have polled; its rate limit on the build clock."""
+    yet"), and its archive pass every 300 s (which copies their events to the segment), as
+    a bot running meanwhile would have; its rate limit on the build clock."""
     clock = flow.clock
     limiter = RateLimiter(QUERY_RATE, clock=lambda: clock.us / US, sleep=no_wait)
     poller = DeliveryPoller(flow.service, flow.tracker, clock=clock, query_limiter=limiter)
@@ -1569,6 +1570,8 @@ async def poll_history(flow: Flow, start_us: int, until_us: int) -> int:
     for at in range(ceil_to(start_us, POLL_EVERY_US), until_us, POLL_EVERY_US):
         clock.set(at)
         polls += sum(n for step, n in (await poller.poll()).items() if step != "deferred")
+        if at % ARCHIVE_EVERY_US == 0:
+            flow.store.archive.run_sync(clock.peek())
     return polls
 
 

@@ -169,8 +169,9 @@ class Archiver:
                     report.callbacks += self.archive_send(send_id)
                     report.sends += 1
             yield None
+            yield from self._copy_if_due(report)
         report.outbox += yield from self._drop_done_outbox()
-        report.callbacks += yield from self.archive_orphan_callbacks(cutoff)
+        report.callbacks += yield from self.archive_orphan_callbacks(cutoff, report)
         yield from self.copy_events(report)
         current = self.segments.current
         month_over = current is not None and current.month < month_of(iso(now))
@@ -250,7 +251,9 @@ class Archiver:
             yield None
         return len(done)
 
-    def archive_orphan_callbacks(self, cutoff: str) -> Generator[Step, Any, int]:
+    def archive_orphan_callbacks(
+        self, cutoff: str, report: PassReport | None = None
+    ) -> Generator[Step, Any, int]:
         """Callbacks that match no live send (refused ones, mostly) are kept in the log."""
         callbacks = self.store.db.table("callbacks")
         sends = self.store.db.table("sends")
@@ -280,7 +283,15 @@ class Archiver:
                     )
                 callbacks.delete(leaving[start : start + SLICE])
             yield None
+            yield from self._copy_if_due(report or PassReport())
         return len(leaving)
+
+    def _copy_if_due(self, report: PassReport) -> Generator[Step, Any, None]:
+        """Copy once a segment batch has piled up: a big pass (after an outage, or the first
+        one with a shorter ZNS_LIVE_HOURS) then holds a batch of new events at a time, not
+        one per send it moves, and the collector never walks more than that."""
+        if len(self.store.audit.live_events()) >= COPY_BATCH:
+            yield from self.copy_events(report)
 
     def copy_events(self, report: PassReport) -> Generator[Step, Any, None]:
         """Copy live events to the segment (durable, indexed), then drop them from the log."""

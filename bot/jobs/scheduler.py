@@ -14,6 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.delivery import DeliveryTracker
 from bot.jobs.polling import DeliveryPoller, Step
 from bot.jobs.relay import Relay
+from bot.ops import heap
 from bot.service import SendService
 from storage.archiver import PassReport
 from storage.sends import SendState
@@ -84,6 +85,8 @@ async def expire_job(service: SendService) -> int:
 async def archive_job(store: Store) -> PassReport:
     """Move what may leave the live store to the audit segments; seal a past month."""
     report = await store.archive.run()
+    if report.sends or report.events or report.outbox or report.callbacks:
+        await asyncio.to_thread(heap.release_free_memory)
     if report.sends or report.sealed:
         log.info(
             "archive: %d send(s) left the live store, %d event(s) copied, sealed %s",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import gc
+from collections.abc import Callable
 from typing import Any
 
 _installed = False
@@ -44,3 +48,31 @@ def settle_long_lived() -> None:
 def _freeze_after_full_pass(phase: str, info: dict[str, Any]) -> None:
     if phase == "stop" and info["generation"] == 2:
         gc.freeze()
+
+
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the system; False where the C library can't.
+
+    A big archive pass frees most of the memory the sends it moved held, but glibc keeps
+    freed pages for reuse, so the process stays at its high-water mark (a bot that moved
+    10k sends at once stayed 54 MiB above what it used, measured by bench/history_bench.py).
+    `malloc_trim` returns them. It takes a few milliseconds and releases the GIL (ctypes):
+    call it from a worker thread.
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+    return trim

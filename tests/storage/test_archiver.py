@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from storage import archiver
 from storage.archive import COPY_STEPS, SEAL_STEPS
 from storage.history import History
 from storage.segments import stream_events
@@ -134,6 +135,32 @@ def test_live_hours_zero_means_at_the_next_pass(tmp_path: Path, clock: FakeClock
         send_id = _delivered(store, 1)
         assert store.archive.run_sync().sends == 1
         assert store.sends.find(send_id) is None
+
+
+def test_a_big_pass_copies_as_it_goes(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sends leaving at once (after an outage, say) never pile up their events in memory:
+    the pass copies a batch to the segment as soon as one is ready."""
+    monkeypatch.setattr(archiver, "SLICE", 5)
+    monkeypatch.setattr(archiver, "COPY_BATCH", 10)
+    sends = [_delivered(store, n) for n in range(60)]
+    store.archive.run_sync()  # their events so far go to the segment; the sends stay
+    clock.advance(49 * 3600)
+    live_at_copy: list[int] = []
+    append = store.archive.segments.append
+
+    def counting(events: list[Any]) -> Any:
+        live_at_copy.append(len(store.audit.live_events()))
+        return append(events)
+
+    monkeypatch.setattr(store.archive.segments, "append", counting)
+    report = store.archive.run_sync()
+    assert report.sends == len(sends) and report.events == len(sends)
+    assert len(live_at_copy) >= len(sends) // 15
+    assert max(live_at_copy) < 10 + 5  # a batch, plus the slice that completed it
+    assert all(store.sends.find(s) is None for s in sends)
+    assert len(store.archive.find("send", sends[-1])) > 0
 
 
 def test_orphan_callbacks_are_kept_in_the_log(store: Store, clock: FakeClock) -> None:

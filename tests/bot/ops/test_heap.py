@@ -126,3 +126,25 @@ def test_after_settling_a_full_pass_follows_every_few_middle_ones() -> None:
         assert seen.count("2") >= seen.count("1") // (heap.FULL_PASS_EVERY + 1) - 1, seen
         """
     )
+
+
+def test_release_free_memory_hands_freed_heap_pages_back() -> None:
+    run_script(
+        """
+        def rss_mib():
+            with open("/proc/self/status") as status:
+                line = next(s for s in status if s.startswith("VmRSS"))
+            return int(line.split()[1]) / 1024
+
+        # 128 MiB in blocks below glibc's mmap threshold, so they live on the heap; the
+        # last one stays, so that free() cannot give the space back by shrinking the top.
+        blocks = [bytes([n % 251]) * (64 * 1024) for n in range(2048)]
+        kept = blocks.pop()
+        del blocks
+        before = rss_mib()
+        assert heap.release_free_memory()
+        after = rss_mib()
+        assert before - after > 64, (before, after)
+        assert kept[0] == 2047 % 251
+        """
+    )
