@@ -36,7 +36,7 @@ from bot.jobs.relay import Relay
 from bot.jobs.scheduler import RELAY_JOB, build_scheduler, kick_relay, run_soon
 from bot.ops.heap import settle_long_lived
 from bot.ops.logs import log_event
-from bot.ops.loop_lag import watch_loop_lag
+from bot.ops.loop_lag import share_the_gil_quickly, watch_loop_lag
 from bot.ops.metrics import Metrics
 from bot.service import SendService
 from bot.stores import open_store
@@ -286,6 +286,7 @@ async def serve(settings: Settings) -> None:
     """Run the server until it is told to stop (SIGINT / SIGTERM)."""
     runtime = build_runtime(settings)
     settle_long_lived()  # the loaded store must not slow the collector's full passes
+    share_the_gil_quickly()  # file work in worker threads must not hold up the loop
     # Quiet access log: eSMS callbacks carry phone numbers in their query strings.
     config = quiet_config(runtime.asgi, host=settings.host, port=settings.port, lifespan="on")
     log_event(log, "listening", url=f"http://{settings.host}:{settings.port}")

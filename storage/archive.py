@@ -320,5 +320,5 @@ def find_events(
         finally:
             index.close()
         for block in sorted(b for b in blocks if b is not None):
-            found.extend(e for e in read_block(directory / file, *block) if e["seq"] in seqs)
+            found.extend(read_block(directory / file, *block, seqs))
     return sorted(found, key=lambda e: int(e["seq"]))

@@ -23,7 +23,7 @@ import lzma
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -271,8 +271,11 @@ def stream_events(path: Path) -> Iterator[dict[str, Any]]:
             yield logfile.loads(line)
 
 
-def read_block(path: Path, offset: int, length: int) -> list[dict[str, Any]]:
-    """The events of one block: a byte range of a plain file or one compressed member."""
+def read_block(
+    path: Path, offset: int, length: int, seqs: Collection[int] | None = None
+) -> list[dict[str, Any]]:
+    """The events of one block (a byte range of a plain file or one compressed member);
+    with `seqs`, only those events: the other lines of the block are never decoded."""
     found = SegmentName.of_file(path.name)
     suffix = found[1] if found else ""
     with path.open("rb") as f:
@@ -281,11 +284,14 @@ def read_block(path: Path, offset: int, length: int) -> list[dict[str, Any]]:
     if suffix:
         decompress = next(codec[2] for codec in CODECS.values() if codec[0] == suffix)
         raw = decompress(raw)
-    return [
-        logfile.loads(line)
-        for line in raw.split(b"\n")
-        if line and not line.startswith(b'{"format"')
-    ]
+    lines = [line for line in raw.split(b"\n") if line and not line.startswith(b'{"format"')]
+    if seqs is not None:
+        # A line is compact JSON with sorted keys, so its own "seq" is written exactly so;
+        # a nested value that looks alike only costs a decode (the seq is checked below).
+        marks = [b'"seq":%d%s' % (seq, end) for seq in seqs for end in (b",", b"}")]
+        lines = [line for line in lines if any(mark in line for mark in marks)]
+    events = [logfile.loads(line) for line in lines]
+    return events if seqs is None else [e for e in events if e.get("seq") in seqs]
 
 
 class SegmentTable(Table):

@@ -104,9 +104,12 @@ def test_lookups_read_one_block_and_keys_hide_phones(tmp_path: Path) -> None:
     assert seqs == [777]
     offset, length = index.block_of(name.data_file(), 777) or (0, 0)
     assert length < os.path.getsize(tmp_path / "audit" / name.data_file()) / 3
-    assert 777 in [
-        e["seq"] for e in read_block(tmp_path / "audit" / name.data_file(), offset, length)
-    ]
+    path = tmp_path / "audit" / name.data_file()
+    whole = [e["seq"] for e in read_block(path, offset, length)]
+    assert 777 in whole and 77 not in whole and len(whole) > 100
+    # asked for seqs, it decodes only those lines (no prefix of another seq matches)
+    assert [e["seq"] for e in read_block(path, offset, length, {777})] == [777]
+    assert [e["seq"] for e in read_block(path, offset, length, {77, 7777})] == []
     index.close()
     assert phone.encode() not in (tmp_path / "audit" / name.index_file()).read_bytes()
     segments.close()
