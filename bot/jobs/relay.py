@@ -257,7 +257,9 @@ class Relay:
         record: SendRecord = self.store.sends.get(due.send_id)
         tried_since = None
         if posts_new_message(due.kind, record):
-            tried_since, record = self._note_attempt(item["key"], record)
+            with self.store.db.transaction(sync=False):
+                tried_since, record = self._note_attempt(item["key"], record)
+            await self.store.synced()  # on disk before Slack hears of it; fsync off the loop
         try:
             result = await self.poster.post(
                 due.kind,
@@ -282,12 +284,15 @@ class Relay:
             self._spend(due.lane)
         if due.kind == Kind.CARD and not result.get("recovered"):
             this.carded.add(due.send_id)  # a found-again card shows old state: the next renders
-        with self.store.db.transaction():  # the card's ts and "done" are kept together
+        # The card's ts and "done" are kept together; their fsync is the group commit's, in a
+        # worker thread, so that a busy disk never holds the loop.
+        with self.store.db.transaction(sync=False):
             if due.kind == Kind.CARD and not record.get("card_ts") and result.get("ts"):
                 self.store.sends.update_fields(
                     due.send_id, card_channel=result["channel"], card_ts=result["ts"]
                 )
             self.store.outbox.mark_done(item["id"], result)
+        await self.store.synced()
         return True
 
     def _note_attempt(self, key: str, record: SendRecord) -> tuple[datetime | None, SendRecord]:
