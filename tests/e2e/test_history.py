@@ -42,10 +42,14 @@ def rows(result: subprocess.CompletedProcess[str]) -> list[dict[str, str]]:
 
 
 async def until_archived(data_dir: Path, send_id: str, wait: float = 20.0) -> list[Any]:
-    """The send's events once its "archived" event is readable from outside (bounded)."""
+    """The send's events once its "archived" event sits in a segment (bounded): the pass
+    that moved it has also copied it, so the bot makes no more files for it."""
     for _ in range(int(wait / 0.1)):
-        events = History.open(data_dir).find("send", send_id)
-        if any(e["action"] == "archived" for e in events):
+        history = History.open(data_dir)
+        events = history.find("send", send_id)
+        if any(
+            e["action"] == "archived" and int(e["seq"]) <= history.archived_upto for e in events
+        ):
             return events
         await asyncio.sleep(0.1)
     raise AssertionError(f"send {send_id} did not leave the live store")
