@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 ARCHIVE_DOC_ID = 2  # meta document: the archive's secret, current segment and seals
 # Sizes of the pass's slices, the loop running between them: each one a few milliseconds
 # (an archived send is one event of a few KiB, hashed and encoded on the loop).
-SLICE = 25  # sends (or callbacks) archived per commit
+SLICE = 10  # sends (or callbacks) archived per commit
 COPY_BATCH = 1_000  # events per segment append
-SCAN_SLICE = 1_000  # documents looked at
+SCAN_SLICE = 250  # documents looked at
 SYSTEM = "system"
 # A send's fields that say who or what it reached: kept beside its archived event.
 CALLBACK_PHONE = "phonenumber"
