@@ -112,6 +112,7 @@ from standins.process import BOT_TOKEN, BotProcess, standin_env, standin_setting
 from standins.slack import SlackStandIn
 from storage.archive import Seal, Segments
 from storage.audit import GENESIS, HEAD_DOC_ID, canonical, event_hash, personal_digest
+from storage.content import content_digest
 from storage.history import History
 from storage.segments import DIR_NAME, SegmentName, stream_events, token_digest
 from storage.store import FILE_NAME, Store
@@ -649,10 +650,16 @@ class Shape:
             for name, delta in self.slots
         ]
         events: list[Event] = orjson.loads(self.fmt.format(*args))
+        content = None
         for event in events:
             kept = event.get("personal")
             if kept:  # the digest of the clone's own personal fields, salted with its salt
                 event["pd"] = personal_digest(kept["salt"], kept["fields"])
+            data = event.get("data") or {}
+            if data.get("content"):  # the clone's own content, as the "created" event binds it
+                if event["action"] == "created" and kept:
+                    content = content_digest(kept["salt"], {**data, **kept["fields"]})
+                data["content"] = content
         return events
 
 

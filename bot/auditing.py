@@ -16,7 +16,7 @@ from typing import IO, Any
 from bot.errors import ConfigError, InputError
 from bot.phones import mask_phone, normalize_phone
 from storage.errors import StoreError
-from storage.history import History, MissingStoreError
+from storage.history import History, MissingStoreError, Verification
 
 EXPORT_COLUMNS = (
     "seq",
@@ -32,6 +32,10 @@ EXPORT_COLUMNS = (
     "data",
     "hash",
 )
+
+
+ERASED = "erased"  # the phone column of a send whose personal data was erased
+_CARRIERS = frozenset({"created", "archived"})  # the events that carry a send's phone
 
 
 @dataclass(frozen=True)
@@ -74,15 +78,45 @@ def open_history(data_dir: Path) -> History:
         raise ConfigError(f"{exc} (ZNS_DATA_DIR={data_dir})") from None
 
 
-def verify(data_dir: Path) -> tuple[bool, str, list[str]]:
-    """(ok, summary line, problems) for `audit verify`."""
+def verify(data_dir: Path, *, send_id: str | None = None) -> tuple[bool, str, list[str]]:
+    """(ok, summary line, problems) for `audit verify` (of the whole log, or one send)."""
     history = open_history(data_dir)
+    if send_id is not None:
+        return _verify_send(history, send_id)
     result = history.verify()
     head = int(history.head["seq"]) if history.head else 0
     where = f"{result.segments} segment(s) and the live log, up to seq {head}"
     if result.ok:
-        return True, f"audit log OK: {result.count} events in {where}, hash chain intact", []
+        return (
+            True,
+            f"audit log OK: {result.count} events in {where}, hash chain intact; "
+            f"{_content(result)}",
+            [],
+        )
     return False, f"audit log BROKEN ({result.count} events in {where}):", result.problems
+
+
+def _content(result: Verification) -> str:
+    return (
+        f"content of {result.checked} send(s) matches the chain ({result.unbound} created "
+        f"before content binding, {result.erased} erased)"
+    )
+
+
+def _verify_send(history: History, send_id: str) -> tuple[bool, str, list[str]]:
+    try:
+        result = history.verify_send(send_id)
+    except StoreError as exc:
+        raise InputError(f"--send: {exc}") from None
+    if not result.ok:
+        return False, f"send {send_id} BROKEN ({result.count} events):", result.problems
+    if result.unbound:
+        state = "created before content binding: its events are intact, its content unbound"
+    elif result.erased:
+        state = "erased: its events are intact, its personal data gone"
+    else:
+        state = "its content matches the chain"
+    return True, f"send {send_id} OK: {result.count} events, each linked; {state}", []
 
 
 class _SendInfo:
@@ -93,7 +127,7 @@ class _SendInfo:
         self._known: dict[str, tuple[str, str]] = {}
         for doc in history.live_sends().values():
             self._known[str(doc["id"])] = (
-                str(doc.get("phone") or ""),
+                ERASED if doc.get("erased_at") else str(doc.get("phone") or ""),
                 str(doc.get("template_id") or ""),
             )
 
@@ -121,6 +155,8 @@ def _phone_and_template(event: Mapping[str, Any]) -> tuple[str, str]:
     personal = event.get("personal")
     fields = personal.get("fields") if isinstance(personal, Mapping) else None
     phone = str(fields.get("phone") or "") if isinstance(fields, Mapping) else ""
+    if not phone and event.get("pd") and personal is None and event.get("action") in _CARRIERS:
+        phone = ERASED  # the digest of personal fields that an erasure removed
     data = event.get("data") if isinstance(event.get("data"), Mapping) else {}
     assert isinstance(data, Mapping)
     send = data.get("send") if isinstance(data.get("send"), Mapping) else data
@@ -186,7 +222,7 @@ def write_csv(
         phone, template = info[str(send_id)] if send_id else ("", "")
         row = {
             **event,
-            "phone": phone if unmask else mask_phone(phone),
+            "phone": phone if unmask or phone == ERASED else mask_phone(phone),
             "template_id": template,
             "from": event.get("from_state") or "",
             "to": event.get("to_state") or "",

@@ -1,4 +1,4 @@
-"""The `zns-bot` command line: serve, send, check, and audit verify/export."""
+"""The `zns-bot` command line: serve, send, check, audit and privacy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot import auditing
+from bot import auditing, privacy
 from bot.config import Settings, load_settings
 from bot.errors import ZNS_ERRORS, ConfigError, InputError, StoreError, StoreLockedError
 from bot.esms.client import EsmsClient
@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the audit log (verify and export run beside serve)")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    audit_sub.add_parser("verify", help="check the audit log's hash chain and seals")
+    verify = audit_sub.add_parser("verify", help="check the audit log's chain, seals and content")
+    verify.add_argument("--send", metavar="SEND_ID", help="check this send only (quick)")
     export = audit_sub.add_parser("export", help="write audit events to a CSV file")
     export.add_argument("--csv", required=True, metavar="FILE", help="a file, or - for stdout")
     export.add_argument("--since", metavar="YYYY-MM-DD", help="from this UTC day on")
@@ -61,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--sms-id", metavar="SMSID", help="only the send eSMS knows by this")
     export.add_argument("--unmask", action="store_true", help="write full phone numbers")
     audit_sub.add_parser("seal", help="seal the current audit segment now (serve must be stopped)")
+
+    private = sub.add_parser("privacy", help="a customer's personal data (serve must be stopped)")
+    private_sub = private.add_subparsers(dest="privacy_command", required=True)
+    erase = private_sub.add_parser(
+        "erase", help="erase a customer's phone, parameters and notes everywhere"
+    )
+    erase.add_argument("--phone", required=True, help="the customer's phone, 0… or +84…")
+    erase.add_argument("--dry-run", action="store_true", help="show what would be erased")
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
 
@@ -167,8 +177,8 @@ async def _check(settings: Settings) -> int:
     return EXIT_OK
 
 
-def _verify(settings: Settings) -> int:
-    ok, summary, problems = auditing.verify(settings.zns_data_dir)
+def _verify(settings: Settings, args: argparse.Namespace) -> int:
+    ok, summary, problems = auditing.verify(settings.zns_data_dir, send_id=args.send)
     print(summary, file=sys.stdout if ok else sys.stderr)
     for problem in problems:
         print(f"  - {problem}", file=sys.stderr)
@@ -189,21 +199,44 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _seal(settings: Settings) -> int:
+def _open_alone(settings: Settings, hint: str) -> Store:
+    """The existing store, held by this command alone: refused clearly while serve runs."""
     if not (settings.zns_data_dir / FILE_NAME).exists():
         raise ConfigError(f"there is no zns-bot store in {settings.zns_data_dir} (ZNS_DATA_DIR)")
     try:
-        store = _open_store(settings)
+        return _open_store(settings)
     except StoreLockedError as exc:
-        hint = "stop `zns-bot serve` first (it seals past months itself)"
-        raise StoreError(f"{exc}: {hint}") from None
-    with store:
+        raise StoreError(f"{exc}: stop `zns-bot serve` first{hint}") from None
+
+
+def _seal(settings: Settings) -> int:
+    with _open_alone(settings, " (it seals past months itself)") as store:
         report = store.archive.run_sync(seal=True)
     if not report.sealed:
         print("nothing to seal: the current audit segment holds no events")
         return EXIT_OK
     print(f"sealed audit segment(s) {', '.join(report.sealed)}; new events start a new one")
     return EXIT_OK
+
+
+def _confirm(question: str) -> bool:
+    print(f"{question} This cannot be undone. Type yes to go on: ", end="", flush=True)
+    answer = sys.stdin.readline()
+    return answer.strip().lower() == "yes"
+
+
+def _erase(settings: Settings, args: argparse.Namespace) -> int:
+    with _open_alone(settings, "") as store:
+        outcome = privacy.erase(
+            store,
+            args.phone,
+            actor=_actor(),
+            dry_run=args.dry_run,
+            confirm=None if args.yes else _confirm,
+        )
+    for line in outcome.lines:
+        print(line, file=sys.stdout if outcome.ok else sys.stderr)
+    return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
 def _serve(settings: Settings) -> int:
@@ -219,19 +252,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command != "serve":  # serve installs its own JSON handler, with redaction
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        settings = load_settings()
-        if args.command == "send":
-            return asyncio.run(_send(args, settings))
-        if args.command == "check":
-            return asyncio.run(_check(settings))
-        if args.command == "serve":
-            return _serve(settings)
-        if args.audit_command == "verify":
-            return _verify(settings)
-        if args.audit_command == "seal":
-            return _seal(settings)
-        return _export(settings, args)
+        return _dispatch(args, load_settings())
     except InputError as exc:
+        if args.command != "send":
+            print(f"error: {exc}; nothing was changed", file=sys.stderr)
+            return EXIT_USAGE
         print("error: the request was not sent:", file=sys.stderr)
         for field_name, problem in (exc.problems or {"input": str(exc)}).items():
             print(f"  - {field_name}: {problem}", file=sys.stderr)
@@ -244,6 +269,22 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "send":
+        return asyncio.run(_send(args, settings))
+    if args.command == "check":
+        return asyncio.run(_check(settings))
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "privacy":
+        return _erase(settings, args)
+    if args.audit_command == "verify":
+        return _verify(settings, args)
+    if args.audit_command == "seal":
+        return _seal(settings)
+    return _export(settings, args)
 
 
 def main() -> None:

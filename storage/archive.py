@@ -36,6 +36,7 @@ from storage.segments import (
     SegmentName,
     SegmentStorage,
     SegmentTable,
+    finish_rewrites,
     header_line,
     keyed,
     read_block,
@@ -103,6 +104,7 @@ class Segments:
             self.dir.mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the audit directory {self.dir}: {exc}") from exc
+        finish_rewrites(self.dir)
         for seal in sealed:
             self._finish_files(SegmentName.parse(seal["segment"]), seal["file"])
         if current is not None:

@@ -197,6 +197,27 @@ class AuditLog:
         return last["seq"], last["hash"]
 
 
+def event_problem(event: Mapping[str, Any]) -> str | None:
+    """What is wrong with one event on its own (its hash, its personal fields), or None."""
+    where = f"event seq {event.get('seq')}{of_send(event)}"
+    if event_hash(event) != event.get("hash"):
+        return f"{where} was edited: its hash does not match it"
+    kept = event.get("personal")
+    if not isinstance(kept, Mapping) or "salt" not in kept:
+        return None  # none, or erased: the hash covers the digest either way
+    try:
+        good = personal_digest(kept["salt"], kept.get("fields") or {}) == event.get("pd")
+    except (ValueError, TypeError):
+        good = False
+    return None if good else f"{where}: its personal fields were edited"
+
+
+def of_send(event: Mapping[str, Any]) -> str:
+    """ " (send X)" for an event about a send: what a problem report names."""
+    send_id = event.get("send_id")
+    return f" (send {send_id})" if send_id else ""
+
+
 class ChainChecker:
     """Checks events fed in seq order, in constant memory: links, hashes, personal digests.
 
@@ -233,28 +254,16 @@ class ChainChecker:
                 str(self.expected) if seq == self.expected + 1 else f"{self.expected}-{seq - 1}"
             )
             self.problems.append(f"event seq {missing} is missing (deleted before seq {seq})")
-        if event_hash(event) != event.get("hash"):
-            self.problems.append(f"event seq {seq} was edited: its hash does not match it")
+        problem = event_problem(event)
+        if problem is not None:
+            self.problems.append(problem)
         elif not gap and event.get("prev") != self.prev:
             self.problems.append(
                 f"event seq {seq} does not link to seq {seq - 1} "
                 f"(one of them was altered or replaced)"
             )
-        else:
-            self._check_personal(seq, event)
         self.prev, self.expected = event.get("hash"), seq + 1
         return True
-
-    def _check_personal(self, seq: int, event: Mapping[str, Any]) -> None:
-        kept = event.get("personal")
-        if not isinstance(kept, Mapping) or "salt" not in kept:
-            return  # none, or erased: the hash covers the digest either way
-        try:
-            good = personal_digest(kept["salt"], kept.get("fields") or {}) == event.get("pd")
-        except (ValueError, TypeError):
-            good = False
-        if not good:
-            self.problems.append(f"event seq {seq}: its personal fields were edited")
 
     def feed_all(self, events: Iterable[Mapping[str, Any]]) -> None:
         for event in events:

@@ -17,14 +17,17 @@ from typing import Any
 from storage import logfile
 from storage.archive import find_events
 from storage.archiver import ARCHIVE_DOC_ID
-from storage.audit import ARCHIVED_DOC_ID, HEAD_DOC_ID, ChainChecker
+from storage.audit import ARCHIVED_DOC_ID, HEAD_DOC_ID, ChainChecker, event_problem
+from storage.content import ERASED_ACTION, ContentChecker
 from storage.errors import StoreError
 from storage.segments import (
     CODECS,
     DIR_NAME,
     RunningDigest,
+    SegmentIndex,
     SegmentName,
     key_hash,
+    read_block,
     same_digest,
     stream_events,
 )
@@ -43,6 +46,9 @@ class Verification:
     count: int
     segments: int
     problems: list[str] = field(default_factory=list)
+    checked: int = 0  # sends whose record matches the content chained at their creation
+    unbound: int = 0  # sends created before content binding (release 0.2 and older)
+    erased: int = 0  # sends whose personal data an erasure removed
 
 
 @dataclass(frozen=True)
@@ -189,6 +195,7 @@ class History:
         """Walk the chain across every segment and the live log, in bounded memory."""
         stop = int(self.head["seq"]) if self.head else 0
         checker = ChainChecker(stop=stop)
+        content = ContentChecker()
         problems = checker.problems
         walked: dict[str, tuple[int, int, str, str, int]] = {}
         seals: list[tuple[int, Mapping[str, Any]]] = []
@@ -203,19 +210,85 @@ class History:
                     stats.add(event)
                     if int(event.get("seq", 0)) <= self.archived_upto:
                         checker.feed(event)
+                        content.feed(event)
                         _note_seal(event, seals)
             except (StoreError, ValueError, OSError, EOFError) as exc:
                 problems.append(f"the audit segment {segment.name} cannot be read: {exc}")
             walked[str(segment.name)] = stats.result()
         for live in self.live_events():
-            checker.feed(live)
+            if checker.feed(live):
+                content.feed(live)
             _note_seal(live, seals)
         checker.finish(self.head)
+        content.finish(self.live_sends().values())
+        problems.extend(content.problems)
         problems.extend(self._check_seals(walked, seals))
         problems.extend(self._unexpected_files())
         return Verification(
-            ok=not problems, count=checker.count, segments=len(self.segments), problems=problems
+            ok=not problems,
+            count=checker.count,
+            segments=len(self.segments),
+            problems=problems,
+            checked=content.checked,
+            unbound=content.unbound,
+            erased=content.erased,
         )
+
+    def verify_send(self, send_id: str) -> Verification:
+        """One send, through the indexes: each of its events on its own and linked to the
+        one before it, and its record against the content chained at its creation."""
+        events = self.find("send", send_id)
+        live = [doc for doc in self.live_sends().values() if doc.get("id") == send_id]
+        if not events and not live:
+            raise StoreError(f"no send with id {send_id} in the audit log")
+        content = ContentChecker()
+        problems: list[str] = []
+        for event in events:
+            problem = event_problem(event)
+            seq = int(event["seq"])
+            before = self.event_at(seq - 1) if seq > 1 else None
+            if problem is not None:
+                problems.append(problem)
+            elif seq > 1 and (before is None or before.get("hash") != event.get("prev")):
+                problems.append(
+                    f"event seq {seq} does not link to seq {seq - 1} "
+                    "(one of them was altered, replaced or removed)"
+                )
+            content.feed(event)
+        content.finish(live)
+        problems.extend(content.problems)
+        return Verification(
+            ok=not problems,
+            count=len(events),
+            segments=len(self.segments),
+            problems=problems,
+            checked=content.checked,
+            unbound=content.unbound,
+            erased=content.erased,
+        )
+
+    def event_at(self, seq: int) -> Mapping[str, Any] | None:
+        """The event with this seq (one block read), or None if no segment or live read
+        holds it."""
+        if seq > self.archived_upto:
+            return self._live.get("audit", {}).get(str(seq))
+        for segment in reversed(self.segments):
+            path = self._path(segment)
+            index_path = self.dir / segment.name.index_file()
+            if path is None or not index_path.exists():
+                continue
+            try:
+                index = SegmentIndex(index_path, sealed=segment.sealed)
+                try:
+                    block = index.block_of(path.name, seq)
+                finally:
+                    index.close()
+                if block is not None:
+                    found = read_block(path, *block, {seq})
+                    return found[0] if found else None
+            except (StoreError, OSError, ValueError, EOFError):
+                continue
+        return None
 
     def _check_seals(
         self,
@@ -288,9 +361,11 @@ def _note_seal(event: Mapping[str, Any], seals: list[tuple[int, Mapping[str, Any
 
 def _answers(event: Mapping[str, Any], kind: str, value: str) -> bool:
     """Whether an event really carries the looked-up value (index keys may collide)."""
-    if kind == "send":
-        return event.get("send_id") == value
     data = event.get("data") if isinstance(event.get("data"), Mapping) else {}
+    if kind == "send":
+        if event.get("action") == ERASED_ACTION:
+            return value in (data.get("send_ids") or ())  # type: ignore[union-attr]
+        return event.get("send_id") == value
     if kind == "sms":
         return data.get("sms_id") == value  # type: ignore[union-attr]
     if kind == "token":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import glob
 import gzip
 import hashlib
 import hmac
@@ -32,6 +33,7 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from storage import logfile
+from storage.content import ERASED_ACTION
 from storage.errors import StoreError
 
 DIR_NAME = "audit"
@@ -40,6 +42,8 @@ FORMAT_VERSION = 1
 TABLE = "audit"
 # Lines per block: a lookup reads (and maybe decompresses) one block of about this size.
 BLOCK_BYTES = 256 * 1024
+# Suffix of a segment's data file and index while an erasure rewrites them.
+REWRITING = ".erasing"
 # Paced durability: never let more than this much written data wait for the disk, so a
 # large copy never makes the event loop's own small fsyncs wait behind it.
 SYNC_EVERY = 1 << 20
@@ -393,6 +397,25 @@ class SegmentIndex:
             self._db.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?)", keys)
             self._db.executemany("INSERT OR REPLACE INTO info VALUES (?, ?)", info.items())
 
+    def replace(
+        self,
+        file: str,
+        blocks: Iterable[tuple[int, int, int, int, str, str]],
+        drop_keys: Iterable[int],
+        info: Mapping[str, str],
+    ) -> None:
+        """One commit: `file`'s block map replaced, the keys `drop_keys` gone; then VACUUM,
+        so that no free page keeps what was dropped (an erasure rewrote the segment)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM blocks WHERE file = ?", (file,))
+            self._db.executemany(
+                "INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)", [(file, *b) for b in blocks]
+            )
+            self._db.executemany("DELETE FROM keys WHERE h = ?", [(h,) for h in drop_keys])
+            self._db.executemany("INSERT OR REPLACE INTO info VALUES (?, ?)", info.items())
+        self._db.execute("VACUUM")
+
     def seqs(self, h: int) -> list[int]:
         return [row[0] for row in self._db.execute("SELECT seq FROM keys WHERE h = ?", (h,))]
 
@@ -416,12 +439,34 @@ class SegmentIndex:
         return None if row is None else (int(row[0]), int(row[1]))
 
 
+def finish_rewrites(directory: Path) -> None:
+    """After a crash while an erasure rewrote a segment (storage.erasure): an index whose
+    data file was renamed already is renamed too; otherwise both temp files go, and the
+    old files stand (the erasure, run again, redoes it)."""
+    for index_tmp in directory.glob(f"*.idx{REWRITING}"):
+        segment = index_tmp.name[: -len(f".idx{REWRITING}")]
+        data_tmps = list(directory.glob(f"{glob.escape(segment)}.jsonl*{REWRITING}"))
+        if data_tmps:
+            for path in (*data_tmps, index_tmp):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        else:
+            os.replace(index_tmp, directory / f"{segment}.idx")
+    for data_tmp in directory.glob(f"*.jsonl*{REWRITING}"):
+        with contextlib.suppress(FileNotFoundError):
+            data_tmp.unlink()  # its index was never written: the old files stand
+    logfile.fsync_dir(directory)
+
+
 def index_keys(event: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """The lookups an event answers: its send, and the SMSID, phone and token it carries."""
     send_id = event.get("send_id")
     if send_id:
         yield "send", str(send_id)
     data = event.get("data")
+    if isinstance(data, Mapping) and event.get("action") == ERASED_ACTION:
+        for erased in data.get("send_ids") or ():  # found with the sends it erased
+            yield "send", str(erased)
     if isinstance(data, Mapping):
         for kind, field in (("sms", "sms_id"), ("token", "token_digest")):
             value = data.get(field)

@@ -13,6 +13,7 @@ from typing_extensions import ReadOnly
 
 from storage.audit import AuditLog, new_salt
 from storage.clock import Clock, iso
+from storage.content import content_digest
 from storage.engine import LogDB, json_copy, normalized
 from storage.errors import NotFoundError, StoreError
 
@@ -20,7 +21,16 @@ TABLE = "sends"
 MAX_ID_LENGTH = 50  # the id is eSMS's RequestId
 # Only create() and transition() may set these.
 RESERVED_FIELDS = frozenset(
-    {"id", "state", "version", "created_at", "updated_at", "final_at", "content_salt"}
+    {
+        "id",
+        "state",
+        "version",
+        "created_at",
+        "updated_at",
+        "final_at",
+        "content_salt",
+        "erased_at",
+    }
 )
 
 
@@ -50,6 +60,8 @@ FINAL_STATES = frozenset(
 )
 # A send's personal data: kept beside its audit events, outside their hashed bodies.
 PERSONAL_FIELDS = ("phone", "params", "ordered_params", "order_id", "note")
+# The rest of its content (storage.content), recorded in the body of its "created" event.
+CREATED_DATA = ("template_id", "oaid", "is_journey", "campaign", "sandbox")
 
 _S = SendState
 TRANSITIONS: dict[SendState, frozenset[SendState]] = {
@@ -79,7 +91,8 @@ class SendRecord(TypedDict, total=False):
     created_at: ReadOnly[str]  # ISO times, as storage.clock.iso writes them
     updated_at: ReadOnly[str]
     final_at: ReadOnly[str]  # when it reached a final state: it leaves the live store later
-    content_salt: ReadOnly[str]  # salts the digest of its personal fields in the audit log
+    content_salt: ReadOnly[str]  # salts its content digest and personal fields' digest
+    erased_at: ReadOnly[str]  # its personal data and salt were erased (privacy erase)
     # The request, as SendService.create stores it.
     phone: ReadOnly[str]  # 0xxxxxxxxx
     oaid: ReadOnly[str]
@@ -169,6 +182,11 @@ class SendRecords:
             "content_salt": salt,
         }
         personal = {name: fields[name] for name in PERSONAL_FIELDS if fields.get(name)}
+        stored = normalized(record)
+        # The content is bound into the chain: its non-personal part in the event's body,
+        # the personal part beside it (digested with the salt), and the digest of the whole
+        data = {name: stored.get(name) for name in CREATED_DATA}
+        data["content"] = content_digest(salt, stored)
         with self._db.transaction():
             self._table.add(record)
             self._audit.append(
@@ -177,7 +195,7 @@ class SendRecords:
                 send_id=send_id,
                 to_state=SendState.PENDING_APPROVAL,
                 reason=reason,
-                data={"template_id": fields["template_id"]} if fields.get("template_id") else None,
+                data=data,
                 personal=personal or None,
                 salt=salt,
             )
@@ -240,6 +258,8 @@ class SendRecords:
         if fields:
             # Names only: values may be personal data, and the record itself holds them.
             data["fields"] = sorted(fields)
+        if target == SendState.APPROVED and doc.get("content_salt"):
+            data["content"] = content_digest(doc["content_salt"], doc)  # what was approved
         now = iso(self._clock())
         changes = normalized({**fields, "state": target, "version": version, "updated_at": now})
         if target in FINAL_STATES:

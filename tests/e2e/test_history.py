@@ -23,16 +23,23 @@ from storage import logfile
 from storage.history import History
 from tests import ROOT
 from tests.harness import ORDER
+from tests.storage.storage_helpers import edit_table_on_disk, every_byte, traces
 
 FIXTURE = ROOT / "tests" / "fixtures" / "release-0.1.0" / "data"
 CLI = Path(sys.executable).with_name("zns-bot")
 
 
-def zns(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def zns(data_dir: Path, *args: str, answer: str = "") -> subprocess.CompletedProcess[str]:
     """One `zns-bot` command on `data_dir`, as an operator runs it beside the bot."""
     env = {**os.environ, "ZNS_DATA_DIR": str(data_dir)}
     return subprocess.run(
-        [str(CLI), *args], env=env, cwd=data_dir.parent, capture_output=True, text=True, timeout=60
+        [str(CLI), *args],
+        env=env,
+        cwd=data_dir.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input=answer,
     )
 
 
@@ -106,7 +113,7 @@ async def accepted(driver: SlackDriver, esms: Any, phone: str) -> tuple[Mapping[
     card = await driver.card()
     await driver.decide(await driver.review(card), "approve")
     await driver.thread_text(card, "Accepted by eSMS")
-    (sent,) = [s for s in esms.sends() if s["Phone"] == phone]
+    sent = [s for s in esms.sends() if s["Phone"] == phone][-1]
     return card, sent
 
 
@@ -115,7 +122,7 @@ async def delivered(
 ) -> tuple[str, str, list[Any]]:
     """A request delivered and reported in Slack, then archived: (send id, SMSID, events)."""
     card, sent = await accepted(driver, esms, phone)
-    (sms_id,) = esms.stored_sms_ids()
+    sms_id = esms.stored_sms_ids()[-1]
     esms.deliver(sms_id)
     assert await esms.fire_callback(sms_id, success=True) == 200
     await driver.thread_text(card, "Delivered")
@@ -281,5 +288,135 @@ async def test_the_previous_releases_data_migrates_with_nothing_lost(
             assert send_id in live or any(e["action"] == "archived" for e in events), send_id
             assert any(e["action"] == "created" for e in events)
         assert not (data_dir / "zns.db").exists()
+        # release 0.1 bound no content: its sends are reported as such, not as errors
+        assert (
+            f"content of 0 send(s) matches the chain ({len(old_sends)} created before "
+            "content binding, 0 erased)"
+        ) in verify.stdout
+        one = zns(data_dir, "audit", "verify", "--send", next(iter(old_sends)))
+        assert one.returncode == 0 and "created before content binding" in one.stdout
     finally:
         process.stop()
+
+
+def _contents(data_dir: Path) -> dict[Path, bytes]:
+    """What the data directory holds (the lock file says who opened it last: not data)."""
+    return {p: raw for p, raw in every_byte(data_dir) if not p.name.endswith(".lock")}
+
+
+def _sealed_line(path: Path, send_id: str, action: str) -> tuple[list[bytes], int]:
+    lines = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
+    marks = (f'"send_id":"{send_id}"'.encode(), f'"action":"{action}"'.encode())
+    (n,) = [i for i, line in enumerate(lines) if all(mark in line for mark in marks)]
+    return lines, n
+
+
+async def test_verify_names_a_send_whose_content_was_edited(
+    bot: BotProcess, driver: SlackDriver, esms_standin: Any, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    archived_id, _, _ = await delivered(bot, driver, esms_standin, "0901888490")
+    _, sent = await accepted(driver, esms_standin, "0901888491")
+    live_id = sent["RequestId"]
+    bot.stop()
+    assert zns(data_dir, "audit", "seal").returncode == 0
+    ok = zns(data_dir, "audit", "verify")
+    assert ok.returncode == 0 and "content of 2 send(s) matches the chain" in ok.stdout, ok.stderr
+
+    live_db = data_dir / "live.db"
+    pristine_live = live_db.read_bytes()
+    for field, value in (
+        ("phone", "0909999999"),
+        ("ordered_params", ["Kẻ gian", *list(ORDER.values())[1:]]),
+        ("template_id", "999999"),
+    ):
+        edit_table_on_disk(
+            live_db,
+            "sends",
+            lambda _, doc, f=field, v=value: {**doc, f: v} if doc["id"] == live_id else doc,
+        )
+        edited = zns(data_dir, "audit", "verify")
+        assert edited.returncode == 1, edited.stdout
+        name = "params" if field == "ordered_params" else field
+        assert f"send {live_id}: its content ({name} changed)" in edited.stderr, edited.stderr
+        quick = zns(data_dir, "audit", "verify", "--send", live_id)
+        assert quick.returncode == 1 and f"({name} changed)" in quick.stderr
+        live_db.write_bytes(pristine_live)
+
+    (sealed,) = (data_dir / "audit").glob("*.jsonl.gz")
+    pristine = sealed.read_bytes()
+    sealed.chmod(0o644)
+    name = ORDER["customer_name"].encode()
+    for old, new, action in (
+        (b"0901888490", b"0909999999", "archived"),
+        (name, "Kẻ gian".encode(), "archived"),
+        (b'"template_id":"231001"', b'"template_id":"999999"', "created"),
+    ):
+        lines, n = _sealed_line(sealed, archived_id, action)
+        assert old in lines[n]
+        lines[n] = lines[n].replace(old, new)
+        sealed.write_bytes(gzip.compress(b"".join(lines)))
+        edited = zns(data_dir, "audit", "verify")
+        assert edited.returncode == 1 and f"(send {archived_id})" in edited.stderr, edited.stderr
+        sealed.write_bytes(pristine)
+    assert zns(data_dir, "audit", "verify").returncode == 0
+
+
+async def test_a_customer_is_erased_everywhere_with_the_chain_intact(
+    bot: BotProcess, driver: SlackDriver, esms_standin: Any, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    phone, phone_84 = "0901888492", "84901888492"
+    first, _, _ = await delivered(bot, driver, esms_standin, phone)
+    bot.stop()
+    assert zns(data_dir, "audit", "seal").returncode == 0  # its events in a sealed segment
+    await bot.start()
+    second, _, _ = await delivered(bot, driver, esms_standin, phone)
+    other, _, _ = await delivered(bot, driver, esms_standin, "0912555666")
+    card, sent = await accepted(driver, esms_standin, phone)  # not final: not erasable yet
+
+    busy = zns(data_dir, "privacy", "erase", "--phone", phone, "--yes")
+    assert busy.returncode == 1 and "stop `zns-bot serve` first" in busy.stderr
+    bot.stop()
+    files = _contents(data_dir)
+    refused = zns(data_dir, "privacy", "erase", "--phone", phone, "--yes")
+    assert refused.returncode == 1 and "not final yet" in refused.stderr, refused
+    assert sent["RequestId"] in refused.stderr and phone not in refused.stderr
+    assert _contents(data_dir) == files  # nothing changed
+
+    await bot.start()
+    sms_id = esms_standin.stored_sms_ids()[-1]
+    esms_standin.deliver(sms_id)
+    assert await esms_standin.fire_callback(sms_id, success=True) == 200
+    await driver.thread_text(card, "Delivered")
+    await bot.outbox_drained()
+    await until_archived(data_dir, sent["RequestId"])
+    bot.stop()
+
+    files = _contents(data_dir)
+    dry = zns(data_dir, "privacy", "erase", "--phone", "+84 901 888 492", "--dry-run")
+    assert dry.returncode == 0 and "dry run: nothing was changed" in dry.stdout, dry.stderr
+    assert "customer 090****492: 3 send(s)" in dry.stdout and phone not in dry.stdout
+    unconfirmed = zns(data_dir, "privacy", "erase", "--phone", phone, answer="no\n")
+    assert unconfirmed.returncode == 1 and "not confirmed" in unconfirmed.stderr
+    assert _contents(data_dir) == files  # nothing changed
+
+    erased = zns(data_dir, "privacy", "erase", "--phone", phone, answer="yes\n")
+    assert erased.returncode == 0 and "erased: recorded" in erased.stdout, erased.stderr
+    assert traces(data_dir, phone, phone_84) == []
+    history = History.open(data_dir)  # and no parameter or note of theirs (ORDER is shared)
+    for send_id in (first, second, sent["RequestId"]):
+        assert [e["action"] for e in history.find("send", send_id) if e.get("personal")] == []
+    assert any(e.get("personal") for e in history.find("send", other))
+    assert traces(data_dir, "0912555666")  # the other customer's data is still there
+    verify = zns(data_dir, "audit", "verify")
+    assert verify.returncode == 0, verify.stderr
+    assert "(0 created before content binding, 3 erased)" in verify.stdout
+    export = rows(zns(data_dir, "audit", "export", "--csv", "-", "--send", first, "--unmask"))
+    assert {r["phone"] for r in export if r["send_id"]} == {"erased"}
+    assert [r["to"] for r in export if r["to"]][-1] == "delivered"
+    assert export[-1]["action"] == "erased"
+    assert zns(data_dir, "audit", "verify", "--send", second).returncode == 0
+    assert zns(data_dir, "audit", "verify", "--send", other).returncode == 0
+    await bot.start()  # the rewritten files reopen, and the bot goes on
+    assert (await driver.http.get("/healthz")).status_code == 200

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import json
-from collections.abc import Callable
+import lzma
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,3 +75,23 @@ def edit_table_on_disk(path: Path, table: str, edit: Edit) -> None:
         out.append(value)
     text = "".join(json.dumps(v, ensure_ascii=False, separators=(",", ":")) + "\n" for v in out)
     path.write_text(text)
+
+
+_DECOMPRESS = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
+
+
+def every_byte(data_dir: Path) -> Iterator[tuple[Path, bytes]]:
+    """Each file under `data_dir` and its bytes, decompressed when it is compressed."""
+    for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
+        raw = path.read_bytes()
+        yield path, _DECOMPRESS[path.suffix](raw) if path.suffix in _DECOMPRESS else raw
+
+
+def traces(data_dir: Path, *values: str) -> list[str]:
+    """`file: value` for each of `values` found in any file under `data_dir`."""
+    return [
+        f"{path.name}: {value}"
+        for path, raw in every_byte(data_dir)
+        for value in values
+        if value.encode() in raw
+    ]

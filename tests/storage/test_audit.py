@@ -109,7 +109,7 @@ def test_an_edited_event_is_named(filled: Path) -> None:
     edit_table_on_disk(filled / "live.db", "audit", edit)
     result = _verify(filled)
     assert not result.ok and result.count == 6
-    assert result.problems == ["event seq 3 was edited: its hash does not match it"]
+    assert result.problems == ["event seq 3 (send s1) was edited: its hash does not match it"]
 
 
 def test_an_edited_and_rehashed_event_breaks_the_next_link(filled: Path) -> None:

@@ -353,10 +353,13 @@ def test_a_broken_old_chain_is_migrated_as_it_is_and_reported(tmp_path: Path, ol
     edit_table_on_disk(data_dir / "zns.db", "audit", edit)
     report = migrate_if_needed(data_dir, clock=lambda: NOW, live_hours=48.0, compression=None)
     assert report is not None and not report.chain_ok
-    assert report.chain_problems == ["event seq 100 was edited: its hash does not match it"]
+    edited = (
+        f"event seq 100 (send {old.events[99]['send_id']}) was edited: its hash does not match it"
+    )
+    assert report.chain_problems == [edited]
     assert report.events == 294
     verification = History.open(data_dir).verify()
-    assert verification.problems == ["event seq 100 was edited: its hash does not match it"]
+    assert verification.problems == [edited]
     with Store.open(data_dir, clock=lambda: NOW) as store:
         event = store.archive.find("send", old.events[99]["send_id"])
         assert [e["reason"] for e in event if e["seq"] == 100] == ["edited behind the log's back"]

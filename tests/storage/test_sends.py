@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import NotFoundError, StoreError
+from storage.content import content_digest
 from storage.sends import FINAL_STATES, TRANSITIONS, SendState
 from storage.store import Store
 from tests.storage.storage_helpers import FakeClock
@@ -143,7 +144,10 @@ def test_every_allowed_transition_is_stored_and_audited(
         "to_state": to,
         "reason": "because",
     }
-    assert event["data"] == {"version": after["version"], "fields": ["note"]}
+    expected = {"version": after["version"], "fields": ["note"]}
+    if to == SendState.APPROVED:  # the approval records the digest of what was approved
+        expected["content"] = content_digest(before["content_salt"], before)
+    assert event["data"] == expected
     assert len(store.audit.for_send(send_id)) == 1 + len(ROUTE[start]) + 1
 
 
