@@ -52,13 +52,8 @@ def erase(
     if not plan.anything:
         return Outcome("nothing", [f"nothing to erase: no data of {masked} in the store"])
     lines = describe(plan, masked)
-    if plan.not_final:
-        listed = ", ".join(f"{k} ({v})" for k, v in sorted(plan.not_final.items()))
-        lines.append(
-            f"refused: {len(plan.not_final)} send(s) are not final yet: {listed}. A reconcile "
-            "may still need the phone; erase once they are final. Nothing was changed."
-        )
-        return Outcome("refused", lines)
+    if plan.refusal is not None:
+        return Outcome("refused", [*lines, f"refused: {plan.refusal} Nothing was changed."])
     if dry_run:
         return Outcome("dry run", [*lines, "dry run: nothing was changed"])
     if confirm is not None and not confirm(f"erase the personal data of {masked}?"):

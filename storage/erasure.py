@@ -32,10 +32,9 @@ from storage.clock import iso
 from storage.content import ERASED_ACTION
 from storage.errors import StoreError
 from storage.segments import (
-    CODECS,
     REWRITING,
     SegmentIndex,
-    SegmentName,
+    codec_of,
     key_hash,
     read_block,
 )
@@ -74,6 +73,17 @@ class ErasurePlan:
     @property
     def segment_events(self) -> int:
         return sum(len(seqs) for seqs in self.segments.values())
+
+    @property
+    def refusal(self) -> str | None:
+        """Why the plan cannot be carried out now, or None."""
+        if not self.not_final:
+            return None
+        listed = ", ".join(f"{k} ({v})" for k, v in sorted(self.not_final.items()))
+        return (
+            f"{len(self.not_final)} send(s) to this customer are not final yet: {listed}. "
+            "A reconcile may still need the phone; erase once they are final."
+        )
 
     @property
     def anything(self) -> bool:
@@ -164,17 +174,12 @@ def _blocks(directory: Path, segment: Segment) -> Iterator[tuple[Block, bytes]]:
         blocks = index.blocks(file)
     finally:
         index.close()
-    decompress = _codec(file)
+    codec = codec_of(file)
     with (directory / file).open("rb") as f:
         for block in blocks:
             f.seek(block[2])
             raw = f.read(block[3])
-            yield block, decompress(raw) if decompress else raw
-
-
-def _codec(file: str) -> Any:
-    suffix = (SegmentName.of_file(file) or (None, ""))[1]
-    return next((c[2] for c in CODECS.values() if c[0] == suffix), None) if suffix else None
+            yield block, codec[2](raw) if codec else raw
 
 
 def _scan(store: Store, segment: Segment, forms: Sequence[str]) -> dict[int, Mapping[str, Any]]:
@@ -217,12 +222,8 @@ def _events_of(store: Store, segment: Segment, send_ids: Collection[str]) -> set
 def apply_erasure(store: Store, plan: ErasurePlan, actor: str) -> Mapping[str, Any]:
     """Erase what `plan` found and record it; the `erased` event. Refuses (changing
     nothing) when a send is not final."""
-    if plan.not_final:
-        listed = ", ".join(f"{k} ({v})" for k, v in sorted(plan.not_final.items()))
-        raise ErasureRefused(
-            f"{len(plan.not_final)} send(s) to this customer are not final yet: {listed}. "
-            "A reconcile may still need the phone; erase once they are final."
-        )
+    if plan.refusal is not None:
+        raise ErasureRefused(plan.refusal)
     event = _erase_live(store, plan, actor)
     store.db.compact()  # no line of the live store's log keeps the old values
     directory = store.archive.segments.dir
@@ -295,7 +296,7 @@ def rewrite_segment(
     name, file, sealed = segment
     data, index_path = directory / file, directory / name.index_file()
     data_tmp, index_tmp = _temp(data), _temp(index_path)
-    codec = next((c for c in CODECS.values() if file.endswith(c[0])), None)
+    codec = codec_of(file)
     old = SegmentIndex(index_path, sealed=sealed)
     try:
         blocks = old.blocks(file)

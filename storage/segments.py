@@ -117,6 +117,13 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def codec_of(file: str) -> _Codec | None:
+    """The codec of a segment file by its name's suffix; None for a plain file."""
+    found = SegmentName.of_file(file)
+    suffix = found[1] if found else ""
+    return next((c for c in CODECS.values() if c[0] == suffix), None) if suffix else None
+
+
 def header_line(name: SegmentName) -> bytes:
     return (
         logfile.dumps({"format": FORMAT, "version": FORMAT_VERSION, "segment": str(name)}) + b"\n"
@@ -280,14 +287,12 @@ def read_block(
 ) -> list[dict[str, Any]]:
     """The events of one block (a byte range of a plain file or one compressed member);
     with `seqs`, only those events: the other lines of the block are never decoded."""
-    found = SegmentName.of_file(path.name)
-    suffix = found[1] if found else ""
     with path.open("rb") as f:
         f.seek(offset)
         raw = f.read(length)
-    if suffix:
-        decompress = next(codec[2] for codec in CODECS.values() if codec[0] == suffix)
-        raw = decompress(raw)
+    codec = codec_of(path.name)
+    if codec is not None:
+        raw = codec[2](raw)
     lines = [line for line in raw.split(b"\n") if line and not line.startswith(b'{"format"')]
     if seqs is not None:
         # A line is compact JSON with sorted keys, so its own "seq" is written exactly so;
