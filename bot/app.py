@@ -124,7 +124,7 @@ class Runtime:
     async def health(self) -> dict[str, Any]:
         report: dict[str, Any] = {"ok": True, "store": "ok", "scheduler": self.scheduler.running}
         try:
-            self.store.check_writable()
+            await self.store.check_writable_off_loop()
         except StoreError as exc:
             report.update(ok=False, store=str(exc))
         if self.socket is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -103,6 +104,12 @@ class Store:
     def check_writable(self) -> None:
         """Raise StoreError unless a write would be accepted right now (for health checks)."""
         self.db.storage.check_writable()
+        self.db.storage.probe_directory()
+
+    async def check_writable_off_loop(self) -> None:
+        """`check_writable` for the event loop: the file system probe in a worker thread."""
+        self.db.storage.check_writable()
+        await asyncio.to_thread(self.db.storage.probe_directory)
 
     async def synced(self) -> None:
         """Wait until every write so far is on disk (see `transaction(sync=False)`).

@@ -375,10 +375,10 @@ async def test_healthz(bot, tmp_path):
 async def test_healthz_503_when_the_store_cannot_be_written(bot, monkeypatch):
     from bot.errors import StoreError
 
-    def broken():
+    async def broken():
         raise StoreError("disk full")
 
-    monkeypatch.setattr(bot.store, "check_writable", broken)
+    monkeypatch.setattr(bot.store, "check_writable_off_loop", broken)
     response = await bot.http.get("/healthz")
     assert response.status_code == 503 and "disk full" in response.json()["store"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,41 @@ def test_check_writable(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.check_writable()
+
+
+def test_probe_directory_fails_when_no_file_can_be_made_beside_the_store(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    # a directory where the probe file goes: opening it for writing fails, even for root
+    probe = tmp_path / f".{store.path.name}.probe-{os.getpid()}-{threading.get_ident()}"
+    probe.mkdir()
+    with pytest.raises(StoreError, match="cannot write in the store directory"):
+        store.check_writable()
+    probe.rmdir()
+    store.check_writable()
+    assert [p.name for p in tmp_path.iterdir() if "probe" in p.name] == []
+    store.close()
+
+
+async def test_check_writable_off_loop_probes_in_a_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store.open(tmp_path)
+    storage = store.db.storage
+    seen: list[int] = []
+    real = storage.probe_directory
+
+    def probe() -> None:
+        seen.append(threading.get_ident())
+        real()
+
+    monkeypatch.setattr(storage, "probe_directory", probe)
+    await store.check_writable_off_loop()
+    assert seen and seen[0] != threading.get_ident()
+    os.rename(store.path, tmp_path / "moved")
+    with pytest.raises(StoreError, match="gone"):
+        await store.check_writable_off_loop()
+    os.rename(tmp_path / "moved", store.path)
+    store.close()
 
 
 def test_an_unusable_data_dir_is_a_store_error(tmp_path: Path) -> None:
