@@ -60,21 +60,21 @@ ZALO_ERRORS: dict[int, str] = {
     -130: "the message is longer than Zalo's character limit",
     -131: "the template is not approved by Zalo",
     -132: "a template parameter is invalid",
-    -133: "Zalo does not allow ZNS at night (22:00–06:00); send again in the morning",
-    -134: "the customer has not responded to the opt-in request",
-    -135: "the OA has no permission to send ZNS",
+    -133: "this template may not be sent at night (22:00–06:00); send again in the morning",
+    -134: "the customer has not answered the OA's request to receive ZNS messages",
+    -135: "the OA may not send ZNS (it is not verified, or is on Zalo's free package)",
     -1351: "the OA is blocked by Zalo for a policy violation",
     -137: "Zalo could not charge the OA for this message",
     -138: "the Zalo app lacks permission for this feature",
     -139: "the customer refused to receive this type of ZNS",
-    -140: "the customer is not eligible to receive this message",
+    -140: "the OA is not allowed to send promotion ZNS to this customer",
     -141: "the customer refused to receive ZNS messages",
     -144: "the OA's daily ZNS quota is used up",
     -1441: "the OA's monthly promotion quota is used up",
     -145: "the OA has no permission for this type of ZNS",
     -146: "Zalo disabled this template because of low quality",
     -147: "this template's daily sending limit is used up",
-    -1471: "the monthly follow-up limit for this customer is used up",
+    -1471: "the OA has used up this customer's monthly limit of promotion ZNS",
     -148: "the journey token is missing",
     -149: "the journey token is invalid",
     -1491: "the journey token is of the wrong type",
@@ -82,12 +82,20 @@ ZALO_ERRORS: dict[int, str] = {
     -151: "this template is not an end-to-end encrypted template",
     -152: "Zalo could not use the end-to-end encryption key",
     -153: "the encrypted message data is invalid",
+    -161: "eSMS sent Zalo an invalid sending mode",
+    -162: (
+        "promotion sending (SendingMode 3) is not allowed for a transaction or "
+        "customer-care template"
+    ),
     ESMS_DELIVERY_TIMEOUT: "the customer was not online to receive it in time",
 }
 
-# Buckets decide the advice (esms-api.md §8 "suggested buckets").
-_RECIPIENT_SIDE = frozenset({-108, -110, -114, -118, -119, -134, -139, -140, -141, 1001})
-_LATER = frozenset({-100, -115, -144, -1441, -147, -1471})
+# Buckets decide the advice (esms-api.md §8 "suggested buckets"). Refusals and promotion
+# limits are never "send an SMS instead": the customer said no, or Zalo's rule says not now.
+_RECIPIENT_SIDE = frozenset({-108, -110, -114, -118, -119, -134, 1001})
+_REFUSED = frozenset({-139, -141})
+_PROMOTION_LIMIT = frozenset({-140, -1441, -1471})
+_LATER = frozenset({-100, -115, -144, -147})
 _ESMS_SIDE = frozenset({-101, -102, -103, -104, -105, -106, -124, -125, -137, -138, -152})
 _JOURNEY = frozenset({-148, -149, -1491, -150})
 _MESSAGE_DATA = frozenset({-111, -112, -1121, -1122, -1123, -1124, -116, -121, -122, -130, -132})
@@ -98,7 +106,12 @@ _SUGGESTIONS: dict[int, str] = {
     -110: "ask the customer to update Zalo, or send an SMS instead",
     -118: "ask the customer which number their Zalo uses, or send an SMS instead",
     -133: "send it again after 06:00",
+    -140: (
+        "do not send it again, by ZNS or SMS: this OA may not send this customer promotion messages"
+    ),
     -144: "send it again tomorrow, or ask eSMS about a higher quota",
+    -1441: "wait until next month, or ask eSMS about the OA's promotion quota",
+    -1471: "wait until next month: this customer has had this month's promotion messages",
     1001: "send it again later, or send an SMS instead",
 }
 
@@ -119,6 +132,12 @@ def suggestion(code: int | None) -> str:
         return _SUGGESTIONS[code]
     if code in _RECIPIENT_SIDE:
         return "ask the customer to use Zalo, or send an SMS instead"
+    if code in _REFUSED:
+        return (
+            "do not send it again, by ZNS or SMS: the customer chose not to receive these messages"
+        )
+    if code in _PROMOTION_LIMIT:
+        return "do not send it again now, by ZNS or SMS: a promotion limit applies"
     if code in _LATER:
         return "send it again later"
     if code in _ESMS_SIDE:

@@ -95,6 +95,32 @@ async def test_a_failure_callback_explains_in_thread_dm_and_notify(
     assert bot.record_for(card)["state"] == "failed"
 
 
+ZALO_ADVICE = {
+    -133: ("may not be sent at night", "after 06:00"),
+    -139: ("refused to receive this type", "chose not to receive"),
+    -141: ("refused to receive ZNS", "chose not to receive"),
+    -140: ("not allowed to send promotion", "promotion messages"),
+    -1471: ("monthly limit of promotion", "wait until next month"),
+}
+
+
+@pytest.mark.parametrize("code", sorted(ZALO_ADVICE))
+async def test_the_dm_gives_zalos_corrected_meaning_and_advice(
+    bot, slack_standin, esms_standin, code
+):
+    _card, record = await accepted_send(bot)
+    esms_standin.deliver(record["sms_id"], success=False, zalo_error=code)
+    assert await esms_standin.fire_callback(record["sms_id"], encoding="plain") == 200
+    dm = await slack_standin.await_for(
+        lambda c: c.args.get("channel", "").startswith("D"), method="chat.postMessage"
+    )
+    meaning, advice = ZALO_ADVICE[code]
+    text = dm.args["text"]
+    assert meaning in text and advice in text and str(code) in text
+    if code != -133:  # the customer said no, or a promotion limit: never "use SMS instead"
+        assert "SMS instead" not in text
+
+
 async def test_duplicate_and_out_of_order_callbacks_end_in_one_reply(
     bot, slack_standin, esms_standin
 ):

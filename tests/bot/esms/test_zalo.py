@@ -53,7 +53,7 @@ DOCUMENTED_CODES = [
     -1121, -1122, -1123, -1124, -113, -1131, -114, -115, -116, -117, -118, -119, -120, -1201,
     -1202, -121, -122, -124, -125, -126, -127, -130, -131, -132, -133, -134, -135, -1351, -137,
     -138, -139, -140, -141, -144, -1441, -145, -146, -147, -1471, -148, -149, -150, -1491, -151,
-    -152, -153, 1001,
+    -152, -153, -161, -162, 1001,
 ]  # fmt: skip
 
 
@@ -87,6 +87,36 @@ def test_suggestions_tell_the_agent_what_to_do():
     assert "06:00" in suggestion(-133)
     assert "eSMS" in suggestion(-124)
     assert "later" in suggestion(-147)
+
+
+def test_meanings_follow_zalos_corrected_table():
+    """esms-api.md §8 as corrected in 2026-12: -140, -1471, -133, -134, -135, -161, -162."""
+    assert "not allowed to send promotion" in zalo_reason(-140)
+    assert "monthly" in zalo_reason(-1471) and "promotion" in zalo_reason(-1471)
+    assert "template" in zalo_reason(-133) and "22:00–06:00" in zalo_reason(-133)
+    assert "answered" in zalo_reason(-134)
+    assert "not verified" in zalo_reason(-135) and "free package" in zalo_reason(-135)
+    assert "sending mode" in zalo_reason(-161)
+    assert "SendingMode 3" in zalo_reason(-162)
+
+
+@pytest.mark.parametrize("code", [-139, -141, -140, -1441, -1471])
+def test_refusals_and_promotion_limits_never_suggest_an_sms(code):
+    advice = suggestion(code)
+    assert "do not send it again" in advice or "wait until next month" in advice
+    assert "send an SMS" not in advice and "SMS instead" not in advice
+
+
+def test_customer_refusals_and_promotion_limits_say_why():
+    assert "chose not to receive" in suggestion(-139)
+    assert suggestion(-141) == suggestion(-139)
+    assert "next month" in suggestion(-1471) and "next month" in suggestion(-1441)
+    assert "promotion" in suggestion(-140)
+
+
+@pytest.mark.parametrize("code", [-108, -110, -114, -118, -119, -134, 1001])
+def test_recipients_zalo_cannot_take_it_suggests_another_way(code):
+    assert code == -108 or "SMS" in suggestion(code)
 
 
 def test_unknown_code_has_a_clear_fallback():
