@@ -1,0 +1,69 @@
+"""shorten(): fits the limit, cuts at a word, never inside an escape, token or grapheme."""
+
+import unicodedata
+
+import pytest
+
+from handlers.ui.text import ELLIPSIS, shorten
+
+
+def test_text_that_fits_is_unchanged():
+    assert shorten("Đơn hàng", 8) == "Đơn hàng"
+    assert shorten("", 5) == ""
+
+
+def test_a_long_text_ends_with_an_ellipsis_within_the_limit():
+    out = shorten("Xác nhận đơn hàng của quý khách đã được giao thành công", 24)
+    assert len(out) <= 24 and out.endswith(ELLIPSIS)
+    assert out == "Xác nhận đơn hàng của…"  # at the last word that fits
+
+
+def test_a_word_longer_than_the_room_is_cut_inside_it():
+    out = shorten("a" * 100, 10)
+    assert out == "a" * 9 + ELLIPSIS
+
+
+@pytest.mark.parametrize("escape", ["&amp;", "&lt;", "&gt;"])
+def test_never_splits_an_escape(escape):
+    text = "x" * 8 + escape + "y" * 20
+    for limit in range(9, 15):
+        out = shorten(text, limit)
+        assert len(out) <= limit
+        body = out.removesuffix(ELLIPSIS)
+        assert "&" not in body or body.endswith(escape) or escape in body
+
+
+@pytest.mark.parametrize(
+    "token", ["<@U0AGENT01>", "<#C0APPROVE|approvals>", "<https://e.vn/x|xem>"]
+)
+def test_never_splits_a_token(token):
+    text = "ab " + token + " " + "z" * 40
+    for limit in range(4, len(token) + 6):
+        body = shorten(text, limit).removesuffix(ELLIPSIS)
+        assert "<" not in body or token in body
+
+
+def test_never_splits_a_letter_from_its_combining_accents():
+    decomposed = unicodedata.normalize("NFD", "Nguyễn Thị Hường")  # letters + marks
+    for limit in range(2, len(decomposed)):
+        out = shorten(decomposed, limit)
+        assert len(out) <= limit
+        body = out.removesuffix(ELLIPSIS)
+        nfc = unicodedata.normalize("NFC", body)
+        assert unicodedata.normalize("NFD", nfc) == body  # no dangling or missing mark
+        assert "Nguyễn Thị Hường".startswith(nfc)
+
+
+def test_never_splits_an_emoji_sequence():
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # man ZWJ woman ZWJ girl
+    text = "ok " + family + " done and more words"
+    for limit in range(4, 10):
+        body = shorten(text, limit).removesuffix(ELLIPSIS)
+        assert not body.endswith("\u200d")
+        assert family in body or "\U0001f468" not in body
+
+
+def test_a_limit_below_one_is_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        shorten("abc", 0)
+    assert shorten("abcdef", 1) == ELLIPSIS
