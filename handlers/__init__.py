@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from handlers import failures
 from handlers.deps import CONTEXT_KEY, SlackDeps
 from handlers.listeners import actions, commands, views
 
@@ -18,5 +19,5 @@ def register_all(app: AsyncApp, deps: SlackDeps) -> None:
         await next()
 
     app.use(inject)
-    for module in (commands, actions, views):
+    for module in (commands, actions, views, failures):
         module.register(app)

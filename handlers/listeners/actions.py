@@ -10,8 +10,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import policy
 from bot.errors import EsmsError, NotFoundError
-from bot.service import DecisionError
 from handlers.deps import SlackDeps, deps_of
+from handlers.failures import told
 from handlers.listeners.commands import render_request
 from handlers.ui.blocks import (
     CANCEL_ACTION,
@@ -145,17 +145,14 @@ async def handle_cancel(
     send_id = body["actions"][0]["value"]
     if await _pending(deps, client, body, send_id) is None:
         return
-    try:
-        done = deps.service.cancel(send_id, actor=f"slack:{body['user']['id']}")
-    except DecisionError as exc:
-        await _tell(client, body, f"{str(exc)[0].upper()}{str(exc)[1:]}.")
-        return
+    # a DecisionError (not the requester) reaches the person through handlers/failures.py
+    done = deps.service.cancel(send_id, actor=f"slack:{body['user']['id']}")
     if done is None:
         await _tell(client, body, decided_text(deps.service.get(send_id)))
 
 
 def register(app: AsyncApp) -> None:
-    app.action(OA_ACTION)(handle_choice)
-    app.action(TEMPLATE_ACTION)(handle_choice)
-    app.action(REVIEW_ACTION)(handle_review)
-    app.action(CANCEL_ACTION)(handle_cancel)
+    app.action(OA_ACTION)(told(handle_choice))
+    app.action(TEMPLATE_ACTION)(told(handle_choice))
+    app.action(REVIEW_ACTION)(told(handle_review))
+    app.action(CANCEL_ACTION)(told(handle_cancel))

@@ -12,6 +12,7 @@ from bot import policy
 from bot.errors import EsmsError
 from bot.esms.types import OfficialAccount, Template
 from handlers.deps import SlackDeps, deps_of
+from handlers.failures import told
 from handlers.ui.blocks import help_text, request_modal
 from handlers.ui.metadata import RequestMeta
 
@@ -91,4 +92,4 @@ async def render_request(
 
 
 def register(app: AsyncApp) -> None:
-    app.command(COMMAND)(handle_zns)
+    app.command(COMMAND)(told(handle_zns))

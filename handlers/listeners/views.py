@@ -13,6 +13,7 @@ from bot import policy
 from bot.errors import ZNS_ERRORS, InputError, NotFoundError
 from bot.service import DecisionError
 from handlers.deps import deps_of
+from handlers.failures import told
 from handlers.listeners.actions import decided_text
 from handlers.ui.blocks import APPROVAL_VIEW, REQUEST_VIEW
 from handlers.ui.forms import errors_for_view, state_values, template_params
@@ -120,5 +121,5 @@ async def handle_decision(
 
 
 def register(app: AsyncApp) -> None:
-    app.view(REQUEST_VIEW)(handle_request)
-    app.view(APPROVAL_VIEW)(handle_decision)
+    app.view(REQUEST_VIEW)(told(handle_request))
+    app.view(APPROVAL_VIEW)(told(handle_decision))

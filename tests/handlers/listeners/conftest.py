@@ -28,9 +28,11 @@ class RecordingAck:
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
+        self.response: dict[str, Any] | None = None  # as Bolt's: None until acked
 
     async def __call__(self, **kwargs: Any) -> None:
         self.calls.append(kwargs)
+        self.response = kwargs
 
     @property
     def only(self) -> dict[str, Any]:

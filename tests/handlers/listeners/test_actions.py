@@ -10,6 +10,7 @@ import pytest
 
 from bot.service import SendService
 from handlers.deps import CONTEXT_KEY
+from handlers.failures import told
 from handlers.listeners.actions import handle_cancel, handle_review
 from handlers.ui.blocks import CANCEL_ACTION, REVIEW_ACTION
 from standins.driver import AGENT, APPROVAL_CHANNEL, APPROVER
@@ -242,11 +243,13 @@ async def test_cancel_by_someone_other_than_the_requester_is_refused_audited_and
 ) -> None:
     record = await request_send(context, by=AGENT)
 
-    await handle_cancel(ack, click(CANCEL_ACTION, record["id"], someone_else), slack, context)
+    body = click(CANCEL_ACTION, record["id"], someone_else)
+    # the refusal is raised, and told by the one error handler every listener is wrapped in
+    await told(handle_cancel)(ack=ack, body=body, client=slack, context=context)
 
     assert ack.only == {}
     assert slack.called("chat_postEphemeral") == [
-        ephemeral(someone_else, "Only the person who made the request can cancel it.")
+        ephemeral(someone_else, ":no_entry: Only the person who made the request can cancel it.")
     ]
     (event,) = refusals(store, "cancel_refused")
     assert event["actor"] == f"slack:{someone_else}"
