@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from standins import blockkit
 from standins.servers import ServerThread
 
 DEFAULT_BOT_TOKEN = "xoxb-test"  # noqa: S105 - a fake token for the fake workspace
@@ -48,6 +49,12 @@ _JSON_FIELDS = {
     "view": "invalid_arguments",
     "metadata": "invalid_metadata_format",
 }
+
+# The errors with which Slack refuses a payload that breaks one of its limits: a test that
+# meets one it did not declare fails (tests/conftest.py), since the real Slack would refuse it.
+REFUSAL_ERRORS = frozenset(
+    {"invalid_arguments", "invalid_blocks", "msg_blocks_too_long", "msg_too_long"}
+)
 
 UserSpec = Mapping[str, Any] | str
 CallPredicate = Callable[["Call"], bool]
@@ -74,6 +81,49 @@ class Call:
     @property
     def error(self) -> str | None:
         return self.response.get("error")
+
+    @property
+    def refused(self) -> bool:
+        """Refused for breaking a limit (an injected fault is not a refusal)."""
+        return not self.faulted and self.error in REFUSAL_ERRORS
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A payload a stand-in refused, as Slack would, for breaking one of Slack's limits."""
+
+    method: str
+    error: str
+    messages: tuple[str, ...]
+
+    def describe(self) -> str:
+        lines = [f"{self.method} -> {self.error}"]
+        lines += [f"    {message}" for message in self.messages]
+        return "\n".join(lines)
+
+
+class RefusalLog:
+    """Every refusal of every stand-in in this process, in order; never cleared, so a test
+    can take a mark before it runs and read what came after, whatever reset() meanwhile."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._refusals: list[Refusal] = []
+
+    def add(self, refusal: Refusal) -> None:
+        with self._lock:
+            self._refusals.append(refusal)
+
+    def mark(self) -> int:
+        with self._lock:
+            return len(self._refusals)
+
+    def since(self, mark: int) -> list[Refusal]:
+        with self._lock:
+            return self._refusals[mark:]
+
+
+REFUSALS = RefusalLog()
 
 
 @dataclass(slots=True)
@@ -126,6 +176,7 @@ class SlackStandIn:
         self._ephemerals: list[dict[str, Any]] = []
         self._views: dict[str, dict[str, Any]] = {}
         self._last_view_id: str | None = None
+        self._homes: dict[str, str] = {}  # user id -> the id of their App Home view
         self._ims: dict[tuple[str, ...], str] = {}
         self._faults: list[_Fault] = []
         self._outage: _Fault | None = None
@@ -140,6 +191,7 @@ class SlackStandIn:
             "views.open": self._views_open,
             "views.update": self._views_update,
             "views.push": self._views_push,
+            "views.publish": self._views_publish,
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
             "conversations.open": self._conversations_open,
@@ -219,6 +271,7 @@ class SlackStandIn:
             self._ephemerals.clear()
             self._views.clear()
             self._last_view_id = None
+            self._homes.clear()
             self._ims.clear()
             self._faults.clear()
             self._outage = None
@@ -325,8 +378,14 @@ class SlackStandIn:
                 raise LookupError(f"no message {ts} in {channel}")
             return copy.deepcopy(found)
 
+    def refusals(self) -> list[Refusal]:
+        """The payloads refused since reset() for breaking a limit, in order."""
+        with self._cond:
+            return [_refusal(c) for c in self._calls if c.refused]
+
     def views(self) -> list[dict[str, Any]]:
-        """Every view opened or pushed, in order, as it is now (after views.update)."""
+        """Every view opened, pushed or published, in order, as it is now (after
+        views.update)."""
         with self._cond:
             return copy.deepcopy(list(self._views.values()))
 
@@ -335,6 +394,13 @@ class SlackStandIn:
             if view_id not in self._views:
                 raise LookupError(f"no view {view_id}")
             return copy.deepcopy(self._views[view_id])
+
+    def home(self, user: str) -> dict[str, Any]:
+        """The App Home view last published for `user`."""
+        with self._cond:
+            if user not in self._homes:
+                raise LookupError(f"no App Home published for {user}")
+            return copy.deepcopy(self._views[self._homes[user]])
 
     def last_view(self) -> dict[str, Any]:
         """The view most recently opened, pushed or updated."""
@@ -466,6 +532,8 @@ class SlackStandIn:
             faulted=faulted,
         )
         self._calls.append(call)
+        if call.refused:
+            REFUSALS.add(_refusal(call))
         self._cond.notify_all()
         for wake in list(self._watchers):
             wake()
@@ -650,7 +718,7 @@ class SlackStandIn:
 
     def _create_view(self, args: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
         spec = args.get("view")
-        if problems := _check_view(spec):
+        if problems := blockkit.check_view(spec, kinds=("modal",)):
             return _invalid_arguments(problems)
         assert isinstance(spec, Mapping)
         external_id = spec.get("external_id") or ""
@@ -686,11 +754,43 @@ class SlackStandIn:
         if args.get("hash") and args["hash"] != view["hash"]:
             return _error("hash_conflict")
         spec = args.get("view")
-        if problems := _check_view(spec):
+        # A modal stays a modal and a Home tab a Home tab.
+        if problems := blockkit.check_view(spec, kinds=(view["type"],)):
             return _invalid_arguments(problems)
         assert isinstance(spec, Mapping)
         _apply_view_spec(view, spec, view_hash=self._new_hash())
-        self._last_view_id = view["id"]
+        if view["type"] == "modal":
+            self._last_view_id = view["id"]
+        return {"ok": True, "view": copy.deepcopy(view)}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A user's App Home tab: published anew or replaced in place."""
+        user = str(args.get("user_id") or "")
+        if not user:
+            return _invalid_arguments(["[ERROR] missing required field: user_id"])
+        spec = args.get("view")
+        if problems := blockkit.check_view(spec, kinds=("home",)):
+            return _invalid_arguments(problems)
+        assert isinstance(spec, Mapping)
+        view = self._views.get(self._homes.get(user, ""))
+        if view is not None and args.get("hash") and args["hash"] != view["hash"]:
+            return _error("hash_conflict")
+        if view is None:
+            view_id = self._new_id("V")
+            view = {
+                "id": view_id,
+                "team_id": TEAM_ID,
+                "type": "home",
+                "previous_view_id": None,
+                "root_view_id": view_id,
+                "app_id": APP_ID,
+                "app_installed_team_id": TEAM_ID,
+                "bot_id": BOT_ID,
+                "external_id": "",
+            }
+            self._views[view_id] = view
+            self._homes[user] = view_id
+        _apply_view_spec(view, spec, view_hash=self._new_hash())
         return {"ok": True, "view": copy.deepcopy(view)}
 
     def _new_hash(self) -> str:
@@ -926,26 +1026,37 @@ def _error(code: str) -> dict[str, Any]:
     return {"ok": False, "error": code}
 
 
+def _refused(error: str, problems: list[str]) -> dict[str, Any]:
+    return {"ok": False, "error": error, "response_metadata": {"messages": problems}}
+
+
 def _invalid_arguments(problems: list[str]) -> dict[str, Any]:
-    return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": problems}}
+    return _refused("invalid_arguments", problems)
 
 
 def _check_message(args: Mapping[str, Any]) -> dict[str, Any] | None:
     """Slack's checks on a message's content: an error reply, or None when it is fine."""
     if not (args.get("text") or args.get("blocks") or args.get("attachments")):
         return _error("no_text")
-    if len(str(args.get("text") or "")) > 40_000:
+    # Slack truncates longer text; the stand-in refuses it, so a test notices.
+    if len(str(args.get("text") or "")) > blockkit.MESSAGE_TEXT_MAX:
         return _error("msg_too_long")
     if args.get("metadata") and not _valid_metadata(args["metadata"]):
         return _error("invalid_metadata_schema")
-    if args.get("blocks") and (
-        problems := _check_blocks(args["blocks"], max_blocks=50, pointer="/blocks")
-    ):
-        return {
-            "ok": False,
-            "error": "invalid_blocks",
-            "response_metadata": {"messages": problems},
-        }
+    blocks = args.get("blocks")
+    if not blocks:
+        return None
+    if problems := blockkit.check_message_blocks(blocks):
+        return _refused("invalid_blocks", problems)
+    if (length := blockkit.blocks_text_length(blocks)) > blockkit.BLOCKS_TEXT_MAX:
+        # Slack gives no details here; the stand-in says why, for whoever reads the refusal.
+        return _refused(
+            "msg_blocks_too_long",
+            [
+                f"[ERROR] blocks hold {length:,} characters of text, Slack refuses more than "
+                f"about {blockkit.BLOCKS_TEXT_MAX:,} [json-pointer:/blocks]"
+            ],
+        )
     return None
 
 
@@ -962,104 +1073,16 @@ def _valid_metadata(metadata: Any) -> bool:
     )
 
 
-def _check_view(spec: Any) -> list[str]:
-    """Slack's checks on a modal (the limits the bot must respect), as Slack words them."""
-    if not isinstance(spec, Mapping):
-        return ["[ERROR] missing required field: view"]
-    problems: list[str] = []
-    if spec.get("type") != "modal":
-        problems.append("[ERROR] must be 'modal' [json-pointer:/view/type]")
-    title = spec.get("title")
-    if not isinstance(title, Mapping) or title.get("type") != "plain_text":
-        problems.append("[ERROR] must provide a plain_text title [json-pointer:/view/title]")
-    for key in ("title", "submit", "close"):
-        _too_long(problems, _text(spec.get(key)), 24, f"/view/{key}/text")
-    _too_long(problems, spec.get("private_metadata"), 3000, "/view/private_metadata")
-    _too_long(problems, spec.get("callback_id"), 255, "/view/callback_id")
-    _too_long(problems, spec.get("external_id"), 255, "/view/external_id")
-    blocks = spec.get("blocks", [])
-    problems += _check_blocks(blocks, max_blocks=100, pointer="/view/blocks")
-    has_input = isinstance(blocks, list) and any(
-        isinstance(b, Mapping) and b.get("type") == "input" for b in blocks
-    )
-    if has_input and not spec.get("submit"):
-        problems.append(
-            "[ERROR] must provide a submit property when using input blocks [json-pointer:/view]"
-        )
-    return problems
-
-
-def _check_blocks(blocks: Any, *, max_blocks: int, pointer: str) -> list[str]:
-    if not isinstance(blocks, list):
-        return [f"[ERROR] must be an array [json-pointer:{pointer}]"]
-    problems: list[str] = []
-    if len(blocks) > max_blocks:
-        problems.append(f"[ERROR] no more than {max_blocks} items allowed [json-pointer:{pointer}]")
-    for i, block in enumerate(blocks):
-        here = f"{pointer}/{i}"
-        if not isinstance(block, Mapping) or not block.get("type"):
-            problems.append(f"[ERROR] missing required field: type [json-pointer:{here}]")
-            continue
-        _too_long(problems, block.get("block_id"), 255, f"{here}/block_id")
-        _check_block(problems, block, here)
-        for where, element in _elements(block, here):
-            _too_long(problems, element.get("action_id"), 255, f"{where}/action_id")
-            if element.get("type") == "button":
-                _too_long(problems, _text(element.get("text")), 75, f"{where}/text/text")
-                _too_long(problems, element.get("value"), 2000, f"{where}/value")
-    return problems
-
-
-def _check_block(problems: list[str], block: Mapping[str, Any], here: str) -> None:
-    """The rules of the block's own type (its elements are checked by the caller)."""
-    kind = block["type"]
-    if kind == "section":
-        if not block.get("text") and not block.get("fields"):
-            problems.append(f"[ERROR] must provide text or fields [json-pointer:{here}]")
-        _too_long(problems, _text(block.get("text")), 3000, f"{here}/text/text")
-        fields = block.get("fields") or []
-        if len(fields) > 10:
-            problems.append(f"[ERROR] no more than 10 items allowed [json-pointer:{here}/fields]")
-        for j, item in enumerate(fields):
-            _too_long(problems, _text(item), 2000, f"{here}/fields/{j}/text")
-    elif kind == "header":
-        _too_long(problems, _text(block.get("text")), 150, f"{here}/text/text")
-    elif kind == "input":
-        if not block.get("element"):
-            problems.append(f"[ERROR] missing required field: element [json-pointer:{here}]")
-        _too_long(problems, _text(block.get("label")), 2000, f"{here}/label/text")
-    elif kind in ("actions", "context"):
-        cap = 25 if kind == "actions" else 10
-        count = len(block.get("elements") or [])
-        if not 1 <= count <= cap:
-            problems.append(f"[ERROR] must have 1 to {cap} items [json-pointer:{here}/elements]")
-
-
-def _elements(block: Mapping[str, Any], here: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    for key in ("accessory", "element"):
-        if isinstance(block.get(key), Mapping):
-            yield f"{here}/{key}", block[key]
-    for j, element in enumerate(block.get("elements") or []):
-        if isinstance(element, Mapping):
-            yield f"{here}/elements/{j}", element
-
-
-def _text(obj: Any) -> str | None:
-    return obj.get("text") if isinstance(obj, Mapping) else None
-
-
-def _too_long(problems: list[str], value: Any, limit: int, pointer: str) -> None:
-    if isinstance(value, str) and len(value) > limit:
-        problems.append(
-            f"[ERROR] must be less than {limit + 1} characters [json-pointer:{pointer}]"
-        )
+def _refusal(call: Call) -> Refusal:
+    messages = call.response.get("response_metadata", {}).get("messages", [])
+    return Refusal(method=call.method, error=call.error or "", messages=tuple(messages))
 
 
 def _apply_view_spec(view: dict[str, Any], spec: Mapping[str, Any], *, view_hash: str) -> None:
     view.update(
         {
             "type": spec["type"],
-            "title": spec["title"],
+            "title": spec.get("title"),
             "blocks": spec.get("blocks", []),
             "close": spec.get("close"),
             "submit": spec.get("submit"),

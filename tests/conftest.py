@@ -1,4 +1,4 @@
-"""Shared fixtures: the eSMS stand-in, a client pointed at it, and a callback receiver."""
+"""Shared fixtures: the stand-ins, an eSMS client, a callback receiver, refusal checking."""
 
 from __future__ import annotations
 
@@ -16,11 +16,50 @@ from starlette.routing import Route
 from bot.esms.client import EsmsClient
 from standins.esms import EsmsStandIn
 from standins.servers import ServerThread
+from standins.slack import REFUSALS, Refusal
+
+pytest_plugins = ["pytester"]  # tests/test_conftest.py runs the refusal check in a session
 
 # Distinctive on purpose: the secrets tests search every log line and error for them.
 ESMS_API_KEY = "apikey-ZQX7-do-not-leak-31f9"
 ESMS_SECRET_KEY = "secretkey-VWK2-do-not-leak-88c4"
 CLIENT_TIMEOUT = 0.5  # short, so timeout tests are quick; the stand-in answers in ~2 ms
+
+
+@pytest.fixture(autouse=True)
+def slack_refusals_declared(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test if a Slack stand-in refused a payload it did not declare it expects
+    (`@pytest.mark.slack_refuses("invalid_blocks")`): the real Slack would refuse it too.
+
+    Autouse, so it is set up first and torn down last: it also sees what a bot sends while
+    it stops.
+    """
+    mark = REFUSALS.mark()
+    yield
+    marker = request.node.get_closest_marker("slack_refuses")
+    expected = set(marker.args) if marker else set()
+    if problem := unexpected_refusals(REFUSALS.since(mark), expected):
+        pytest.fail(problem, pytrace=False)
+
+
+def unexpected_refusals(refusals: list[Refusal], expected: set[str]) -> str | None:
+    """What to say about the refusals whose error the test did not declare (None: nothing)."""
+    unexpected = [r for r in refusals if r.error not in expected]
+    if not unexpected:
+        return None
+    # A bot retrying from its outbox repeats one refusal many times: say each once.
+    counts: dict[Refusal, int] = {}
+    for refusal in unexpected:
+        counts[refusal] = counts.get(refusal, 0) + 1
+    lines = [
+        f"the Slack stand-in refused {len(unexpected)} payload(s), as the real Slack would; "
+        "declare an expected refusal with @pytest.mark.slack_refuses(error, ...)"
+    ]
+    for refusal, count in counts.items():
+        times = f" ({count} times)" if count > 1 else ""
+        head, *messages = refusal.describe().splitlines()
+        lines += [head + times, *messages]
+    return "\n".join(lines)
 
 
 @pytest.fixture(scope="session")

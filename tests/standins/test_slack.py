@@ -173,6 +173,7 @@ async def test_thread_replies_and_updates_are_visible_in_place(
     assert {r["thread_ts"] for r in replies} == {card["ts"]}
 
 
+@pytest.mark.slack_refuses("invalid_blocks")
 async def test_message_errors_change_nothing(standin: SlackStandIn, client: AsyncWebClient) -> None:
     with pytest.raises(SlackApiError) as no_text:
         await client.api_call("chat.postMessage", json={"channel": CHANNEL})
@@ -252,6 +253,7 @@ async def test_permalink_ephemeral_dm_and_delete(
     assert standin.message(CHANNEL, card["ts"])["reply_count"] == 0
 
 
+@pytest.mark.slack_refuses("invalid_arguments")
 async def test_views_open_update_and_push(standin: SlackStandIn, client: AsyncWebClient) -> None:
     with pytest.raises(SlackApiError) as no_trigger:
         await client.api_call("views.open", json={"view": MODAL})
@@ -285,6 +287,7 @@ async def test_views_open_update_and_push(standin: SlackStandIn, client: AsyncWe
     assert [v["id"] for v in standin.views()] == [opened["id"], pushed["id"]]
 
 
+@pytest.mark.slack_refuses("invalid_arguments")
 async def test_views_by_external_id_and_modal_limits(
     standin: SlackStandIn, client: AsyncWebClient
 ) -> None:
@@ -427,6 +430,7 @@ async def test_history_of_dms_and_errors(standin: SlackStandIn, client: AsyncWeb
     assert bad_oldest.value.response["error"] == "invalid_ts_oldest"
 
 
+@pytest.mark.slack_refuses("invalid_arguments")
 async def test_replies_list_the_parent_then_the_thread_oldest_first(
     standin: SlackStandIn, client: AsyncWebClient
 ) -> None:
