@@ -136,6 +136,7 @@ async def run_demo(data_dir: Path) -> int:
                 events = list(history.events())
             finally:
                 await driver.aclose()
+        refused = slack.refusals()
         (sent,) = esms.sends()
     print("\nWhat eSMS received (credentials hidden):")
     for key in ("Phone", "TempID", "OAID", "Params", "RequestId", "campaignid", "Sandbox"):
@@ -155,7 +156,11 @@ async def run_demo(data_dir: Path) -> int:
         f"Inspect it: ZNS_DATA_DIR={data_dir} .venv/bin/zns-bot audit verify   "
         f"(or: audit export --csv - --phone 0901888484)"
     )
-    return 0 if verification.ok else 1
+    if refused:  # the real Slack would have refused these: the demo must not pass
+        print(f"\nSlack would have refused {len(refused)} payload(s):")
+        for refusal in refused:
+            print(refusal.describe())
+    return 0 if verification.ok and not refused else 1
 
 
 def main(argv: list[str] | None = None) -> None:
