@@ -67,8 +67,10 @@ class ServerThread:
         port: int = 0,
         name: str = "server",
         thread_name: str = "asgi",
+        ws: str = "none",
     ) -> None:
         self._app = app
+        self._ws = ws  # a uvicorn `ws` option: "websockets-sansio" for the Socket Mode link
         self._host = host
         self._requested_port = port
         self._name = name
@@ -96,7 +98,7 @@ class ServerThread:
             raise RuntimeError(f"the {self._name} was already started")
         self._sock = loopback_socket(self._host, self._requested_port)
         self.port = self._sock.getsockname()[1]
-        self._server = NotifyingServer(quiet_config(self._app), self._ready.set)
+        self._server = NotifyingServer(quiet_config(self._app, ws=self._ws), self._ready.set)
         self._thread = threading.Thread(
             target=self._run, name=f"{self._thread_name}-{self.port}", daemon=True
         )

@@ -23,10 +23,11 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from standins import blockkit
 from standins.servers import ServerThread
+from standins.socket_mode import DEFAULT_APP_TOKEN, LINK_PATH, SocketMode
 
 DEFAULT_BOT_TOKEN = "xoxb-test"  # noqa: S105 - a fake token for the fake workspace
 TEAM_ID = "T0ZNSTEAM"
@@ -160,8 +161,10 @@ class SlackStandIn:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.time,
+        app_token: str = DEFAULT_APP_TOKEN,
     ) -> None:
-        """`clock` (Unix seconds) stamps messages: a ts is its posting time, like Slack's."""
+        """`clock` (Unix seconds) stamps messages: a ts is its posting time, like Slack's.
+        `app_token` is the app-level token (xapp-…) that may open Socket Mode links."""
         self._host = host
         self._clock = clock
         self._last_ts_micros = 0
@@ -198,9 +201,20 @@ class SlackStandIn:
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
         }
-        app = Starlette(routes=[Route("/api/{method}", self._handle, methods=["GET", "POST"])])
+        self.socket_mode = SocketMode(app_token, app_id=APP_ID)
+        app = Starlette(
+            routes=[
+                Route("/api/{method}", self._handle, methods=["GET", "POST"]),
+                WebSocketRoute(LINK_PATH, self.socket_mode.endpoint),
+            ]
+        )
         self._server = ServerThread(
-            app, host=host, port=port, name="Slack stand-in", thread_name="slack-standin"
+            app,
+            host=host,
+            port=port,
+            name="Slack stand-in",
+            thread_name="slack-standin",
+            ws="websockets-sansio",  # Socket Mode's link; the `websockets` package serves it
         )
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -222,6 +236,7 @@ class SlackStandIn:
 
     def start(self, timeout: float = 10.0) -> Self:
         self._server.start(timeout)
+        self.socket_mode.base_url = f"ws://{self._host}:{self.port}"
         return self
 
     def stop(self) -> None:
@@ -275,6 +290,7 @@ class SlackStandIn:
             self._ims.clear()
             self._faults.clear()
             self._outage = None
+        self.socket_mode.reset()
 
     # --- fault injection ----------------------------------------------------------------
 
@@ -505,12 +521,17 @@ class SlackStandIn:
             handler = self._methods.get(method)
             if fault is not None:
                 status, body, headers = fault.reply()
+            elif method == "apps.connections.open":  # Socket Mode: the app-level token's call
+                status = 200
+                body = self.socket_mode.connections_open(token, bot_token=self._bot_token)
             elif handler is None:
                 status, body = 404, {"ok": False, "error": "unknown_method", "req_method": method}
             elif bad_request is not None:
                 status, body = 200, {"ok": False, "error": bad_request}
             elif not token:
                 status, body = 200, {"ok": False, "error": "not_authed"}
+            elif token == self.socket_mode.app_token:  # an xapp- token calls no Web API method
+                status, body = 200, {"ok": False, "error": "not_allowed_token_type"}
             elif token != self._bot_token:
                 status, body = 200, {"ok": False, "error": "invalid_auth"}
             else:
