@@ -15,6 +15,7 @@ from standins.esms import ORDER_TEMPLATE, EsmsStandIn
 from standins.process import BOT_TOKEN, SIGNING_SECRET, standin_settings
 from standins.servers import serve_in_loop
 from standins.slack import SlackStandIn
+from standins.socket_driver import SocketModeDriver
 
 __all__ = [
     "AGENT",
@@ -39,6 +40,10 @@ class Bot(SlackDriver):
     runtime: Runtime
 
 
+class SocketBot(SocketModeDriver, Bot):
+    """The bot driven over the stand-in's Socket Mode link instead of signed HTTP."""
+
+
 def bot_settings(
     data_dir: Path, slack: SlackStandIn, esms: EsmsStandIn, **overrides: Any
 ) -> Settings:
@@ -55,14 +60,18 @@ def bot_settings(
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    settings: Settings, slack: SlackStandIn, esms: EsmsStandIn
+    settings: Settings, slack: SlackStandIn, esms: EsmsStandIn, *, over_socket: bool = False
 ) -> AsyncIterator[Bot]:
+    """The bot serving on loopback; `over_socket`: the driver speaks Socket Mode to it."""
     runtime = build_runtime(settings)
     async with serve_in_loop(runtime.asgi) as url:
         if settings.public_base_url == PUBLIC_URL_FROM_SERVER:
             # The port is known only now; this is the URL eSMS's callbacks would reach.
             runtime.settings.public_base_url = url
-        bot = Bot(url, store=runtime.store, slack=slack, esms=esms, signing_secret=SIGNING_SECRET)
+        driver = SocketBot if over_socket else Bot
+        bot = driver(
+            url, store=runtime.store, slack=slack, esms=esms, signing_secret=SIGNING_SECRET
+        )
         bot.runtime = runtime
         try:
             yield bot

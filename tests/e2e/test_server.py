@@ -38,7 +38,7 @@ async def test_socket_mode_down_is_reported_while_http_keeps_serving(
         tmp_path / "d", slack_standin, esms_standin, slack_app_token="xapp-1-test"
     )
     async with running_bot(settings, slack_standin, esms_standin) as bot:
-        # The stand-in has no Socket Mode endpoint, so apps.connections.open keeps failing.
+        # Not the stand-in's app-level token: apps.connections.open keeps answering invalid_auth.
         health = await bot.http.get("/healthz")
         assert health.status_code == 503
         assert health.json()["socket_mode"] == "down" and health.json()["store"] == "ok"
