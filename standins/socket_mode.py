@@ -299,6 +299,13 @@ class SocketMode:
         await _on(connection, self._disconnect(connection, message, grace))
         return connection
 
+    async def drop(self, code: int = 1001) -> Connection:
+        """Close the live link with no `disconnect` first, as a server going away would (1001:
+        going away); the app has to notice on its own and open a new link."""
+        connection = await self.await_link()
+        await _on(connection, connection.websocket.close(code))
+        return await self.await_closed(connection)
+
     async def _disconnect(
         self, connection: Connection, message: dict[str, Any], grace: float
     ) -> None:

@@ -85,6 +85,22 @@ async def test_the_flow_completes_across_a_disconnect_and_reconnection(
     assert health.status_code == 200 and health.json()["socket_mode"] == "connected"
 
 
+async def test_a_link_closed_without_warning_is_replaced_before_the_next_click(bot, slack_standin):
+    socket = slack_standin.socket_mode
+    card = await request_order(bot)
+    review = await bot.review(card)
+
+    dropped = await socket.drop()  # no `disconnect` first: the server just went away
+    assert dropped.disconnect_reasons == []
+    await socket.await_link(after=dropped.number)
+
+    response = await bot.decide(review, "approve")
+    assert response.status_code == 200 and response.text == ""
+    await bot.thread_text(card, "Accepted by eSMS")
+    assert socket.unacked() == []
+    assert len(slack_standin.calls("apps.connections.open")) == 2
+
+
 async def test_a_view_submission_is_answered_with_errors_in_its_ack(bot, slack_standin):
     view = await open_order_modal(bot)
     response = await bot.submit_request(view, phone="12345", params=ORDER)
@@ -99,7 +115,8 @@ async def test_a_view_submission_is_answered_with_errors_in_its_ack(bot, slack_s
 async def test_slack_events_over_http_are_refused_while_the_socket_serves(bot):
     response = await bot.http.post("/slack/events", content=b"command=%2Fzns")
     assert response.status_code == 404
-    assert (await bot.slash("help")).status_code == 200  # the same command over the socket
+    help_ = await bot.slash("help")  # the same command over the socket: usage in its ack
+    assert help_.status_code == 200 and "/zns 0901888484" in help_.json()["text"]
 
 
 async def test_a_ticket_opens_one_link_only(slack_standin):
