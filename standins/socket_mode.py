@@ -57,6 +57,7 @@ class Connection:
     websocket: WebSocket = field(repr=False)
     loop: asyncio.AbstractEventLoop = field(repr=False)
     closed: bool = False
+    close_code: int | None = None  # 1000: the app left cleanly; 1005/1006: the link just dropped
     disconnect_reasons: list[str] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)  # every message, acks included
 
@@ -195,7 +196,7 @@ class SocketMode:
         }
 
     async def _receive(self, connection: Connection) -> None:
-        with contextlib.suppress(WebSocketDisconnect):
+        try:
             while True:
                 text = await connection.websocket.receive_text()
                 try:
@@ -204,6 +205,8 @@ class SocketMode:
                     logger.warning("socket mode stand-in: a message that is not JSON")
                     continue
                 self._on_message(connection, message)
+        except WebSocketDisconnect as left:
+            connection.close_code = left.code
 
     def _on_message(self, connection: Connection, message: Any) -> None:
         with self._cond:

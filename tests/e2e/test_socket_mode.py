@@ -1,5 +1,6 @@
 """Socket Mode end to end: the running bot with no public URL, driven over the stand-in's link."""
 
+import signal
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -8,6 +9,9 @@ import pytest
 
 from bot.jobs.polling import DeliveryPoller
 from bot.jobs.scheduler import poll_job
+from standins.esms import ORDER_TEMPLATE
+from standins.process import BotProcess, standin_env
+from standins.socket_driver import SocketModeDriver
 from tests.harness import (
     APPROVAL_CHANNEL,
     ORDER,
@@ -15,9 +19,15 @@ from tests.harness import (
     open_order_modal,
     request_order,
     running_bot,
+    texts,
 )
 
 LINK_WAIT = 10.0  # the first link waits for the bot's start-up (template warm-up included)
+
+
+def newest_link(slack_standin) -> int:
+    """The number of the newest link so far: a bot about to start opens a higher one."""
+    return max((c.number for c in slack_standin.socket_mode.connections()), default=0)
 
 
 @pytest.fixture
@@ -32,7 +42,7 @@ async def bot(tmp_path, slack_standin, esms_standin):
     )
     socket = slack_standin.socket_mode
     # A link left by an earlier test's bot may still be closing: wait for a newer one.
-    newest = max((c.number for c in socket.connections()), default=0)
+    newest = newest_link(slack_standin)
     async with running_bot(settings, slack_standin, esms_standin, over_socket=True) as running:
         await socket.await_link(after=newest, wait=LINK_WAIT)
         yield running
@@ -138,3 +148,36 @@ async def test_a_ticket_opens_one_link_only(slack_standin):
             await session.ws_connect(url)  # nor once the first link has closed
     assert len(await socket.await_refused(2)) == 2
     assert socket.tickets_issued == 1
+
+
+async def test_zns_bot_serve_is_healthy_only_once_connected_and_closes_its_link(
+    tmp_path, slack_standin, esms_standin
+):
+    socket = slack_standin.socket_mode
+    before = newest_link(slack_standin)
+    env = standin_env(
+        slack_standin,
+        esms_standin,
+        tmp_path / "data",
+        slack_app_token=socket.app_token,
+        slack_signing_secret=None,
+        public_base_url=None,
+    )
+    process = BotProcess(env, cwd=tmp_path, log_path=tmp_path / "bot.log")
+    await process.start()  # /healthz answers 200 only once the socket is connected
+    try:
+        link = await socket.await_link(after=before)
+        driver = SocketModeDriver(
+            process.url, slack=slack_standin, esms=esms_standin, signing_secret=""
+        )
+        try:
+            assert (await driver.slash()).status_code == 200
+            assert ORDER_TEMPLATE in texts(await driver.modal())
+        finally:
+            await driver.aclose()
+    finally:
+        # uvicorn re-raises the SIGTERM it handled, once its shutdown is done
+        assert process.stop() == -signal.SIGTERM
+    # The shutdown closed the link itself (1000), rather than leaving it to the TCP reset.
+    assert (await socket.await_closed(link)).close_code == 1000
+    assert socket.unacked() == []
