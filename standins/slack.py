@@ -1175,6 +1175,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = any free port")
     parser.add_argument("--bot-token", default=DEFAULT_BOT_TOKEN)
+    parser.add_argument("--app-token", default=DEFAULT_APP_TOKEN, help="for Socket Mode")
     parser.add_argument(
         "--user", action="append", default=[], metavar="ID=REAL NAME", help="repeat for each"
     )
@@ -1192,11 +1193,13 @@ def main(argv: list[str] | None = None) -> None:
         usergroups=groups,
         host=args.host,
         port=args.port,
+        app_token=args.app_token,
     )
     with standin:
         print(
             f"Slack stand-in listening on {standin.url}\n"
             f"  SLACK_API_URL={standin.api_url}\n"
+            f"  SLACK_APP_TOKEN={args.app_token} (only for Socket Mode)\n"
             "  (it expects the --bot-token given; Ctrl-C stops it)",
             flush=True,
         )
