@@ -52,3 +52,44 @@ def _safe_cut(text: str, cut: int) -> int:
 def _belongs_to_previous(text: str, at: int) -> bool:
     char = text[at]
     return char in _JOINERS or unicodedata.category(char) in ("Mn", "Mc", "Me")
+
+
+def slack_len(text: str) -> int:
+    """Length as Slack may count it: UTF-16 units, so an emoji counts two (the safe reading)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def shorten_units(text: str, limit: int) -> str:
+    """`shorten`, measured in `slack_len` units: text full of emoji still fits `limit`."""
+    room = limit
+    shown = shorten(text, room)
+    while slack_len(shown) > limit:
+        room -= max(1, (slack_len(shown) - limit) // 2)
+        shown = shorten(text, room)
+    return shown
+
+
+def split_text(text: str, first: int, rest: int | None = None) -> list[str]:
+    """`text` cut into pieces that join back to exactly `text`, nothing dropped or added.
+
+    The first piece has at most `first` units (`slack_len`), every later one at most
+    `rest` (default `first`); a cut never separates a character from its marks or joiners.
+    """
+    rest = first if rest is None else rest
+    if first < 2 or rest < 2:
+        raise ValueError("pieces must have room for at least 2 units")
+    pieces: list[str] = []
+    start, room = 0, first
+    while start < len(text) or not pieces:
+        cut, used = start, 0
+        while cut < len(text) and used + slack_len(text[cut]) <= room:
+            used += slack_len(text[cut])
+            cut += 1
+        if cut < len(text):
+            safe = cut
+            while safe > start and (_belongs_to_previous(text, safe) or text[safe - 1] in _JOINERS):
+                safe -= 1
+            cut = safe if safe > start else cut  # a run of marks longer than a piece
+        pieces.append(text[start:cut])
+        start, room = cut, rest
+    return pieces

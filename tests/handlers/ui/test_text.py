@@ -1,10 +1,11 @@
-"""shorten(): fits the limit, cuts at a word, never inside an escape, token or grapheme."""
+"""shorten() and split_text(): fit the limit, never inside an escape, token or grapheme."""
 
+import itertools
 import unicodedata
 
 import pytest
 
-from handlers.ui.text import ELLIPSIS, shorten
+from handlers.ui.text import ELLIPSIS, shorten, shorten_units, slack_len, split_text
 
 
 def test_text_that_fits_is_unchanged():
@@ -67,3 +68,29 @@ def test_a_limit_below_one_is_refused():
     with pytest.raises(ValueError, match="at least 1"):
         shorten("abc", 0)
     assert shorten("abcdef", 1) == ELLIPSIS
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "short",
+        "Nguyễn & <b> " * 700,
+        "e\u0301" * 2000,  # every letter with a combining accent
+        "🇻🇳 👩\u200d💻 " * 600,  # emoji: two UTF-16 units each, sequences with joiners
+    ],
+)
+def test_split_text_joins_back_exactly_and_every_piece_fits(text):
+    pieces = split_text(text, 2990, 2980)
+    assert "".join(pieces) == text
+    assert slack_len(pieces[0]) <= 2990 and all(slack_len(p) <= 2980 for p in pieces[1:])
+    assert all(pieces) or pieces == [""]
+    for left, right in itertools.pairwise(pieces):
+        assert unicodedata.category(right[0]) not in ("Mn", "Mc", "Me") and right[0] != "\u200d"
+        assert left[-1] != "\u200d"
+
+
+def test_shorten_units_fits_text_full_of_emoji():
+    text = "😀" * 3000
+    shown = shorten_units(text, 100)
+    assert slack_len(shown) <= 100 and shown.endswith("…") and len(shown) > 40
