@@ -21,6 +21,7 @@ from bot.phones import normalize_phone
 from bot.posts import Kind
 from bot.templates import TemplateCatalogue, validate_params
 from storage.clock import iso
+from storage.content import content_digest
 from storage.sends import SendRecord, SendState
 from storage.store import Store
 
@@ -64,6 +65,14 @@ def accepted_fields(sms_id: str | None, now: datetime) -> dict[str, Any]:
     if sms_id:
         fields["sms_id"] = sms_id
     return fields
+
+
+@dataclass(frozen=True, slots=True)
+class ContentCheck:
+    """What the approver is shown of a send's content digest (storage/content.py)."""
+
+    chained: str | None  # as its "created" audit event chained it; None before binding
+    intact: bool  # the stored send still hashes to it
 
 
 class DecisionError(ZnsBotError):
@@ -203,6 +212,8 @@ class SendService:
             campaign=campaign,
             note=note,
             sandbox=sandbox,
+            # shown to the approver: what the template looks like at Zalo
+            extra={"preview_url": template.preview_url} if template.preview_url else {},
         )
 
     async def _template_and_params(
@@ -361,6 +372,16 @@ class SendService:
     def get(self, send_id: str) -> SendRecord:
         """The send, or NotFoundError."""
         return self.store.sends.get(send_id)
+
+    def content_check(self, record: SendRecord) -> ContentCheck:
+        """The content digest chained when the send was created, and whether the stored
+        send still matches it (an edit after the request would show here, before approval)."""
+        created = [e for e in self.store.audit.for_send(record["id"]) if e["action"] == "created"]
+        chained = (created[0].get("data") or {}).get("content") if created else None
+        salt = record.get("content_salt")
+        if not chained or not salt:
+            return ContentCheck(chained=None, intact=True)
+        return ContentCheck(chained=chained, intact=content_digest(salt, record) == chained)
 
     async def quota(self, oaid: str) -> Quota:
         """The OA's daily ZNS quota and what is left of it today, from eSMS."""

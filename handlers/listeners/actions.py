@@ -116,15 +116,19 @@ async def handle_review(
         return
     assert record is not None  # found pending above, or refused
     meta = ApprovalMeta(send_id=send_id)
+    content = deps.service.content_check(record)
     opened = await client.views_open(
         trigger_id=body["trigger_id"],
-        view=approval_modal(record, quota="remaining quota: checking…", metadata=meta),
+        view=approval_modal(
+            record, quota="remaining quota: checking…", metadata=meta, content=content
+        ),
     )
     view = opened["view"]
+    quota = await quota_text(deps, record["oaid"])
     await client.views_update(
         view_id=view["id"],
         hash=view.get("hash"),
-        view=approval_modal(record, quota=await quota_text(deps, record["oaid"]), metadata=meta),
+        view=approval_modal(record, quota=quota, metadata=meta, content=content),
     )
 
 

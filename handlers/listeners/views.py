@@ -15,7 +15,7 @@ from bot.service import DecisionError
 from handlers.deps import deps_of
 from handlers.failures import told
 from handlers.listeners.actions import decided_text
-from handlers.ui.blocks import APPROVAL_VIEW, REQUEST_VIEW
+from handlers.ui.blocks import APPROVAL_VIEW, REQUEST_VIEW, approval_overflow
 from handlers.ui.forms import errors_for_view, state_values, template_params
 from handlers.ui.metadata import approval_meta, request_meta
 
@@ -54,6 +54,11 @@ async def handle_request(
         # Slack drops an ack after 3 s; say so in the modal rather than time out silently.
         slow = {"template": "eSMS is slow to answer right now. Nothing was saved; submit again."}
         await ack(response_action="errors", errors=errors_for_view(slow, view))
+        return
+    overflow = approval_overflow(request.params)
+    if overflow:
+        # Four eyes means the approver reads every value: refuse what they could not see.
+        await ack(response_action="errors", errors=errors_for_view({"template": overflow}, view))
         return
     await ack()
 

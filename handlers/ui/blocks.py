@@ -25,8 +25,16 @@ from slack_sdk.models.views import View
 
 from bot.esms.types import OfficialAccount, ParamType, Template
 from bot.phones import mask_phone
-from bot.service import CAMPAIGN_MAX, NOTE_MAX, ORDER_ID_MAX, REASON_MAX, SANDBOX_REASON
+from bot.service import (
+    CAMPAIGN_MAX,
+    NOTE_MAX,
+    ORDER_ID_MAX,
+    REASON_MAX,
+    SANDBOX_REASON,
+    ContentCheck,
+)
 from handlers.ui.metadata import ApprovalMeta, RequestMeta, encode
+from handlers.ui.text import shorten, shorten_units, slack_len, split_text
 from storage.sends import SendRecord, SendState
 
 REQUEST_VIEW = "zns_request"
@@ -38,6 +46,21 @@ TEMPLATE_ACTION = "template_select"
 VALUE_ACTION = "value"
 PARAM_BLOCK = "param:"
 MAX_OPTIONS = 100  # Slack's limit for a static select
+SECTION_TEXT_MAX = 3000  # a section's text (Slack)
+FIELD_MAX = 2000  # a section field's text (Slack)
+VIEW_BLOCKS_MAX = 100  # blocks in a modal (Slack)
+# The approval modal's blocks besides the parameter values, each at most once: sandbox
+# context, details, content digest, parameters heading, note, quota, decision, reason.
+APPROVAL_FIXED_BLOCKS = 8
+APPROVAL_PARAM_BLOCKS = VIEW_BLOCKS_MAX - APPROVAL_FIXED_BLOCKS
+# The card is a message: Slack refuses about 13,000 characters of block text in all. The
+# values get 5,000 of them; the rest (details, note, status) stays under 5,000.
+CARD_PARAMS_BUDGET = 5000
+CARD_VALUE_MIN = 20  # characters a value keeps on the card however many parameters
+CARD_NOTE_MAX = 1000
+STATUS_MAX = 1500
+NAME_MAX = 100  # a template's or parameter's name where shown
+DIGEST_SHOWN = 16  # hex characters of the content digest: 64 bits, enough to compare
 
 _TYPE_WORDS = {
     ParamType.TEXT: "text",
@@ -280,34 +303,130 @@ def _request_fields(values: Mapping[str, str], *, sandbox_choice: bool) -> list[
     return blocks
 
 
-def _details(record: SendRecord, *, full: bool) -> list[Block]:
+def _fields(record: SendRecord, *, full: bool, preview_url: str | None = None) -> SectionBlock:
+    """Who asked, which template, to whom (masked unless `full`), the price, and the options."""
     phone = record["phone"] if full else mask_phone(record["phone"])
+    name = mrkdwn_escape(shorten(record["template_name"], NAME_MAX))
     fields = [
         MarkdownTextObject(text=f"*Requester*\n{user_ref(record.get('requester'))}"),
-        MarkdownTextObject(text=f"*Template*\n{record['template_name']} ({record['template_id']})"),
+        MarkdownTextObject(text=f"*Template*\n{name} ({record['template_id']})"),
         MarkdownTextObject(text=f"*Phone*\n{phone}"),
         MarkdownTextObject(text=f"*Estimated price*\n{price_text(record.get('estimate'))}"),
     ]
+    if preview_url:
+        fields.append(MarkdownTextObject(text=f"*Template preview*\n<{preview_url}|Open preview>"))
     if record.get("is_journey"):
-        fields.append(
-            MarkdownTextObject(text=f"*Journey*\nOrderId `{mrkdwn_escape(record.get('order_id'))}`")
-        )
+        order = mrkdwn_escape(record.get("order_id"))
+        fields.append(MarkdownTextObject(text=f"*Journey*\nOrderId `{order}`"))
     if record.get("campaign"):
-        fields.append(MarkdownTextObject(text=f"*Campaign*\n{mrkdwn_escape(record['campaign'])}"))
+        campaign = shorten(mrkdwn_escape(record["campaign"]), FIELD_MAX - 20)
+        fields.append(MarkdownTextObject(text=f"*Campaign*\n{campaign}"))
     if record.get("sandbox"):
         fields.append(MarkdownTextObject(text="*Mode*\n:test_tube: SANDBOX (not delivered)"))
-    preview = "\n".join(
-        f"• *{k}*: {mrkdwn_escape(v) if v else '_(empty)_'}" for k, v in record["params"].items()
-    )
-    blocks: list[Block] = [SectionBlock(fields=fields[:10])]
-    blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*Parameters*\n{preview}"[:3000])))
-    if record.get("note"):
+    return SectionBlock(fields=fields[:10])
+
+
+def _note(record: SendRecord, limit: int) -> list[Block]:
+    if not record.get("note"):
+        return []
+    note = shorten(mrkdwn_escape(record["note"]), limit)
+    return [SectionBlock(text=MarkdownTextObject(text=f"*Note*\n>{note}"))]
+
+
+def card_parameters(params: Mapping[str, str]) -> list[Block]:
+    """Every parameter by name on the card, long values shortened so the card stays postable.
+
+    A card is a message: about 13,000 characters of block text in all (slack-limits.md).
+    The values share CARD_PARAMS_BUDGET; the approval modal shows each one in full.
+    """
+    if not params:
+        return [SectionBlock(text=MarkdownTextObject(text="*Parameters*\n_(none)_"))]
+    line_room = min(SECTION_TEXT_MAX - 100, CARD_PARAMS_BUDGET // len(params))
+    lines: list[str] = []
+    shortened = 0
+    for name, value in params.items():
+        label = f"• *{shorten(mrkdwn_escape(name), min(NAME_MAX, line_room // 2))}*: "
+        if not value:
+            lines.append(f"{label}_(empty)_")
+            continue
+        escaped = mrkdwn_escape(value)
+        shown = shorten_units(escaped, max(CARD_VALUE_MIN, line_room - slack_len(label)))
+        shortened += shown != escaped
+        lines.append(label + shown)
+    blocks: list[Block] = []
+    text = "*Parameters*"
+    for line in lines:  # as few sections as the lines fit in
+        if slack_len(text) + 1 + slack_len(line) > SECTION_TEXT_MAX:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
+            text = line
+        else:
+            text = f"{text}\n{line}"
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
+    if shortened:
+        said = "1 long value is" if shortened == 1 else f"{shortened} long values are"
         blocks.append(
-            SectionBlock(
-                text=MarkdownTextObject(text=f"*Note*\n>{mrkdwn_escape(record['note'])}"[:3000])
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f":scissors: {said} shortened here (…); "
+                        "the approver sees every value in full."
+                    )
+                ]
             )
         )
     return blocks
+
+
+def param_sections(params: Mapping[str, str]) -> list[SectionBlock]:
+    """Each value in full, as plain text (exactly what is sent, no escaping), in as many
+    sections as it takes: a section holds 3,000 characters, so a longer value continues."""
+    blocks: list[SectionBlock] = []
+    for name, value in params.items():
+        label = shorten(name, NAME_MAX)
+        if not value:
+            blocks.append(_plain_section(f"{label}: (left empty)"))
+            continue
+        # the length in the label: a value cannot pass text of its own off as another
+        # parameter without the counts disagreeing
+        head, more = f"{label} ({len(value):,} characters):\n", f"{label} (continued):\n"
+        pieces = split_text(
+            value, SECTION_TEXT_MAX - slack_len(head), SECTION_TEXT_MAX - slack_len(more)
+        )
+        blocks.append(_plain_section(head + pieces[0]))
+        blocks.extend(_plain_section(more + piece) for piece in pieces[1:])
+    return blocks
+
+
+def _plain_section(text: str) -> SectionBlock:
+    # emoji=False: ":smile:" typed in a value is sent as those characters, so show them
+    return SectionBlock(text=PlainTextObject(text=text, emoji=False))
+
+
+def approval_overflow(params: Mapping[str, str]) -> str | None:
+    """Why the approval modal could not show these values in full, or None when they fit."""
+    need = len(param_sections(params))
+    if need <= APPROVAL_PARAM_BLOCKS:
+        return None
+    return (
+        f"These values need {need} blocks in the approver's modal and it holds "
+        f"{APPROVAL_PARAM_BLOCKS}: shorten the longest values and submit again."
+    )
+
+
+def _digest_block(content: ContentCheck | None) -> SectionBlock:
+    if content is None or content.chained is None:
+        text = "*Content digest*: none (requested before digests were chained in the audit log)"
+    else:
+        text = (
+            f"*Content digest* `{content.chained[:DIGEST_SHOWN]}` — the SHA-256 of exactly "
+            "what will be sent, chained in the audit log when it was requested"
+        )
+        if not content.intact:
+            text += (
+                "\n:warning: *The stored request no longer matches this digest.* "
+                "Do not approve: reject it and ask an admin to run `zns-bot audit verify`."
+            )
+    return SectionBlock(text=MarkdownTextObject(text=text))
 
 
 def price_text(estimate: Mapping[str, Any] | None) -> str:
@@ -343,11 +462,12 @@ def request_card(record: SendRecord) -> dict[str, Any]:
     """The approvals-channel card: masked phone, preview, price, status, and buttons while open."""
     title = f"ZNS request{sandbox_tag(record)}"
     blocks: list[Block] = [HeaderBlock(text=_plain(title))]
-    blocks.extend(_details(record, full=False))
+    blocks.append(_fields(record, full=False))
+    blocks.extend(card_parameters(record.get("params") or {}))
+    blocks.extend(_note(record, CARD_NOTE_MAX))
     blocks.append(DividerBlock())
-    blocks.append(
-        SectionBlock(block_id="status", text=MarkdownTextObject(text=status_line(record)[:3000]))
-    )
+    status = shorten(status_line(record), STATUS_MAX)
+    blocks.append(SectionBlock(block_id="status", text=MarkdownTextObject(text=status)))
     if record["state"] == SendState.PENDING_APPROVAL:
         blocks.append(
             ActionsBlock(
@@ -374,14 +494,46 @@ def request_card(record: SendRecord) -> dict[str, Any]:
     return {"text": text, "blocks": [b.to_dict() for b in blocks]}
 
 
-def approval_modal(record: SendRecord, *, quota: str, metadata: ApprovalMeta) -> dict[str, Any]:
-    """The approver's modal: full phone and parameters, estimate, OA quota; approve or reject."""
+def preview_url(record: SendRecord) -> str | None:
+    """The template's preview (GetZnsTemplateInfo's PreviewUrl) kept with the request, when
+    it is a plain web address that a mrkdwn link cannot be bent out of."""
+    url = str((record.get("extra") or {}).get("preview_url") or "")
+    if not url.startswith(("https://", "http://")) or len(url) > FIELD_MAX - 50:
+        return None
+    if any(c.isspace() or c in "<>|" for c in url):
+        return None
+    return url
+
+
+def approval_modal(
+    record: SendRecord,
+    *,
+    quota: str,
+    metadata: ApprovalMeta,
+    content: ContentCheck | None = None,
+) -> dict[str, Any]:
+    """The approver's modal: everything that will be sent, in full (phone, template and its
+    preview, every value), the content digest the audit log chained, estimate and quota."""
     blocks: list[Block] = []
     if record.get("sandbox"):
         blocks.append(
             ContextBlock(elements=[MarkdownTextObject(text=":test_tube: *SANDBOX* request")])
         )
-    blocks.extend(_details(record, full=True))
+    blocks.append(_fields(record, full=True, preview_url=preview_url(record)))
+    blocks.append(_digest_block(content))
+    params = record.get("params") or {}
+    sections = param_sections(params)
+    heading = f"*Parameters* — {len(params)}, in full, exactly as they will be sent:"
+    if len(sections) > APPROVAL_PARAM_BLOCKS:
+        # refused at submit (approval_overflow); a request stored otherwise is not hidden
+        # silently: what does not fit is named
+        sections = sections[: APPROVAL_PARAM_BLOCKS - 1]
+        sections.append(
+            _plain_section("The remaining values do not fit in this window: reject this request.")
+        )
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=heading)))
+    blocks.extend(sections)
+    blocks.extend(_note(record, SECTION_TEXT_MAX - 20))
     blocks.append(
         ContextBlock(elements=[MarkdownTextObject(text=f"OA {record['oaid']} · {quota}")])
     )

@@ -304,3 +304,21 @@ async def test_a_sandbox_send_esms_refuses_fails_and_a_lost_reply_stays_unknown(
     lost = await approved(service, sandbox=True)
     esms_standin.inject("SendZaloMessage_V4_post_json", status=502, times=3)
     assert (await service.submit(lost["id"]))["state"] == "unknown"
+
+
+async def test_the_approver_is_shown_the_chained_digest_and_whether_the_send_still_matches(
+    service, store
+):
+    request = await service.prepare(phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER)
+    record = service.create(request, actor="slack:UREQ")
+    # GetZnsTemplateInfo's PreviewUrl is kept with the request, for the approval modal
+    assert record["extra"] == {
+        "preview_url": f"https://account.zalo.cloud/znspreview/{ORDER_TEMPLATE}"
+    }
+    (created,) = [e for e in store.audit.for_send(record["id"]) if e["action"] == "created"]
+    check = service.content_check(service.get(record["id"]))
+    assert check.chained == created["data"]["content"] and check.intact
+    # an edit behind the workflow's back (the digest binds the content, not the record)
+    store.sends.update_fields(record["id"], params={**ORDER, "amount": "990000"})
+    edited = service.content_check(service.get(record["id"]))
+    assert edited.chained == check.chained and not edited.intact

@@ -1,0 +1,72 @@
+"""End to end: the approver reads every value in full, and values too long to read are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+import handlers.ui.blocks
+from handlers.ui.blocks import VIEW_BLOCKS_MAX
+from handlers.ui.text import slack_len
+from standins.esms import LONG_LIMIT, LONG_PARAMS, LONG_TEMPLATE
+from tests.harness import bot_settings, running_bot, texts
+from tests.reviewing import shown_values, value
+
+LONG_VALUES = {f"clause_{n:02}": value(n, LONG_LIMIT) for n in range(1, LONG_PARAMS + 1)}
+
+
+@pytest.fixture
+async def bot(tmp_path, slack_standin, esms_standin):
+    settings = bot_settings(tmp_path / "data", slack_standin, esms_standin)
+    async with running_bot(settings, slack_standin, esms_standin) as running:
+        yield running
+
+
+async def open_long_modal(bot):
+    await bot.slash()
+    return await bot.choose(await bot.modal(), "template_select", LONG_TEMPLATE)
+
+
+async def test_twenty_values_at_their_limit_are_reviewed_in_full_and_sent_exactly(
+    bot, esms_standin
+):
+    view = await open_long_modal(bot)
+    response = await bot.submit_request(view, phone="0901 888 484", params=LONG_VALUES)
+    assert response.status_code == 200 and response.text == "", response.text
+
+    card = await bot.card()
+    shown = texts(card)
+    assert all(f"*{name}*" in shown for name in LONG_VALUES)
+    assert "the approver sees every value in full" in shown
+    assert "090****484" in shown and "0901888484" not in shown
+
+    modal = await bot.review(card)  # through the card's real Review button
+    assert len(modal["blocks"]) <= VIEW_BLOCKS_MAX
+    assert shown_values(modal["blocks"]) == LONG_VALUES
+    assert all(slack_len(b["text"]["text"]) <= 3000 for b in modal["blocks"] if "text" in b)
+    record = bot.record_for(card)
+    (created,) = [e for e in bot.store.audit.for_send(record["id"]) if e["action"] == "created"]
+    in_modal = texts(modal)
+    assert f"`{created['data']['content'][:16]}`" in in_modal
+    assert "0901888484" in in_modal and f"Contract summary ({LONG_TEMPLATE})" in in_modal
+    assert f"https://account.zalo.cloud/znspreview/{LONG_TEMPLATE}" in in_modal
+
+    response = await bot.decide(modal, "approve")
+    assert response.status_code == 200 and response.text == "", response.text
+    await bot.thread_text(card, "Accepted by eSMS")
+    (sent,) = esms_standin.sends()
+    assert sent["Params"] == list(LONG_VALUES.values())
+    assert sent["TempID"] == LONG_TEMPLATE and sent["Phone"] == "0901888484"
+
+
+async def test_values_the_approver_could_not_see_are_refused_at_submit(bot, monkeypatch):
+    # The stand-in's templates all fit (20 values of 3,000 need 40 of the 92 blocks), so
+    # shrink the room to see the refusal the way a person would.
+    monkeypatch.setattr(handlers.ui.blocks, "APPROVAL_PARAM_BLOCKS", 30)
+    view = await open_long_modal(bot)
+    response = await bot.submit_request(view, phone="0901 888 484", params=LONG_VALUES)
+    errors = response.json()["errors"]
+    assert errors == {
+        "template": "These values need 40 blocks in the approver's modal and it holds 30: "
+        "shorten the longest values and submit again."
+    }
+    assert bot.store.sends.count() == 0 and bot.store.audit.count() == 0
