@@ -14,6 +14,8 @@ VN_COUNTRY_CODE = 84
 # People paste numbers with separators; anything else (letters, extensions) is a typo we
 # must not silently drop, which phonenumbers' lenient parser would do.
 _ALLOWED = re.compile(r"^\+?[\d\s.\-()]+$")
+# What every refusal ends with: what to type instead.
+_TYPE = "type a Vietnamese mobile number, 10 digits such as 0901 888 484"
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 
@@ -21,27 +23,27 @@ def normalize_phone(raw: str) -> str:
     """Return `0` + 9 digits, or raise PhoneError with a reason a person can act on."""
     text = (raw or "").strip()
     if not text:
-        raise PhoneError("enter the customer's mobile number, for example 0901 888 484")
+        raise PhoneError(f"enter the customer's mobile number: {_TYPE}")
     if not _ALLOWED.match(text):
         raise PhoneError(
-            f"'{text}' contains characters a phone number cannot have; "
-            "use digits, spaces, dots or dashes, with an optional leading +84"
+            f"'{text}' has characters a phone number cannot have: {_TYPE} "
+            "(spaces, dots, dashes and +84 are fine)"
         )
     try:
         number = phonenumbers.parse(text, VN_REGION)
     except phonenumbers.NumberParseException:
-        raise PhoneError(f"'{text}' does not look like a phone number") from None
+        raise PhoneError(f"'{text}' is not a phone number: {_TYPE}") from None
     if number.country_code != VN_COUNTRY_CODE:
         raise PhoneError(
-            f"+{number.country_code} is not a Vietnamese number; ZNS can only reach +84 numbers"
+            f"+{number.country_code} is not a Vietnamese number and ZNS reaches only +84: {_TYPE}"
         )
     if not phonenumbers.is_valid_number(number):
         raise PhoneError(
-            f"'{text}' is not a valid Vietnamese number; a mobile number has 10 digits "
-            "starting with 03, 05, 07, 08 or 09 (or +84 and 9 digits)"
+            f"'{text}' is not a valid Vietnamese mobile number: type 10 digits starting "
+            "03, 05, 07, 08 or 09, such as 0901 888 484 (or +84 and 9 digits)"
         )
     if phonenumbers.number_type(number) not in _MOBILE_TYPES:
-        raise PhoneError(f"'{text}' is a landline or service number; ZNS needs a mobile number")
+        raise PhoneError(f"'{text}' is a landline or service number: {_TYPE}")
     national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
     return re.sub(r"\D", "", national)
 

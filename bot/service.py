@@ -125,17 +125,17 @@ def check_extras(
     """The OrderId, campaign and note, trimmed (blank is None); problems noted, not raised."""
     order = (order_id or "").strip() or None
     if is_journey and not order:
-        problems["order_id"] = "a journey message needs the OrderId of its order"
+        problems["order_id"] = "a journey message needs an OrderId: type its order's id"
     elif order and len(order) > ORDER_ID_MAX:
-        problems["order_id"] = f"OrderId is {len(order)} characters; the limit is {ORDER_ID_MAX}"
+        problems["order_id"] = f"OrderId is {len(order)} characters: type at most {ORDER_ID_MAX}"
     if order and not is_journey:
-        problems["order_id"] = "an OrderId is only used for journey messages"
+        problems["order_id"] = "an OrderId is only for journey messages: tick Journey or clear it"
     campaign = (campaign or "").strip() or None
     if campaign and len(campaign) > CAMPAIGN_MAX:
-        problems["campaign"] = f"the campaign name is over {CAMPAIGN_MAX} characters"
+        problems["campaign"] = f"the campaign name is over {CAMPAIGN_MAX} characters: shorten it"
     note = (note or "").strip() or None
     if note and len(note) > NOTE_MAX:
-        problems["note"] = f"the note is over {NOTE_MAX} characters"
+        problems["note"] = f"the note is over {NOTE_MAX} characters: shorten it"
     return order, campaign, note
 
 
@@ -233,7 +233,7 @@ class SendService:
             except TemplateError as exc:
                 problems["template"] = str(exc)
             except EsmsError as exc:
-                problems["template"] = f"could not load templates from eSMS: {exc}"
+                problems["template"] = f"eSMS did not answer ({exc}): submit again in a minute"
         if template is None:
             return None, ()
         try:

@@ -104,7 +104,9 @@ class TemplateCatalogue:
             by_id = await self._load(oaid, refresh=True)
             template = by_id.get(str(template_id))
         if template is None:
-            raise TemplateError(f"template {template_id} is not registered for OA {oaid}")
+            raise TemplateError(
+                f"template {template_id} is not registered for OA {oaid}: choose another template"
+            )
         return template
 
     async def sendable(self, template_id: str, oaid: str) -> Template:
@@ -115,7 +117,7 @@ class TemplateCatalogue:
         if template.status is not TemplateStatus.ENABLE:
             raise TemplateError(
                 f"template {template.name} ({template.id}) is {template.status.value}, "
-                "not ENABLE; Zalo will not deliver it"
+                "not ENABLE; Zalo will not deliver it: choose an ENABLE template"
             )
         return template
 
@@ -157,21 +159,21 @@ def _kept_templates(oaid: str, error: Exception) -> None:
 def check_value(param: TemplateParam, value: str) -> str | None:
     """What is wrong with one value for one parameter, or None when it is fine."""
     if not value:
-        return "is required" if param.required else None
+        return "is required: type its value" if param.required else None
     if len(value) > param.max_length:
-        return f"is {len(value)} characters long; the limit is {param.max_length}"
+        return f"is {len(value)} characters long: type at most {param.max_length}"
     if param.type is ParamType.NUMBER:
         if not value.isascii() or not value.isdigit():
             return "must contain digits 0-9 only (no spaces, dots or commas)"
         if len(value) > NUMBER_MAX_DIGITS:
-            return f"must be at most {NUMBER_MAX_DIGITS} digits"
+            return f"is over {NUMBER_MAX_DIGITS} digits: type at most {NUMBER_MAX_DIGITS}"
     elif param.type is ParamType.DATE:
         if not _DATE.match(value):
             return "must be a date written dd/MM/yyyy, for example 09/02/2001"
         try:
             datetime.strptime(value, "%d/%m/%Y")
         except ValueError:
-            return f"{value} is not a real calendar date"
+            return f"{value} is not a real calendar date: type one such as 09/02/2001"
     elif param.type is ParamType.URL:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc or " " in value:

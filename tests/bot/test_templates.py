@@ -63,7 +63,7 @@ def test_reports_every_problem_at_once_per_parameter():
         validate_params(ORDER, bad)
     problems = info.value.problems
     assert set(problems) == {"customer_name", "order_date", "amount", "link", "colour"}
-    assert "31 characters long; the limit is 30" in problems["customer_name"]
+    assert "31 characters long: type at most 30" in problems["customer_name"]
     assert "dd/MM/yyyy" in problems["order_date"]
     assert "digits 0-9 only" in problems["amount"]
     assert "https://" in problems["link"]
@@ -73,7 +73,7 @@ def test_reports_every_problem_at_once_per_parameter():
 def test_missing_required_but_optional_may_be_empty():
     with pytest.raises(ParamsError) as info:
         validate_params(ORDER, {k: v for k, v in GOOD.items() if k != "amount"})
-    assert info.value.problems == {"amount": "is required"}
+    assert info.value.problems == {"amount": "is required: type its value"}
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""End to end: the approver reads every value in full, and values too long to read are refused."""
+"""End to end: the approver reads every value in full, or the request is refused; short errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import handlers.ui.blocks
 from handlers.ui.blocks import VIEW_BLOCKS_MAX
 from handlers.ui.text import slack_len
 from standins.esms import LONG_LIMIT, LONG_PARAMS, LONG_TEMPLATE
-from tests.harness import bot_settings, running_bot, texts
+from tests.harness import ORDER, bot_settings, open_order_modal, running_bot, texts
 from tests.reviewing import shown_values, value
 
 LONG_VALUES = {f"clause_{n:02}": value(n, LONG_LIMIT) for n in range(1, LONG_PARAMS + 1)}
@@ -70,3 +70,17 @@ async def test_values_the_approver_could_not_see_are_refused_at_submit(bot, monk
         "shorten the longest values and submit again."
     }
     assert bot.store.sends.count() == 0 and bot.store.audit.count() == 0
+
+
+async def test_junk_in_the_phone_field_gets_a_short_error_that_says_what_to_type(bot):
+    junk = "Khách hàng: Nguyễn Văn A <a@b.vn> & co; " * 50  # 2,000 characters
+    assert len(junk) == 2000
+    view = await open_order_modal(bot)
+    response = await bot.submit_request(view, phone=junk, params=ORDER)
+    body = response.json()
+    assert body["response_action"] == "errors" and set(body["errors"]) == {"phone"}
+    message = body["errors"]["phone"]
+    assert len(message) < 200
+    assert not any(junk[i : i + 21] in message for i in range(len(junk) - 20))
+    assert "type a Vietnamese mobile number, 10 digits such as 0901 888 484" in message
+    assert bot.store.sends.count() == 0
