@@ -205,7 +205,7 @@ class SendService:
             oaid=chosen_oa,
             template_id=template.id,
             template_name=template.name,
-            params={p.name: (params.get(p.name) or "").strip() for p in template.ordered_params},
+            params={p.name: (params.get(p.name) or "").strip() for p in template.distinct_params},
             ordered_params=ordered,
             is_journey=is_journey,
             order_id=order,

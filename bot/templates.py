@@ -48,8 +48,8 @@ def merge_info(template: Template, info: TemplateInfo | None) -> Template:
     params = []
     for param in template.params:
         _, max_len, required = info.param_limits.get(param.name, (None, None, param.required))
-        limit = min(param.max_length, max_len) if max_len else param.max_length
-        params.append(replace(param, max_length=limit, required=required))
+        known = [n for n in (param.max_length, max_len) if n]  # None or 0: eSMS did not say
+        params.append(replace(param, max_length=min(known) if known else None, required=required))
     return replace(
         template,
         name=template.name or info.name,
@@ -160,7 +160,7 @@ def check_value(param: TemplateParam, value: str) -> str | None:
     """What is wrong with one value for one parameter, or None when it is fine."""
     if not value:
         return "is required: type its value" if param.required else None
-    if len(value) > param.max_length:
+    if param.max_length is not None and len(value) > param.max_length:
         return f"is {len(value)} characters long: type at most {param.max_length}"
     if param.type is ParamType.NUMBER:
         if not value.isascii() or not value.isdigit():
@@ -192,14 +192,10 @@ def validate_params(template: Template, values: Mapping[str, str]) -> tuple[str,
         if name not in known:
             problems[name] = (
                 f"is not a parameter of template {template.name}; "
-                f"it takes: {', '.join(p.name for p in template.ordered_params) or 'nothing'}"
+                f"it takes: {', '.join(p.name for p in template.distinct_params) or 'nothing'}"
             )
     ordered: list[str] = []
-    seen: set[str] = set()
-    for param in template.ordered_params:
-        if param.name in seen:  # eSMS: a repeated parameter is passed once
-            continue
-        seen.add(param.name)
+    for param in template.distinct_params:  # eSMS: a repeated parameter is passed once
         value = (values.get(param.name) or "").strip()
         problem = check_value(param, value)
         if problem:

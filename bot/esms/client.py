@@ -360,7 +360,7 @@ class EsmsClient:
                 TemplateParam(
                     name=_text(detail, "Param") or f"param{position}",
                     level=_int(detail, "ParamLevel") or position,
-                    max_length=_int(detail, "Limit") or 0,
+                    max_length=_limit(detail, "Limit"),
                     type=ParamType.from_esms(_text(detail, "RequireType")),
                 )
                 for position, detail in enumerate(details, start=1)
@@ -391,7 +391,7 @@ class EsmsClient:
                 required = item.get("Require")
                 limits[_text(item, "Name") or ""] = (
                     _int(item, "MinLength"),
-                    _int(item, "MaxLength"),
+                    _limit(item, "MaxLength"),
                     required if isinstance(required, bool) else str(required).lower() == "true",
                 )
         return TemplateInfo(
@@ -613,6 +613,12 @@ def _float(data: Mapping[str, Any] | None, key: str) -> float | None:
 def _int(data: Mapping[str, Any] | None, key: str) -> int | None:
     number = _float(data, key)
     return None if number is None else int(number)
+
+
+def _limit(data: Mapping[str, Any] | None, key: str) -> int | None:
+    """A length limit; missing, 0 or negative means eSMS did not say (unknown), never 0."""
+    number = _int(data, key)
+    return number if number is not None and number >= 1 else None
 
 
 def _callback_report(item: Mapping[str, Any]) -> DeliveryReport:

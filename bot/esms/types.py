@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 class ParamType(enum.StrEnum):
@@ -47,11 +47,14 @@ class TemplateStatus(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TemplateParam:
-    """One template parameter: its name, position (`ParamLevel`), limit and type."""
+    """One template parameter: its name, position (`ParamLevel`), limit and type.
+
+    `max_length` is None when eSMS gives no limit (a missing or 0 `Limit`): unknown, not 0.
+    """
 
     name: str
     level: int
-    max_length: int
+    max_length: int | None
     type: ParamType = ParamType.TEXT
     required: bool = True
 
@@ -73,6 +76,28 @@ class Template:
     @property
     def ordered_params(self) -> tuple[TemplateParam, ...]:
         return tuple(sorted(self.params, key=lambda p: p.level))
+
+    @property
+    def distinct_params(self) -> tuple[TemplateParam, ...]:
+        """One parameter per name, where it first appears in `ParamLevel` order.
+
+        eSMS takes a repeated parameter's value once ("if params repeat, pass one value
+        only"), so one value must meet every occurrence: the tightest known limit, and
+        required if any occurrence is.
+        """
+        merged: dict[str, TemplateParam] = {}
+        for param in self.ordered_params:
+            first = merged.get(param.name)
+            if first is None:
+                merged[param.name] = param
+                continue
+            limits = [n for n in (first.max_length, param.max_length) if n is not None]
+            merged[param.name] = replace(
+                first,
+                max_length=min(limits) if limits else None,
+                required=first.required or param.required,
+            )
+        return tuple(merged.values())
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,7 +137,9 @@ def mrkdwn_escape(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def param_label(name: str, ptype: ParamType, max_length: int) -> str:
+def param_label(name: str, ptype: ParamType, max_length: int | None) -> str:
+    if max_length is None:  # eSMS gave no limit
+        return f"{name} ({_TYPE_WORDS[ptype]})"
     return f"{name} ({_TYPE_WORDS[ptype]}, max {max_length})"
 
 

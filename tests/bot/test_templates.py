@@ -106,6 +106,54 @@ def test_repeated_parameter_is_passed_once():
     assert validate_params(template, {"code": "123456"}) == ("123456",)
 
 
+def test_a_repeated_parameter_takes_one_value_that_suits_every_place_it_appears():
+    template = Template(
+        id="1",
+        name="t",
+        oaid="oa",
+        params=(
+            TemplateParam("name", 3, 30),
+            TemplateParam("code", 2, None, required=False),
+            TemplateParam("name", 1, 10, required=False),
+        ),
+    )
+    (name, code) = template.distinct_params
+    assert (name.name, name.level, name.max_length, name.required) == ("name", 1, 10, True)
+    assert (code.name, code.max_length) == ("code", None)
+    assert validate_params(template, {"name": "An", "code": "X1"}) == ("An", "X1")
+    with pytest.raises(ParamsError) as caught:
+        validate_params(template, {"name": "a" * 11})
+    assert caught.value.problems == {"name": "is 11 characters long; the limit is 10"}
+
+
+def test_a_parameter_without_a_known_limit_takes_any_length_here():
+    # eSMS gave no limit: it judges the length itself when the message is sent
+    assert check_value(TemplateParam("note", 1, None), "x" * 5000) is None
+
+
+def test_an_unknown_limit_in_either_source_leaves_the_other_one():
+    from bot.templates import merge_info
+
+    template = Template(
+        id="1",
+        name="t",
+        oaid="oa",
+        params=(
+            TemplateParam("a", 1, None),
+            TemplateParam("b", 2, 40),
+            TemplateParam("c", 3, None),
+        ),
+    )
+    info = TemplateInfo(
+        id="1",
+        name="t",
+        status=TemplateStatus.ENABLE,
+        param_limits={"a": (None, 25, True), "b": (None, None, True), "c": (0, None, True)},
+    )
+    merged = {p.name: p.max_length for p in merge_info(template, info).params}
+    assert merged == {"a": 25, "b": 40, "c": None}
+
+
 class FakeSource:
     """Counts calls; the end-to-end path against the eSMS stand-in lives in test_service.py."""
 

@@ -335,6 +335,26 @@ async def test_list_templates_maps_params(esms_client, esms_standin):
     assert (body["OAId"], body["SmsType"]) == (DEMO_OAID, "25")
 
 
+@pytest.mark.parametrize("limit", [{}, {"Limit": 0}, {"Limit": None}, {"Limit": ""}])
+async def test_a_missing_or_zero_limit_is_unknown_not_zero(esms_client, esms_standin, limit):
+    detail = {"Param": "code", "ParamLevel": 1, "RequireType": "type_text", **limit}
+    reply = {
+        "CodeResult": "100",
+        "ZNSTemplates": [{"TempId": 7, "TempName": "t", "ZNSTempDetail": [detail]}],
+    }
+    esms_standin.inject("GetTemplate", body=json.dumps(reply))
+    ((param,),) = [t.params for t in await esms_client.list_templates(DEMO_OAID)]
+    assert param.max_length is None
+
+
+async def test_a_zero_max_length_in_template_info_is_unknown(esms_client, esms_standin):
+    listed = [{"Name": "code", "Require": True, "MaxLength": 0}, {"Name": "otp", "MaxLength": 6}]
+    reply = {"Data": {"TemplateId": 7, "Status": "ENABLE", "ListParams": listed}, "Error": 0}
+    esms_standin.inject("GetZnsTemplateInfo", body=json.dumps(reply))
+    info = await esms_client.template_info("7", DEMO_OAID)
+    assert info.param_limits["code"][1] is None and info.param_limits["otp"][1] == 6
+
+
 @pytest.mark.parametrize(
     ("template_id", "status"),
     [
