@@ -9,7 +9,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
@@ -50,7 +50,7 @@ _NET_JUNK = "Object reference not set to an instance of an object."
 class StandInParam:
     name: str
     level: int
-    limit: int
+    limit: int | None  # None: eSMS gives no Limit (GetTemplate leaves it out)
     require_type: str  # type_text | type_number | type_date | type_cta_url
 
 
@@ -332,6 +332,8 @@ class EsmsStandIn:
         self._request_ids: set[str] = set()
         self._balance = balance
         self._remaining_quota: dict[str, int] = {}
+        self._oas: tuple[tuple[str, str], ...] = OFFICIAL_ACCOUNTS
+        self._templates: tuple[StandInTemplate, ...] = TEMPLATES
         self._wake = asyncio.Event()  # set to end every pending injected delay at once
         self._tasks: set[asyncio.Task[None]] = set()
         app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
@@ -368,6 +370,14 @@ class EsmsStandIn:
             self._request_ids.clear()
             self._balance = self._initial_balance
             self._remaining_quota.clear()
+            self._oas, self._templates = OFFICIAL_ACCOUNTS, TEMPLATES
+
+    def use_catalogue(
+        self, oas: Sequence[tuple[str, str]], templates: Sequence[StandInTemplate]
+    ) -> None:
+        """Serve these OAs (id, name) and templates until reset() restores the default ones."""
+        with self._lock:
+            self._oas, self._templates = tuple(oas), tuple(templates)
 
     @property
     def url(self) -> str:
@@ -611,9 +621,9 @@ class EsmsStandIn:
         oaid, temp_id = str(f.get("oaid") or ""), str(f.get("tempid") or "")
         if not oaid or not temp_id:
             raise _Rejected(791, "Missing OAID or TempID")
-        if oaid not in dict(OFFICIAL_ACCOUNTS):
+        if oaid not in dict(self._oas):
             raise _Rejected(799, "OAID is not active or not added to the account")
-        template = _find_template(oaid, temp_id)
+        template = self._find_template(oaid, temp_id)
         if template is None:
             raise _Rejected(789, "TemplateId is not config")
         if not _PHONE.fullmatch(str(f.get("phone") or "")):
@@ -733,7 +743,7 @@ class EsmsStandIn:
 
     def _on_templates(self, f: Mapping[str, Any]) -> dict[str, Any]:
         oaid = str(f.get("oaid") or "")
-        if oaid not in dict(OFFICIAL_ACCOUNTS):
+        if oaid not in dict(self._oas):
             raise _Rejected(204, "OAID does not exist")
         return {
             "ZNSTemplates": [
@@ -743,7 +753,7 @@ class EsmsStandIn:
                     "TempContent": t.content,
                     "ZNSTempDetail": [
                         {
-                            "Limit": p.limit,
+                            **({} if p.limit is None else {"Limit": p.limit}),
                             "Param": p.name,
                             "ParamLevel": p.level,
                             "RequireType": p.require_type,
@@ -751,13 +761,13 @@ class EsmsStandIn:
                         for p in t.params
                     ],
                 }
-                for t in TEMPLATES
+                for t in self._templates
                 if t.oaid == oaid
             ]
         }
 
     def _on_template_info(self, f: Mapping[str, Any]) -> dict[str, Any]:
-        template = _find_template(str(f.get("oaid") or ""), str(f.get("templateid") or ""))
+        template = self._find_template(str(f.get("oaid") or ""), str(f.get("templateid") or ""))
         if template is None:
             raise _Rejected(789, "TemplateId is not config")
         return {
@@ -776,7 +786,7 @@ class EsmsStandIn:
                         "Name": p.name,
                         "Require": True,
                         "Type": "STRING",
-                        "MaxLength": p.limit,
+                        "MaxLength": p.limit or 0,  # 0 where GetTemplate has no Limit
                         "MinLength": 0,
                         "AcceptNull": False,
                     }
@@ -790,7 +800,7 @@ class EsmsStandIn:
 
     def _on_quota(self, f: Mapping[str, Any]) -> dict[str, Any]:
         oaid = str(f.get("oaid") or "")
-        if oaid not in dict(OFFICIAL_ACCOUNTS):
+        if oaid not in dict(self._oas):
             raise _Rejected(204, "OAID does not exist")
         return {
             "DailyQuota": self._daily_quota,
@@ -803,8 +813,12 @@ class EsmsStandIn:
         }
 
     def _on_list_oas(self, f: Mapping[str, Any]) -> dict[str, Any]:
-        oas = [{"OAID": oaid, "OAName": name} for oaid, name in OFFICIAL_ACCOUNTS]
+        oas = [{"OAID": oaid, "OAName": name} for oaid, name in self._oas]
         return {"ErrorMessage": "success", "ZOAList": oas}
+
+    def _find_template(self, oaid: str, temp_id: str) -> StandInTemplate | None:
+        wanted = temp_id.strip()
+        return next((t for t in self._templates if t.oaid == oaid and t.id == wanted), None)
 
     # demo mode: deliver every send by itself
 
@@ -830,10 +844,6 @@ class EsmsStandIn:
                 await self.fire_callback(sms_id)
 
 
-def _find_template(oaid: str, temp_id: str) -> StandInTemplate | None:
-    return next((t for t in TEMPLATES if t.oaid == oaid and t.id == temp_id.strip()), None)
-
-
 def _truthy(value: object) -> bool:
     return value is True or str(value).strip().lower() in ("1", "true")
 
@@ -841,19 +851,27 @@ def _truthy(value: object) -> bool:
 def _check_params(template: StandInTemplate, params: object) -> None:
     if not isinstance(params, list):
         raise _Rejected(790, "Params must be a list")
-    ordered = sorted(template.params, key=lambda p: p.level)
-    if len(params) != len(ordered):
-        raise _Rejected(790, f"Template needs {len(ordered)} params, got {len(params)}")
-    for value, param in zip(params, ordered, strict=True):
-        text = str(value)
-        if len(text) > param.limit:
-            raise _Rejected(790, f"Param {param.name} is longer than {param.limit}")
-        if param.require_type == "type_number" and not (text.isdigit() and len(text) <= 12):
-            raise _Rejected(790, f"Param {param.name} must be a number")
-        if param.require_type == "type_date" and not _is_date(text):
-            raise _Rejected(790, f"Param {param.name} must be dd/MM/yyyy")
-        if param.require_type == "type_cta_url" and not text.startswith(("http://", "https://")):
-            raise _Rejected(790, f"Param {param.name} must be a URL")
+    # A repeated parameter's value is passed once, where its name first appears, and must
+    # suit every place it appears in.
+    by_name: dict[str, list[StandInParam]] = {}
+    for param in sorted(template.params, key=lambda p: p.level):
+        by_name.setdefault(param.name, []).append(param)
+    if len(params) != len(by_name):
+        raise _Rejected(790, f"Template needs {len(by_name)} params, got {len(params)}")
+    for value, occurrences in zip(params, by_name.values(), strict=True):
+        for param in occurrences:
+            _check_param(param, str(value))
+
+
+def _check_param(param: StandInParam, text: str) -> None:
+    if param.limit is not None and len(text) > param.limit:
+        raise _Rejected(790, f"Param {param.name} is longer than {param.limit}")
+    if param.require_type == "type_number" and not (text.isdigit() and len(text) <= 12):
+        raise _Rejected(790, f"Param {param.name} must be a number")
+    if param.require_type == "type_date" and not _is_date(text):
+        raise _Rejected(790, f"Param {param.name} must be dd/MM/yyyy")
+    if param.require_type == "type_cta_url" and not text.startswith(("http://", "https://")):
+        raise _Rejected(790, f"Param {param.name} must be a URL")
 
 
 def _is_date(text: str) -> bool:
