@@ -206,7 +206,7 @@ class SlackSide:
             ORDER_TEMPLATE,
             AGENT,
             block_id=block,
-            action_type="static_select",
+            action_type="external_select",
             view=view,
             state_values=initial_state(view),
         )
@@ -217,7 +217,9 @@ class SlackSide:
     def submit_body(view: Mapping[str, Any], phone: str, note: str) -> bytes:
         values: dict[str, dict[str, Any]] = {
             "phone": {"value": phone},
-            "template": {"template_select": option_state(ORDER_TEMPLATE)},
+            "template": {
+                "template_select": option_state(ORDER_TEMPLATE, element="external_select")
+            },
             "journey": {"value": checkboxes_state([])},
             "order_id": {"value": None},
             "campaign": {"value": "ack bench"},

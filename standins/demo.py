@@ -42,7 +42,8 @@ def flatten(blocks: Iterable[Mapping[str, Any]]) -> list[str]:
             lines.extend(e.get("text", "") for e in block.get("elements") or [])
         elif kind == "input":
             element = block.get("element") or {}
-            shown = element.get("initial_value") or ""
+            chosen = (element.get("initial_option") or {}).get("text") or {}
+            shown = element.get("initial_value") or chosen.get("text") or ""
             options = ", ".join(o["text"]["text"] for o in element.get("options") or [])
             extra = f" [{options}]" if options else (f" = {shown}" if shown else "")
             lines.append(f"[input] {block['label']['text']}{extra}")
@@ -69,8 +70,11 @@ async def drive(driver: SlackDriver, show: Transcript) -> str:
     await driver.slash("0901 888 484")
     view = await driver.modal()
     show.say("zns-bot → modal", view["title"]["text"], flatten(view["blocks"]))
-    view = await driver.choose(view, "template_select", ORDER_TEMPLATE)
-    show.say(f"<@{AGENT}>", "chooses “Order confirmation”; the modal grows one input per parameter")
+    view = await driver.choose(view, "template_select", ORDER_TEMPLATE, typed="order")
+    show.say(
+        f"<@{AGENT}>",
+        "types “order”, chooses “Order confirmation”; the modal grows one input per parameter",
+    )
     show.say("zns-bot → modal", view["title"]["text"], flatten(view["blocks"]))
     filled = [f"{k} = {v}" for k, v in ORDER.items()]
     show.say(f"<@{AGENT}>", "fills it in and presses “Request approval”", filled)

@@ -14,6 +14,7 @@ import httpx
 from standins.esms import EsmsStandIn
 from standins.payloads import (
     block_action_body,
+    block_suggestion_body,
     checkboxes_state,
     new_trigger_id,
     option_state,
@@ -32,14 +33,29 @@ APPROVER = "U0APPROVER1"
 REQUEST_CHANNEL = "C0SUPPORT"
 
 
+SELECTS = ("static_select", "external_select")
+
+
 def initial_state(view: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """What Slack reports as a modal's state before anyone types: the initial values."""
     state: dict[str, dict[str, Any]] = {}
     for block in view.get("blocks") or []:
         element = block.get("element") or {}
-        if block.get("type") == "input" and element.get("type") == "plain_text_input":
+        if block.get("type") != "input":
+            continue
+        if element.get("type") == "plain_text_input":
             state[block["block_id"]] = {element["action_id"]: element.get("initial_value")}
+        elif element.get("type") in SELECTS:
+            chosen = {"type": element["type"], "selected_option": element.get("initial_option")}
+            state[block["block_id"]] = {element["action_id"]: chosen}
     return state
+
+
+def suggested(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every option in an options load answer, whether plain or in option groups."""
+    if "option_groups" in answer:
+        return [o for group in answer["option_groups"] for o in group["options"]]
+    return list(answer["options"])
 
 
 def _is_card(call: Call) -> bool:
@@ -113,24 +129,48 @@ class SlackDriver:
         assert self.trigger_id is not None, "modal() follows a slash()"
         return await self.updated(await self.opened(self.trigger_id, wait), wait=wait)
 
-    async def choose(
-        self, view: Mapping[str, Any], action_id: str, value: str, user: str = AGENT
+    async def suggest(
+        self, view: Mapping[str, Any], action_id: str, typed: str, user: str = AGENT
     ) -> dict[str, Any]:
-        """Pick `value` in the modal's select: the modal as the bot re-renders it."""
-        before = self.updates(view["id"])
-        block = next(
-            b["block_id"]
-            for b in view["blocks"]
-            if (b.get("element") or {}).get("action_id") == action_id
-        )
-        body = block_action_body(
+        """Type `typed` into the modal's type-ahead select: the bot's options load answer."""
+        body = block_suggestion_body(
             action_id,
-            value,
+            typed,
             user,
-            block_id=block,
-            action_type="static_select",
+            block_id=_block_of(view, action_id),
             view=view,
             state_values=initial_state(view),
+        )
+        response = await self.post(body)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def choose(
+        self,
+        view: Mapping[str, Any],
+        action_id: str,
+        value: str,
+        user: str = AGENT,
+        *,
+        typed: str | None = None,
+    ) -> dict[str, Any]:
+        """Type `typed` (default: the value itself, an id), then pick the option `value`.
+
+        Returns the modal as the bot re-renders it. As in Slack, only an option the bot
+        offered for what was typed can be picked.
+        """
+        answer = await self.suggest(view, action_id, value if typed is None else typed, user)
+        offered = [o for o in suggested(answer) if o["value"] == value]
+        assert offered, f"typing {typed or value!r} does not offer {value!r}: {answer}"
+        before = self.updates(view["id"])
+        body = block_action_body(
+            action_id,
+            user_id=user,
+            block_id=_block_of(view, action_id),
+            action_type="external_select",
+            view=view,
+            state_values=initial_state(view),
+            selected_option=offered[0],
         )
         response = await self.post(body)
         assert response.status_code == 200, response.text
@@ -158,7 +198,9 @@ class SlackDriver:
             "note": {"value": note},
         }
         if template:
-            values["template"] = {"template_select": option_state(template)}
+            values["template"] = {
+                "template_select": option_state(template, element="external_select")
+            }
         if any(b.get("block_id") == "sandbox" for b in view["blocks"]):
             values["sandbox"] = {"value": checkboxes_state(["yes"] if sandbox else [])}
         for name, value in params.items():
@@ -240,6 +282,16 @@ class SlackDriver:
             timeout=wait,
         )
         return call.args["text"]
+
+
+def _block_of(view: Mapping[str, Any], action_id: str) -> str:
+    return str(
+        next(
+            b["block_id"]
+            for b in view["blocks"]
+            if (b.get("element") or {}).get("action_id") == action_id
+        )
+    )
 
 
 def _view_of(call: Call) -> dict[str, Any]:

@@ -175,6 +175,41 @@ def _action(
     return action
 
 
+def block_suggestion_body(
+    action_id: str,
+    value: str,
+    user_id: str = DEFAULT_USER_ID,
+    *,
+    block_id: str,
+    view: Mapping[str, Any],
+    state_values: Mapping[str, Mapping[str, Any]] | None = None,
+    user_name: str = "agent",
+    team_id: str = TEAM_ID,
+) -> bytes:
+    """An options load request: someone typed `value` into a modal's external_select.
+
+    Slack sends it form-encoded like any interaction, with the modal (and what has been
+    chosen in it so far, `state_values`) and expects the options in the reply body.
+    """
+    full_view = json.loads(json.dumps(view))
+    full_view["state"] = {"values": state(state_values or {})}
+    payload: dict[str, Any] = {
+        "type": "block_suggestion",
+        "user": _user(user_id, user_name, team_id),
+        "container": {"type": "view", "view_id": view["id"]},
+        "api_app_id": APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+        "team": {"id": team_id, "domain": TEAM_DOMAIN},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": full_view,
+    }
+    return _payload_form(payload)
+
+
 def view_submission_body(
     callback_id: str,
     state_values: Mapping[str, Mapping[str, Any]],

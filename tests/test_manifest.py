@@ -39,6 +39,10 @@ def test_structure_creates_the_app_in_one_step():
     settings = MANIFEST["settings"]
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["interactivity"]["request_url"] == "https://YOUR-HOST/slack/events"
+    # the type-ahead selects' options load requests reach the same Bolt endpoint
+    assert settings["interactivity"]["message_menu_options_url"] == (
+        "https://YOUR-HOST/slack/events"
+    )
     assert settings["socket_mode_enabled"] is False
     for command in MANIFEST["features"]["slash_commands"]:
         assert command["url"] == "https://YOUR-HOST/slack/events"

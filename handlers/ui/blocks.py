@@ -12,6 +12,7 @@ from slack_sdk.models.blocks import (
     CheckboxesElement,
     ContextBlock,
     DividerBlock,
+    ExternalDataSelectElement,
     HeaderBlock,
     InputBlock,
     MarkdownTextObject,
@@ -45,7 +46,6 @@ OA_ACTION = "oa_select"
 TEMPLATE_ACTION = "template_select"
 VALUE_ACTION = "value"
 PARAM_BLOCK = "param:"
-MAX_OPTIONS = 100  # Slack's limit for a static select
 SECTION_TEXT_MAX = 3000  # a section's text (Slack)
 FIELD_MAX = 2000  # a section field's text (Slack)
 VIEW_BLOCKS_MAX = 100  # blocks in a modal (Slack)
@@ -61,6 +61,10 @@ CARD_NOTE_MAX = 1000
 STATUS_MAX = 1500
 NAME_MAX = 100  # a template's or parameter's name where shown
 DIGEST_SHOWN = 16  # hex characters of the content digest: 64 bits, enough to compare
+OPTION_TEXT_MAX = 75  # Slack's limit for an option's text
+LABEL_MAX = 2000  # an input's label and hint
+PLACEHOLDER_MAX = 150
+INPUT_MAX = 3000  # the most a plain_text_input's max_length may be
 
 _TYPE_WORDS = {
     ParamType.TEXT: "text",
@@ -111,25 +115,36 @@ def _text_input(
 ) -> InputBlock:
     return InputBlock(
         block_id=block_id,
-        label=_plain(label[:2000]),
+        label=_plain(shorten(label, LABEL_MAX)),
         optional=optional,
-        hint=_plain(hint) if hint else None,
+        hint=_plain(shorten(hint, LABEL_MAX)) if hint else None,
         element=PlainTextInputElement(
             action_id=VALUE_ACTION,
             initial_value=initial or None,
             max_length=max_length,
             multiline=multiline or None,
-            placeholder=_plain(placeholder) if placeholder else None,
+            placeholder=_plain(shorten(placeholder, PLACEHOLDER_MAX)) if placeholder else None,
         ),
     )
 
 
-def option_text(name: str, ident: str, limit: int = 75) -> str:
-    """`name (id)` within Slack's 75-character option limit, shortening the name, not the id."""
-    full = f"{name} ({ident})"
-    if len(full) <= limit:
-        return full
-    return f"{name[: max(1, limit - len(ident) - 4)]}… ({ident})"[:limit]
+def option_text(name: str, ident: str, limit: int = OPTION_TEXT_MAX) -> str:
+    """`name (id)` within Slack's option limit, shortening the name, not the id.
+
+    Names that differ only at the end shorten alike; the id keeps their options apart.
+    """
+    suffix = f" ({ident})"
+    if len(name) + len(suffix) <= limit:
+        return f"{name}{suffix}"
+    if len(suffix) >= limit - 1:  # no room for any of the name: an absurdly long id
+        return shorten(f"{name}{suffix}", limit)
+    return shorten(name, limit - len(suffix)) + suffix
+
+
+def choice(name: str, ident: str) -> Option:
+    """A select option for one OA or template: its shortened name and id, valued by its id."""
+    text = option_text(name, ident) if name else shorten(ident, OPTION_TEXT_MAX)
+    return Option(text=_plain(text), value=ident)
 
 
 def mrkdwn_escape(text: object) -> str:
@@ -138,9 +153,17 @@ def mrkdwn_escape(text: object) -> str:
 
 
 def param_label(name: str, ptype: ParamType, max_length: int | None) -> str:
-    if max_length is None:  # eSMS gave no limit
+    """`name (type, max N)`; N is what the box takes, and absent when eSMS gives no limit."""
+    if max_length is None:
         return f"{name} ({_TYPE_WORDS[ptype]})"
-    return f"{name} ({_TYPE_WORDS[ptype]}, max {max_length})"
+    return f"{name} ({_TYPE_WORDS[ptype]}, max {min(max_length, INPUT_MAX):,})"
+
+
+def param_hint(max_length: int | None) -> str | None:
+    """Why the box stops before eSMS's limit, when Slack's input cannot take all of it."""
+    if max_length is None or max_length <= INPUT_MAX:
+        return None
+    return f"eSMS allows {max_length:,} characters; Slack's box takes {INPUT_MAX:,}."
 
 
 def request_modal(
@@ -164,7 +187,7 @@ def request_modal(
         )
         return _request_view(metadata, blocks, submit=False)
     blocks += _oa_select(oas, metadata.get("oaid"))
-    blocks += _template_select(templates, template)
+    blocks += _template_select(bool(templates), template)
     if template is not None:
         blocks += _param_inputs(template, values)
     blocks += _request_fields(values, sandbox_choice=allow_sandbox and not sandbox_forced)
@@ -196,63 +219,70 @@ def _notices(notice: str | None, sandbox_forced: bool) -> list[Block]:
     return blocks
 
 
+def _type_ahead(
+    action_id: str, placeholder: str, chosen: Option | None
+) -> ExternalDataSelectElement:
+    # Options come from the bot as the person types (handlers/listeners/options.py), so
+    # every OA and template is reachable however many there are; a static select stops at
+    # 100. The chosen one is the initial option: Slack shows it without asking for options.
+    return ExternalDataSelectElement(
+        action_id=action_id,
+        placeholder=_plain(shorten(placeholder, PLACEHOLDER_MAX)),
+        initial_option=chosen,
+        min_query_length=1,
+    )
+
+
 def _oa_select(oas: Sequence[OfficialAccount], chosen_oaid: str | None) -> list[Block]:
-    """The OA select, when there is more than one OA to choose from."""
+    """The OA type-ahead, when there is more than one OA to choose from."""
     if len(oas) <= 1:
         return []
-    options = [Option(text=_plain(option_text(oa.name, oa.oaid)), value=oa.oaid) for oa in oas]
-    chosen = next((o for o in options if o.value == chosen_oaid), None)
+    named = next((oa for oa in oas if oa.oaid == chosen_oaid), None)
+    chosen = choice(named.name if named else "", chosen_oaid) if chosen_oaid else None
     return [
         InputBlock(
             block_id="oaid",
             label=_plain("Zalo OA"),
             dispatch_action=True,
-            element=StaticSelectElement(
-                action_id=OA_ACTION,
-                options=options[:MAX_OPTIONS],
-                initial_option=chosen,
-                placeholder=_plain("Choose the Official Account"),
-            ),
+            element=_type_ahead(OA_ACTION, "Type an Official Account's name or id", chosen),
         )
     ]
 
 
-def _template_select(templates: Sequence[Template], template: Template | None) -> list[Block]:
-    """The template select, or a warning when the OA has no ENABLE template."""
-    options = [
-        Option(text=_plain(option_text(t.name, t.id)), value=t.id) for t in templates[:MAX_OPTIONS]
-    ]
-    if not options:
+def _template_select(any_templates: bool, template: Template | None) -> list[Block]:
+    """The template type-ahead, or a warning when the OA has no ENABLE template."""
+    if not any_templates:
         warning = ":warning: This OA has no ENABLE templates. Register one at eSMS."
         return [SectionBlock(text=MarkdownTextObject(text=warning))]
-    chosen = next((o for o in options if template and o.value == template.id), None)
+    chosen = choice(template.name, template.id) if template else None
     return [
         InputBlock(
             block_id="template",
             label=_plain("Template"),
             dispatch_action=True,
-            element=StaticSelectElement(
-                action_id=TEMPLATE_ACTION,
-                options=options,
-                initial_option=chosen,
-                placeholder=_plain("Choose an approved (ENABLE) template"),
-            ),
+            element=_type_ahead(TEMPLATE_ACTION, "Type a template's name or id", chosen),
         )
     ]
 
 
 def _param_inputs(template: Template, values: Mapping[str, str]) -> list[Block]:
-    """One input per template parameter, in eSMS order, labelled with its rules."""
+    """One input per distinct parameter, in eSMS order, labelled with its rules.
+
+    A repeated parameter gets one input (two would share a block_id, which Slack refuses,
+    and eSMS takes its value once). eSMS's own limit is checked on submit; the box holds
+    at most Slack's 3,000 and no limit at all when eSMS gives none.
+    """
     return [
         _text_input(
             f"{PARAM_BLOCK}{param.name}",
             param_label(param.name, param.type, param.max_length),
             initial=values.get(f"{PARAM_BLOCK}{param.name}"),
             optional=not param.required,
-            max_length=param.max_length,
+            max_length=min(param.max_length, INPUT_MAX) if param.max_length else None,
             placeholder="dd/MM/yyyy" if param.type is ParamType.DATE else None,
+            hint=param_hint(param.max_length),
         )
-        for param in template.ordered_params
+        for param in template.distinct_params
     ]
 
 

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from standins.driver import suggested
 from standins.esms import DISABLED_TEMPLATE, JOURNEY_TEMPLATE, ORDER_TEMPLATE, OTP_TEMPLATE
 from tests.harness import (
     AGENT,
@@ -36,10 +37,12 @@ async def test_zns_opens_a_loading_modal_then_lists_only_enable_templates(bot, s
     )
     assert "Loading templates" in texts(opened.args["view"])
     view = await bot.modal()
-    listed = texts(view)
-    assert OTP_TEMPLATE in listed and ORDER_TEMPLATE in listed and JOURNEY_TEMPLATE in listed
-    assert DISABLED_TEMPLATE not in listed  # DISABLE
-    assert "231004" not in listed  # PENDING_REVIEW
+    template = next(b for b in view["blocks"] if b.get("block_id") == "template")
+    assert template["element"]["type"] == "external_select"
+    # One character is enough to search: "2" is in the id of all five of the OA's templates.
+    listed = {o["value"] for o in suggested(await bot.suggest(view, "template_select", "2"))}
+    assert listed == {OTP_TEMPLATE, ORDER_TEMPLATE, JOURNEY_TEMPLATE}  # not DISABLE, PENDING
+    assert DISABLED_TEMPLATE not in texts(view) and "231004" not in texts(view)
 
 
 async def test_zns_with_phone_prefills_it(bot):
@@ -386,11 +389,17 @@ async def test_healthz_503_when_the_store_cannot_be_written(bot, monkeypatch):
 async def test_choosing_another_oa_lists_its_templates(bot):
     from standins.esms import SECOND_OA_TEMPLATE, SECOND_OAID
 
+    async def offered(view):  # "0" is in the id of every template of both OAs
+        return {o["value"] for o in suggested(await bot.suggest(view, "template_select", "0"))}
+
     await bot.slash()
     view = await bot.modal()
-    assert ORDER_TEMPLATE in texts(view) and SECOND_OA_TEMPLATE not in texts(view)
-    view = await bot.choose(view, "oa_select", SECOND_OAID)
-    assert SECOND_OA_TEMPLATE in texts(view) and ORDER_TEMPLATE not in texts(view)
+    assert ORDER_TEMPLATE in await offered(view)
+    assert SECOND_OA_TEMPLATE not in await offered(view)
+    view = await bot.choose(view, "oa_select", SECOND_OAID, typed="logistics")
+    oa = next(b for b in view["blocks"] if b.get("block_id") == "oaid")
+    assert oa["element"]["initial_option"]["value"] == SECOND_OAID
+    assert await offered(view) == {SECOND_OA_TEMPLATE}
 
 
 async def test_sandbox_checkbox_only_when_allowed(tmp_path, slack_standin, esms_standin):
