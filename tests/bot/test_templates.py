@@ -123,7 +123,7 @@ def test_a_repeated_parameter_takes_one_value_that_suits_every_place_it_appears(
     assert validate_params(template, {"name": "An", "code": "X1"}) == ("An", "X1")
     with pytest.raises(ParamsError) as caught:
         validate_params(template, {"name": "a" * 11})
-    assert caught.value.problems == {"name": "is 11 characters long; the limit is 10"}
+    assert caught.value.problems == {"name": "is 11 characters long: type at most 10"}
 
 
 def test_a_parameter_without_a_known_limit_takes_any_length_here():

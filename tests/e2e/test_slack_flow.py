@@ -5,7 +5,13 @@ import asyncio
 import pytest
 
 from standins.driver import suggested
-from standins.esms import DISABLED_TEMPLATE, JOURNEY_TEMPLATE, ORDER_TEMPLATE, OTP_TEMPLATE
+from standins.esms import (
+    DISABLED_TEMPLATE,
+    JOURNEY_TEMPLATE,
+    LONG_TEMPLATE,
+    ORDER_TEMPLATE,
+    OTP_TEMPLATE,
+)
 from tests.harness import (
     AGENT,
     APPROVAL_CHANNEL,
@@ -39,9 +45,10 @@ async def test_zns_opens_a_loading_modal_then_lists_only_enable_templates(bot, s
     view = await bot.modal()
     template = next(b for b in view["blocks"] if b.get("block_id") == "template")
     assert template["element"]["type"] == "external_select"
-    # One character is enough to search: "2" is in the id of all five of the OA's templates.
+    # One character is enough to search: "2" is in the id of every template of the OA.
     listed = {o["value"] for o in suggested(await bot.suggest(view, "template_select", "2"))}
-    assert listed == {OTP_TEMPLATE, ORDER_TEMPLATE, JOURNEY_TEMPLATE}  # not DISABLE, PENDING
+    # not DISABLE, PENDING
+    assert listed == {OTP_TEMPLATE, ORDER_TEMPLATE, JOURNEY_TEMPLATE, LONG_TEMPLATE}
     assert DISABLED_TEMPLATE not in texts(view) and "231004" not in texts(view)
 
 

@@ -82,12 +82,13 @@ async def test_the_flow_completes_across_a_disconnect_and_reconnection(
     assert socket.unacked() == []
     assert [e.type for e in envelopes] == [
         "slash_commands",  # /zns
+        "interactive",  # the template typed: the select's options load (block_suggestion)
         "interactive",  # the template chosen
         "interactive",  # the request submitted
         "interactive",  # Review clicked
         "interactive",  # the approval submitted
     ]
-    assert [e.connection for e in envelopes] == [first.number] * 3 + [second.number] * 2
+    assert [e.connection for e in envelopes] == [first.number] * 4 + [second.number] * 2
     # One ticket per link, each from apps.connections.open with the app-level token.
     assert [c.ok for c in slack_standin.calls("apps.connections.open")] == [True, True]
     assert socket.tickets_issued == 2 and socket.refused == []
@@ -172,7 +173,9 @@ async def test_zns_bot_serve_is_healthy_only_once_connected_and_closes_its_link(
         )
         try:
             assert (await driver.slash()).status_code == 200
-            assert ORDER_TEMPLATE in texts(await driver.modal())
+            view = await driver.modal()
+            found = await driver.suggest(view, "template_select", ORDER_TEMPLATE)
+            assert ORDER_TEMPLATE in texts(found)  # the options load answered over the socket
         finally:
             await driver.aclose()
     finally:
