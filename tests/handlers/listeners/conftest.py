@@ -14,6 +14,7 @@ from bot.service import SendService
 from bot.templates import TemplateCatalogue
 from handlers.access import AccessList
 from handlers.deps import CONTEXT_KEY, SlackDeps
+from standins.blockkit import check_message_blocks, check_view
 from standins.driver import AGENT, APPROVER
 from standins.esms import DEMO_OAID, ORDER_TEMPLATE
 from storage.store import Store
@@ -41,6 +42,12 @@ class RecordingAck:
         return self.calls[0]
 
 
+def _as_strict_as_slack(problems: list[str]) -> None:
+    """A fake that takes what the real Slack refuses proves nothing: the same checks as the
+    Slack stand-in (standins/blockkit.py) fail the test here."""
+    assert not problems, "the real Slack would refuse this payload:\n" + "\n".join(problems)
+
+
 class RecordingSlack:
     """The few AsyncWebClient methods the listeners call, recorded; user groups answered."""
 
@@ -53,14 +60,17 @@ class RecordingSlack:
 
     async def chat_postEphemeral(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(("chat_postEphemeral", kwargs))
+        _as_strict_as_slack(check_message_blocks(kwargs.get("blocks") or []))
         return {"ok": True, "message_ts": "1700000000.000100"}
 
     async def views_open(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(("views_open", kwargs))
+        _as_strict_as_slack(check_view(kwargs["view"]))
         return {"ok": True, "view": dict(OPENED_VIEW)}
 
     async def views_update(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(("views_update", kwargs))
+        _as_strict_as_slack(check_view(kwargs["view"]))
         return {"ok": True, "view": dict(OPENED_VIEW)}
 
     async def usergroups_users_list(self, **kwargs: Any) -> dict[str, Any]:
