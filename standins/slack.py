@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import contextlib
 import copy
@@ -26,6 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from standins import blockkit
+from standins.changes import Changes
 from standins.servers import ServerThread
 from standins.socket_mode import DEFAULT_APP_TOKEN, LINK_PATH, SocketMode
 
@@ -183,7 +183,7 @@ class SlackStandIn:
         self._ims: dict[tuple[str, ...], str] = {}
         self._faults: list[_Fault] = []
         self._outage: _Fault | None = None
-        self._watchers: set[Callable[[], None]] = set()
+        self._changes = Changes(self._cond)
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -465,32 +465,17 @@ class SlackStandIn:
         count: int = 1,
     ) -> Call:
         """`wait_for` for asyncio: the caller's loop keeps running while it waits."""
-        loop = asyncio.get_running_loop()
-        arrived = asyncio.Event()
 
-        def wake() -> None:
-            # Called from the server's thread; a closed loop means the waiter is gone.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(arrived.set)
+        def found() -> Call | None:
+            matching = self._matching(predicate, method)
+            return matching[count - 1] if len(matching) >= count else None
 
-        with self._cond:
-            self._watchers.add(wake)
         try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    arrived.clear()  # before looking, so a call recorded meanwhile wakes us
-                    with self._cond:
-                        found = self._matching(predicate, method)
-                    if len(found) >= count:
-                        return found[count - 1]
-                    await arrived.wait()
+            return await self._changes.until(found, timeout)
         except TimeoutError:
             with self._cond:
                 message = self._timeout_message(timeout, method, count)
             raise TimeoutError(message) from None
-        finally:
-            with self._cond:
-                self._watchers.discard(wake)
 
     def _matching(self, predicate: CallPredicate | None, method: str | None) -> list[Call]:
         return [
@@ -555,9 +540,7 @@ class SlackStandIn:
         self._calls.append(call)
         if call.refused:
             REFUSALS.add(_refusal(call))
-        self._cond.notify_all()
-        for wake in list(self._watchers):
-            wake()
+        self._changes.notify()
 
     # --- state helpers (callers hold the lock) ---------------------------------------------
 

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from standins.changes import Changes
+
 DEFAULT_APP_TOKEN = "xapp-1-A0ZNSAPP1-standin"  # noqa: S105 - a fake app-level token
 LINK_PATH = "/link/"
 # The handshake refusal for a ticket that is unknown or already used. Slack's own answer is
@@ -79,7 +81,7 @@ class SocketMode:
         self._connections: list[Connection] = []
         self._numbers = itertools.count(1)
         self._envelopes: dict[str, Envelope] = {}
-        self._watchers: set[Callable[[], None]] = set()
+        self._changes = Changes(self._cond)
         self.base_url = ""  # ws://host:port, set by the stand-in once its port is known
 
     # --- configuration and reading (for tests) ----------------------------------------------
@@ -324,35 +326,14 @@ class SocketMode:
     # --- waiting ------------------------------------------------------------------------------
 
     def _notify(self) -> None:
-        self._cond.notify_all()
-        for wake in list(self._watchers):
-            wake()
+        self._changes.notify()
 
     async def _await(self, check: Callable[[], T | None], wait: float, what: str) -> T:
         """`check()` (under the lock) once it returns something; TimeoutError after `wait`."""
-        loop = asyncio.get_running_loop()
-        changed = asyncio.Event()
-
-        def wake() -> None:
-            with contextlib.suppress(RuntimeError):  # the waiter's loop is gone
-                loop.call_soon_threadsafe(changed.set)
-
-        with self._cond:
-            self._watchers.add(wake)
         try:
-            async with asyncio.timeout(wait):
-                while True:
-                    changed.clear()  # before looking, so a change made meanwhile wakes us
-                    with self._cond:
-                        result = check()
-                    if result is not None:
-                        return result
-                    await changed.wait()
+            return await self._changes.until(check, wait)
         except TimeoutError:
             raise TimeoutError(f"{what} within {wait}s") from None
-        finally:
-            with self._cond:
-                self._watchers.discard(wake)
 
 
 async def _on(connection: Connection, coroutine: Any) -> Any:

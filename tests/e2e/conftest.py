@@ -1,10 +1,12 @@
-"""Marks every test here `e2e`, so `make test-fast` (pytest -m "not e2e") leaves them out."""
+"""Marks every test here `e2e` (`make test-fast` leaves them out); the default running bot."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+from tests.harness import bot_settings, running_bot
 
 HERE = Path(__file__).parent
 
@@ -13,3 +15,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in item.path.parents:
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture
+async def bot(tmp_path, slack_standin, esms_standin):
+    """The bot with the test settings, serving over HTTP; a module may override it."""
+    settings = bot_settings(tmp_path / "data", slack_standin, esms_standin)
+    async with running_bot(settings, slack_standin, esms_standin) as running:
+        yield running

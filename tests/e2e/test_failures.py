@@ -2,22 +2,11 @@
 
 import logging
 
-import pytest
-
 from tests.harness import (
     AGENT,
     STRANGER,
-    bot_settings,
     request_order,
-    running_bot,
 )
-
-
-@pytest.fixture
-async def bot(tmp_path, slack_standin, esms_standin):
-    settings = bot_settings(tmp_path / "data", slack_standin, esms_standin)
-    async with running_bot(settings, slack_standin, esms_standin) as running:
-        yield running
 
 
 async def test_a_modal_slack_refuses_to_update_is_told_with_slacks_reason(

@@ -3,18 +3,9 @@ run directly with a clock set ahead (the scheduler's own runs are not waited for
 
 from datetime import datetime, timedelta
 
-import pytest
-
 from bot.jobs.polling import DeliveryPoller
 from bot.jobs.scheduler import poll_job, reconcile_job
-from tests.harness import APPROVAL_CHANNEL, bot_settings, request_order, running_bot
-
-
-@pytest.fixture
-async def bot(tmp_path, slack_standin, esms_standin):
-    settings = bot_settings(tmp_path / "data", slack_standin, esms_standin)
-    async with running_bot(settings, slack_standin, esms_standin) as running:
-        yield running
+from tests.harness import APPROVAL_CHANNEL, request_order
 
 
 def poller_at(bot, moment: datetime) -> DeliveryPoller:

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
 import handlers.ui.blocks
 from handlers.ui.blocks import VIEW_BLOCKS_MAX
 from handlers.ui.text import slack_len
 from standins.esms import LONG_LIMIT, LONG_PARAMS, LONG_TEMPLATE
-from tests.harness import ORDER, bot_settings, open_order_modal, running_bot, texts
+from tests.harness import ORDER, open_order_modal, texts
 from tests.reviewing import shown_values, value
 
 LONG_VALUES = {f"clause_{n:02}": value(n, LONG_LIMIT) for n in range(1, LONG_PARAMS + 1)}
-
-
-@pytest.fixture
-async def bot(tmp_path, slack_standin, esms_standin):
-    settings = bot_settings(tmp_path / "data", slack_standin, esms_standin)
-    async with running_bot(settings, slack_standin, esms_standin) as running:
-        yield running
 
 
 async def open_long_modal(bot):

@@ -2,8 +2,6 @@
 
 import asyncio
 
-import pytest
-
 from standins.driver import suggested
 from standins.esms import (
     DISABLED_TEMPLATE,
@@ -26,13 +24,6 @@ from tests.harness import (
     running_bot,
     texts,
 )
-
-
-@pytest.fixture
-async def bot(tmp_path, slack_standin, esms_standin):
-    settings = bot_settings(tmp_path / "data", slack_standin, esms_standin)
-    async with running_bot(settings, slack_standin, esms_standin) as running:
-        yield running
 
 
 async def test_zns_opens_a_loading_modal_then_lists_only_enable_templates(bot, slack_standin):
