@@ -57,7 +57,7 @@ def check_message_blocks(blocks: Any) -> list[str]:
 def blocks_text_length(blocks: Any) -> int:
     """All the text the blocks' text objects hold, the measure of msg_blocks_too_long."""
     texts = (obj.get("text") for _, obj in _text_objects(blocks, ""))
-    return sum(len(text) for text in texts if _is_str(text))
+    return sum(_units(text) for text in texts if _is_str(text))
 
 
 def check_blocks(blocks: Any, *, max_blocks: int, pointer: str) -> list[str]:
@@ -157,7 +157,7 @@ def _check_element(problems: list[str], element: Mapping[str, Any], where: str) 
     elif kind in _CHOICES:
         options = element.get("options")
         if _listed(options, 1, 10, f"{where}/options", problems):
-            _check_options(problems, options, f"{where}/options")
+            _check_options(problems, options, f"{where}/options", mrkdwn=True)
             _check_initial(problems, element, options, where)
     elif kind == "overflow":
         options = element.get("options")
@@ -176,13 +176,31 @@ def _check_text_input(problems: list[str], element: Mapping[str, Any], where: st
         )
 
 
+def check_options_answer(answer: Any) -> list[str]:
+    """The problems Slack finds in an app's answer to an options load (block_suggestion)
+    request: the rules of a static select's options. Slack then shows an empty menu."""
+    if not isinstance(answer, Mapping):
+        return ["[ERROR] must be an object [json-pointer:/]"]
+    problems: list[str] = []
+    _offered(problems, answer, "")
+    return problems
+
+
 def _check_static_select(problems: list[str], element: Mapping[str, Any], where: str) -> None:
+    offered = _offered(problems, element, where)
+    if offered is not None:
+        _check_initial(problems, element, offered, where)
+
+
+def _offered(problems: list[str], element: Mapping[str, Any], where: str) -> list[Any] | None:
+    """The options or option groups of a select (or an options load answer), checked; every
+    option offered, or None when neither or both are given."""
     options, groups = element.get("options"), element.get("option_groups")
     if (options is None) == (groups is None):
         problems.append(
-            f"[ERROR] must provide either options or option_groups [json-pointer:{where}]"
+            f"[ERROR] must provide either options or option_groups [json-pointer:{where or '/'}]"
         )
-        return
+        return None
     offered: list[Any] = []
     if options is not None:
         if _listed(options, 0, 100, f"{where}/options", problems):
@@ -199,19 +217,23 @@ def _check_static_select(problems: list[str], element: Mapping[str, Any], where:
             if _listed(members, 0, 100, f"{here}/options", problems):
                 _check_options(problems, members, f"{here}/options")
                 offered += members
-    _check_initial(problems, element, offered, where)
+    return offered
 
 
-def _check_options(problems: list[str], options: list[Any], where: str) -> None:
+def _check_options(
+    problems: list[str], options: list[Any], where: str, *, mrkdwn: bool = False
+) -> None:
     for k, option in enumerate(options):
-        _check_option(problems, option, f"{where}/{k}")
+        _check_option(problems, option, f"{where}/{k}", mrkdwn=mrkdwn)
 
 
-def _check_option(problems: list[str], option: Any, where: str) -> None:
+def _check_option(problems: list[str], option: Any, where: str, *, mrkdwn: bool = False) -> None:
+    """An option object; its text is plain_text except in checkboxes and radio buttons."""
     if not isinstance(option, Mapping):
         problems.append(f"[ERROR] must be an object [json-pointer:{where}]")
         return
-    _text_object(problems, option.get("text"), 75, f"{where}/text", required=True)
+    text = _text_object if mrkdwn else _plain_text
+    text(problems, option.get("text"), 75, f"{where}/text", required=True)
     value = option.get("value")
     if value is None:
         _missing(problems, f"{where}/value")
@@ -299,8 +321,14 @@ def _missing(problems: list[str], pointer: str) -> None:
     problems.append(f"[ERROR] missing required field: {name} [json-pointer:{parent or '/'}]")
 
 
+def _units(text: str) -> int:
+    """Characters as Slack may count them: UTF-16 units, an emoji two. Slack does not say
+    (slack-limits.md); the stand-in takes the strict reading, so the bot stays inside both."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def _too_long(problems: list[str], value: Any, limit: int, pointer: str) -> None:
-    if _is_str(value) and len(value) > limit:
+    if _is_str(value) and _units(value) > limit:
         problems.append(
             f"[ERROR] must be less than {limit + 1} characters [json-pointer:{pointer}]"
         )

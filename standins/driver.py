@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from standins.blockkit import check_options_answer
 from standins.esms import EsmsStandIn
 from standins.payloads import (
     block_action_body,
@@ -22,7 +23,7 @@ from standins.payloads import (
     slash_command_body,
     view_submission_body,
 )
-from standins.slack import Call, SlackStandIn
+from standins.slack import REFUSALS, Call, Refusal, SlackStandIn
 from storage.sends import SendState
 from storage.store import Store
 
@@ -34,6 +35,9 @@ REQUEST_CHANNEL = "C0SUPPORT"
 
 
 SELECTS = ("static_select", "external_select")
+
+
+OPTIONS_REFUSED = "invalid_options_response"  # Slack names none: it just shows no options
 
 
 def initial_state(view: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -143,7 +147,12 @@ class SlackDriver:
         )
         response = await self.post(body)
         assert response.status_code == 200, response.text
-        return dict(response.json())
+        answer = dict(response.json())
+        # Slack shows an empty menu for an answer it refuses: count it as a refusal, which
+        # fails the test unless the test declares it
+        if problems := check_options_answer(answer):
+            REFUSALS.add(Refusal("block_suggestion", OPTIONS_REFUSED, tuple(problems)))
+        return answer
 
     async def choose(
         self,

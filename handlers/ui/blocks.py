@@ -35,7 +35,7 @@ from bot.service import (
     ContentCheck,
 )
 from handlers.ui.metadata import ApprovalMeta, RequestMeta, encode
-from handlers.ui.text import shorten, shorten_units, slack_len, split_text
+from handlers.ui.text import shorten, slack_len, split_text
 from storage.sends import SendRecord, SendState
 
 REQUEST_VIEW = "zns_request"
@@ -382,7 +382,7 @@ def card_parameters(params: Mapping[str, str]) -> list[Block]:
             lines.append(f"{label}_(empty)_")
             continue
         escaped = mrkdwn_escape(value)
-        shown = shorten_units(escaped, max(CARD_VALUE_MIN, line_room - slack_len(label)))
+        shown = shorten(escaped, max(CARD_VALUE_MIN, line_room - slack_len(label)))
         shortened += shown != escaped
         lines.append(label + shown)
     blocks: list[Block] = []

@@ -11,27 +11,46 @@ ELLIPSIS = "…"
 _ATOMS = re.compile(r"&[a-zA-Z]{2,4};|<[^<>\s][^<>]*>")
 _JOINERS = {"\u200d", "\ufe0e", "\ufe0f"}  # zero-width joiner, variation selectors
 _WORD_BACKOFF = 0.6  # cut at a space when one is in the last 40% of the room
+_SKIN_TONES = ("\U0001f3fb", "\U0001f3ff")
+_TAGS = ("\U000e0020", "\U000e007f")
+_FLAG_LETTERS = ("\U0001f1e6", "\U0001f1ff")
 
 
 def shorten(text: str, limit: int, *, ellipsis: str = ELLIPSIS) -> str:
-    """`text` if it fits in `limit` characters; else a prefix ending with `ellipsis`.
+    """`text` if it fits in `limit` units (`slack_len`); else a prefix ending with `ellipsis`.
 
     The cut falls at a word boundary when one is near the end, never inside an escape or
-    a `<…>` token, and never between a character and the marks or joiners that belong to
-    it (a Vietnamese letter written with combining accents, an emoji sequence).
+    a `<…>` token, and never inside a grapheme: a letter and its combining accents, an
+    emoji with its skin tone, a flag's two letters, a ZWJ sequence.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    if len(text) <= limit:
+    if slack_len(text) <= limit:
         return text
-    room = limit - len(ellipsis)
+    room = limit - slack_len(ellipsis)
     if room < 1:
         return ellipsis[:limit]
-    cut = _safe_cut(text, room)
+    cut = _safe_cut(text, _index_at_units(text, room))
     space = text.rfind(" ", 0, cut + 1)
-    if space >= room * _WORD_BACKOFF:
+    if space >= cut * _WORD_BACKOFF:
         cut = _safe_cut(text, space)
     return text[:cut].rstrip() + ellipsis
+
+
+def slack_len(text: str) -> int:
+    """Length as Slack may count it: UTF-16 units, so an emoji counts two (the safe reading:
+    slack-limits.md, Slack does not say whether it counts code points or UTF-16 units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _index_at_units(text: str, units: int) -> int:
+    """The largest index whose prefix has at most `units` UTF-16 units."""
+    used = 0
+    for index, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > units:
+            return index
+    return len(text)
 
 
 def _safe_cut(text: str, cut: int) -> int:
@@ -42,31 +61,30 @@ def _safe_cut(text: str, cut: int) -> int:
             break
         if atom.start() >= cut:
             break
-    # back off over marks that belong to the character before them, and over a joiner,
-    # which waits for what it joins
-    while 0 < cut < len(text) and (_belongs_to_previous(text, cut) or text[cut - 1] in _JOINERS):
+    return _grapheme_start(text, cut, 0)
+
+
+def _grapheme_start(text: str, cut: int, floor: int) -> int:
+    """Back off from `cut` (not below `floor`) to the start of the grapheme it falls in."""
+    while floor < cut < len(text) and (
+        _belongs_to_previous(text, cut) or text[cut - 1] in _JOINERS
+    ):
         cut -= 1
     return cut
 
 
 def _belongs_to_previous(text: str, at: int) -> bool:
     char = text[at]
-    return char in _JOINERS or unicodedata.category(char) in ("Mn", "Mc", "Me")
-
-
-def slack_len(text: str) -> int:
-    """Length as Slack may count it: UTF-16 units, so an emoji counts two (the safe reading)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def shorten_units(text: str, limit: int) -> str:
-    """`shorten`, measured in `slack_len` units: text full of emoji still fits `limit`."""
-    room = limit
-    shown = shorten(text, room)
-    while slack_len(shown) > limit:
-        room -= max(1, (slack_len(shown) - limit) // 2)
-        shown = shorten(text, room)
-    return shown
+    if char in _JOINERS or unicodedata.category(char) in ("Mn", "Mc", "Me"):
+        return True
+    if _SKIN_TONES[0] <= char <= _SKIN_TONES[1] or _TAGS[0] <= char <= _TAGS[1]:
+        return True  # an emoji's skin tone, a subdivision flag's tag letters
+    if _FLAG_LETTERS[0] <= char <= _FLAG_LETTERS[1]:
+        run = 0  # regional indicators pair up from the left: 🇻🇳 is two of them
+        while at - run - 1 >= 0 and _FLAG_LETTERS[0] <= text[at - run - 1] <= _FLAG_LETTERS[1]:
+            run += 1
+        return run % 2 == 1
+    return False
 
 
 def split_text(text: str, first: int, rest: int | None = None) -> list[str]:
@@ -86,10 +104,8 @@ def split_text(text: str, first: int, rest: int | None = None) -> list[str]:
             used += slack_len(text[cut])
             cut += 1
         if cut < len(text):
-            safe = cut
-            while safe > start and (_belongs_to_previous(text, safe) or text[safe - 1] in _JOINERS):
-                safe -= 1
-            cut = safe if safe > start else cut  # a run of marks longer than a piece
+            safe = _grapheme_start(text, cut, start)
+            cut = safe if safe > start else cut  # a grapheme longer than a piece
         pieces.append(text[start:cut])
         start, room = cut, rest
     return pieces

@@ -15,6 +15,7 @@ from standins.blockkit import (
     BLOCKS_TEXT_MAX,
     blocks_text_length,
     check_message_blocks,
+    check_options_answer,
     check_view,
 )
 from standins.slack import Refusal, SlackStandIn
@@ -541,3 +542,24 @@ def test_the_autouse_check_fails_a_test_with_an_undeclared_refusal(
         ]
     )
     assert "[ERROR] no more than 50 items allowed [json-pointer:/blocks]" in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ({"options": [option(str(i)) for i in range(101)]}, "no more than 100 items"),
+        ({"option_groups": [{"label": plain("g"), "options": [option("1")] * 101}]}, "100"),
+        ({"options": [{"text": {"type": "mrkdwn", "text": "*a*"}, "value": "a"}]}, "plain_text"),
+        ({"options": [{"text": plain("x" * 76), "value": "a"}]}, "less than 76"),
+        ({"options": [{"text": plain("😀" * 38), "value": "a"}]}, "less than 76"),  # 76 units
+        ({"options": [], "option_groups": []}, "either options or option_groups"),
+    ],
+)
+def test_an_options_load_answer_breaking_a_limit_is_refused(answer, problem):
+    problems = check_options_answer(answer)
+    assert problems and any(problem in p for p in problems), problems
+
+
+def test_an_options_load_answer_within_the_limits_is_accepted():
+    assert check_options_answer({"options": [option(str(i)) for i in range(100)]}) == []
+    assert check_options_answer({"options": [{"text": plain("😀" * 37), "value": "a"}]}) == []

@@ -5,7 +5,7 @@ import unicodedata
 
 import pytest
 
-from handlers.ui.text import ELLIPSIS, shorten, shorten_units, slack_len, split_text
+from handlers.ui.text import ELLIPSIS, shorten, slack_len, split_text
 
 
 def test_text_that_fits_is_unchanged():
@@ -90,7 +90,24 @@ def test_split_text_joins_back_exactly_and_every_piece_fits(text):
         assert left[-1] != "\u200d"
 
 
-def test_shorten_units_fits_text_full_of_emoji():
+def test_shorten_counts_emoji_as_two_units_so_text_full_of_them_still_fits():
     text = "😀" * 3000
-    shown = shorten_units(text, 100)
+    shown = shorten(text, 100)
     assert slack_len(shown) <= 100 and shown.endswith("…") and len(shown) > 40
+    assert shorten("😀", 1) == ELLIPSIS  # no room for a two-unit emoji: the ellipsis alone
+
+
+FLAG = "\U0001f1fb\U0001f1f3"  # 🇻🇳: two regional indicator letters
+THUMB = "\U0001f44d\U0001f3fd"  # 👍🏽: an emoji and its skin tone
+
+
+@pytest.mark.parametrize("grapheme", [FLAG, THUMB])
+def test_never_splits_a_flag_or_a_skin_tone(grapheme):
+    text = "ab" + grapheme * 4 + " end"
+    for limit in range(3, 16):
+        body = shorten(text, limit).removesuffix(ELLIPSIS)
+        assert text.startswith(body) and body.startswith("ab")
+        assert body[2:].replace(grapheme, "") == ""  # whole graphemes only
+    pieces = split_text("a" + FLAG + "b" + THUMB + "c", 5)
+    assert "".join(pieces) == "a" + FLAG + "b" + THUMB + "c"
+    assert all(p.replace(FLAG, "").replace(THUMB, "").isascii() for p in pieces)
