@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import EsmsError, StoreError, ZnsBotError
+from handlers.ui.forms import field_error
 
 log = logging.getLogger(__name__)
 NOTHING_DONE = "Nothing was sent."
@@ -92,6 +93,18 @@ def _level(error: Exception) -> int:
     return logging.INFO if isinstance(error, ZnsBotError) else logging.ERROR
 
 
+def _log_failure(where: str, user: str | None, error: Exception) -> None:
+    level = _level(error)
+    log.log(
+        level,
+        "listener %s failed for %s: %s",
+        where,
+        user or "an unknown user",
+        _cause(error),
+        exc_info=error if level == logging.ERROR else None,
+    )
+
+
 def _cause(error: Exception) -> str:
     if isinstance(error, SlackApiError):
         return slack_cause(error)
@@ -106,17 +119,17 @@ async def on_listener_error(error: Exception, body: dict[str, Any], client: Asyn
     that is logged, never raised.
     """
     where, user = listener_of(body), person_of(body)
-    log.log(
-        _level(error),
-        "listener %s failed for %s: %s",
-        where,
-        user or "an unknown user",
-        _cause(error),
-        exc_info=error if _level(error) == logging.ERROR else None,
-    )
+    _log_failure(where, user, error)
     if user is None:
         return
-    text, channel = failure_text(error), channel_of(body)
+    await tell(client, user, failure_text(error), channel_of(body), about=where)
+
+
+async def tell(
+    client: AsyncWebClient, user: str, text: str, channel: str | None, *, about: str
+) -> None:
+    """An ephemeral in `channel`, else (no channel, or one the bot is not in) a DM. If
+    Slack cannot take either, the log says so: this never raises."""
     try:
         if channel is not None:
             try:
@@ -128,7 +141,7 @@ async def on_listener_error(error: Exception, body: dict[str, Any], client: Asyn
         await client.chat_postMessage(channel=opened["channel"]["id"], text=text)
     except SlackClientError as exc:
         told = slack_cause(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
-        log.warning("could not tell %s that %s failed: %s", user, where, told)
+        log.warning("could not tell %s about %s: %s", user, about, told)
 
 
 def told(listener: Listener) -> Listener:
@@ -147,7 +160,10 @@ def told(listener: Listener) -> Listener:
         try:
             await listener(**{name: kwargs[name] for name in own})
         except Exception as exc:
-            await _answer_slack(kwargs["ack"], kwargs["body"], exc)
+            inline = await _answer_slack(kwargs["ack"], kwargs["body"], exc)
+            if inline:  # the open modal shows the reason: log it, no DM besides
+                _log_failure(listener_of(kwargs["body"]), person_of(kwargs["body"]), exc)
+                return
             await on_listener_error(exc, kwargs["body"], kwargs["client"])
 
     guarded.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -158,20 +174,22 @@ def told(listener: Listener) -> Listener:
     return guarded
 
 
-async def _answer_slack(ack: AsyncAck, body: Mapping[str, Any], error: Exception) -> None:
+async def _answer_slack(ack: AsyncAck, body: Mapping[str, Any], error: Exception) -> bool:
     """Ack a request the listener failed before acking: a modal submission stays open
-    with the reason under its first input, so nothing the person typed is lost."""
+    with the reason under its first input, so nothing the person typed is lost. True
+    when that inline reason is how the person learns of it."""
     if ack.response is not None:
-        return
+        return False
     view = body.get("view") or {}
     first = next(
         (b.get("block_id") for b in view.get("blocks", []) if b.get("type") == "input"), None
     )
     if body.get("type") == "view_submission" and first:
         reason = failure_text(error).removeprefix(":warning: ").removeprefix(":no_entry: ")
-        await ack(response_action="errors", errors={first: reason[:190]})
-    else:
-        await ack()
+        await ack(response_action="errors", errors={first: field_error(reason)})
+        return True
+    await ack()
+    return False
 
 
 def register(app: AsyncApp) -> None:

@@ -16,9 +16,9 @@ BIG_OA_COUNT = 130
 DEMO_OA_POSITION = 116  # 0-based: the default ESMS_OAID is the 117th OA, past Slack's 100
 GENERATED_TEMPLATES = 150
 REPEAT_TEMPLATE = "400001"  # customer_name appears twice
-LONG_TEMPLATE = "400002"  # a parameter eSMS allows 4,000 characters
+OVER_SLACK_TEMPLATE = "400002"  # a parameter eSMS allows 4,000 characters
 NO_LIMIT_TEMPLATE = "400003"  # a parameter GetTemplate gives no Limit
-LONG_LIMIT = 4000
+OVER_SLACK_LIMIT = 4000
 
 _BRANDS = ("Điện máy", "Thời trang", "Nhà thuốc", "Siêu thị", "Mỹ phẩm", "Sách", "Nội thất")
 _CITIES = (
@@ -108,12 +108,12 @@ SPECIAL_TEMPLATES: tuple[StandInTemplate, ...] = (
         price=330.0,
     ),
     StandInTemplate(
-        LONG_TEMPLATE,
+        OVER_SLACK_TEMPLATE,
         "Thư cảm ơn cá nhân hóa gửi khách hàng sau khi mua sắm, lời nhắn dài do nhân viên tự soạn",
         DEMO_OAID,
         (
             StandInParam("customer_name", 1, 30, "type_text"),
-            StandInParam("message", 2, LONG_LIMIT, "type_text"),
+            StandInParam("message", 2, OVER_SLACK_LIMIT, "type_text"),
         ),
         "<p>&lt;customer_name&gt; thân mến, &lt;message&gt;</p>",
         price=440.0,

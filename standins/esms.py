@@ -34,9 +34,9 @@ JOURNEY_TEMPLATE = "231002"
 DISABLED_TEMPLATE = "231003"
 PENDING_TEMPLATE = "231004"
 SECOND_OA_TEMPLATE = "300100"
-LONG_TEMPLATE = "231020"  # 20 text parameters of 3,000 characters (Slack's input maximum)
-LONG_PARAMS = 20
-LONG_LIMIT = 3000
+TWENTY_PARAMS_TEMPLATE = "231020"  # 20 text parameters of 3,000 characters (Slack's input maximum)
+TWENTY_PARAMS = 20
+TWENTY_PARAMS_LIMIT = 3000
 
 CallbackEncoding = Literal["json_in_string", "double_urlencoded", "plain", "junk"]
 _VN = timezone(timedelta(hours=7))
@@ -149,14 +149,14 @@ TEMPLATES: tuple[StandInTemplate, ...] = (
     ),
     # The most an approver may have to read: every value at its limit.
     StandInTemplate(
-        LONG_TEMPLATE,
+        TWENTY_PARAMS_TEMPLATE,
         "Contract summary",
         DEMO_OAID,
         tuple(
-            StandInParam(f"clause_{n:02}", n, LONG_LIMIT, "type_text")
-            for n in range(1, LONG_PARAMS + 1)
+            StandInParam(f"clause_{n:02}", n, TWENTY_PARAMS_LIMIT, "type_text")
+            for n in range(1, TWENTY_PARAMS + 1)
         ),
-        "<p>" + " ".join(f"&lt;clause_{n:02}&gt;" for n in range(1, LONG_PARAMS + 1)) + "</p>",
+        "<p>" + " ".join(f"&lt;clause_{n:02}&gt;" for n in range(1, TWENTY_PARAMS + 1)) + "</p>",
         price=330.0,
     ),
 )

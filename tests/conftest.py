@@ -18,7 +18,7 @@ from standins.esms import EsmsStandIn
 from standins.servers import ServerThread
 from standins.slack import REFUSALS, Refusal
 
-pytest_plugins = ["pytester"]  # tests/test_conftest.py runs the refusal check in a session
+pytest_plugins = ["pytester"]  # tests/standins/test_blockkit.py runs the refusal check in a session
 
 # Distinctive on purpose: the secrets tests search every log line and error for them.
 ESMS_API_KEY = "apikey-ZQX7-do-not-leak-31f9"

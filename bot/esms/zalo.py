@@ -94,7 +94,7 @@ ZALO_ERRORS: dict[int, str] = {
 # limits are never "send an SMS instead": the customer said no, or Zalo's rule says not now.
 _RECIPIENT_SIDE = frozenset({-108, -110, -114, -118, -119, -134, 1001})
 _REFUSED = frozenset({-139, -141})
-_PROMOTION_LIMIT = frozenset({-140, -1441, -1471})
+# Promotion limits (-140, -1441, -1471) each have their own advice in _SUGGESTIONS.
 _LATER = frozenset({-100, -115, -144, -147})
 _ESMS_SIDE = frozenset({-101, -102, -103, -104, -105, -106, -124, -125, -137, -138, -152})
 _JOURNEY = frozenset({-148, -149, -1491, -150})
@@ -136,8 +136,6 @@ def suggestion(code: int | None) -> str:
         return (
             "do not send it again, by ZNS or SMS: the customer chose not to receive these messages"
         )
-    if code in _PROMOTION_LIMIT:
-        return "do not send it again now, by ZNS or SMS: a promotion limit applies"
     if code in _LATER:
         return "send it again later"
     if code in _ESMS_SIDE:

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import policy
@@ -44,11 +45,16 @@ async def handle_choice(
         meta["oaid"], template_id = selected, None
     else:
         template_id = selected
-    await client.views_update(
-        view_id=view["id"],
-        hash=view.get("hash"),
-        view=await render_request(deps, meta, values, template_id),
-    )
+    rendered = await render_request(deps, meta, values, template_id)
+    try:
+        await client.views_update(view_id=view["id"], hash=view.get("hash"), view=rendered)
+    except SlackApiError as exc:
+        if exc.response.get("error") != "hash_conflict":
+            raise
+        # Two quick picks: the first one's update changed the view's hash. This pick is the
+        # person's latest (Slack sends their actions in order), so it wins.
+        log.debug("hash_conflict on %s: updating without the hash", view["id"])
+        await client.views_update(view_id=view["id"], view=rendered)
 
 
 REVIEW_REFUSED: dict[policy.Refusal, str] = {  # what the clicker is told

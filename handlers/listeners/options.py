@@ -28,7 +28,7 @@ async def _within(load: Awaitable[list[T]], what: str) -> list[T]:
     try:
         return await asyncio.wait_for(load, LOAD_WAIT_S)
     except (EsmsError, TimeoutError) as exc:
-        log.warning("no %s to offer: %s", what, exc or "eSMS was too slow")
+        log.warning("no %s to offer: %s", what, str(exc) or "eSMS was too slow to answer")
         return []
 
 

@@ -10,10 +10,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import policy
-from bot.errors import ZNS_ERRORS, InputError, NotFoundError
+from bot.errors import InputError, NotFoundError
 from bot.service import DecisionError
 from handlers.deps import deps_of
-from handlers.failures import told
+from handlers.failures import on_listener_error, told
 from handlers.listeners.actions import decided_text
 from handlers.ui.blocks import APPROVAL_VIEW, REQUEST_VIEW, approval_overflow
 from handlers.ui.forms import errors_for_view, state_values, template_params
@@ -72,15 +72,9 @@ async def handle_request(
                 reply_channel=meta.get("channel"),
                 estimate=estimate,
             )
-        except ZNS_ERRORS as exc:
+        except Exception as exc:
             # The modal has closed: say so rather than let the request vanish silently.
-            log.error("could not store a request from %s: %s", user, exc)
-            await client.chat_postEphemeral(
-                channel=meta.get("channel") or user,
-                user=user,
-                text=f":x: Your ZNS request could not be saved ({exc}). Nothing was sent; "
-                "please run /zns again.",
-            )
+            await on_listener_error(exc, {**body, "channel_id": meta.get("channel")}, client)
 
     deps.spawn(record())
 

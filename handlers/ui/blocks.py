@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -150,6 +151,15 @@ def choice(name: str, ident: str) -> Option:
 def mrkdwn_escape(text: object) -> str:
     """User text shown in mrkdwn: no links, mentions or formatting smuggled in."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def one_line(text: str) -> str:
+    """A value on one card line: a line break shown as ↵, so that a value cannot pass
+    itself off as the next parameter ("…\n• *order_code*: …")."""
+    return _LINE_BREAK.sub(" ↵ ", text)
 
 
 def param_label(name: str, ptype: ParamType, max_length: int | None) -> str:
@@ -362,7 +372,8 @@ def _note(record: SendRecord, limit: int) -> list[Block]:
     if not record.get("note"):
         return []
     note = shorten(mrkdwn_escape(record["note"]), limit)
-    return [SectionBlock(text=MarkdownTextObject(text=f"*Note*\n>{note}"))]
+    quoted = "\n".join(f">{line}" for line in _LINE_BREAK.split(note))  # every line quoted
+    return [SectionBlock(text=MarkdownTextObject(text=f"*Note*\n{quoted}"))]
 
 
 def card_parameters(params: Mapping[str, str]) -> list[Block]:
@@ -381,7 +392,7 @@ def card_parameters(params: Mapping[str, str]) -> list[Block]:
         if not value:
             lines.append(f"{label}_(empty)_")
             continue
-        escaped = mrkdwn_escape(value)
+        escaped = mrkdwn_escape(one_line(value))
         shown = shorten(escaped, max(CARD_VALUE_MIN, line_room - slack_len(label)))
         shortened += shown != escaped
         lines.append(label + shown)

@@ -7,8 +7,8 @@ import pytest
 from standins.catalogue import (
     BIG_OA_COUNT,
     DEMO_OA_POSITION,
-    LONG_TEMPLATE,
     NO_LIMIT_TEMPLATE,
+    OVER_SLACK_TEMPLATE,
     REPEAT_TEMPLATE,
     big_oas,
     use_big_catalogue,
@@ -95,7 +95,7 @@ async def test_a_repeated_parameter_has_one_input_and_is_sent_once(bot, esms_sta
 
 async def test_a_limit_beyond_slacks_is_capped_with_a_hint_and_a_missing_one_is_not_set(bot):
     view = await open_modal(bot)
-    view = await bot.choose(view, "template_select", LONG_TEMPLATE, typed="thu cam on")
+    view = await bot.choose(view, "template_select", OVER_SLACK_TEMPLATE, typed="thu cam on")
     message = params(view)["param:message"]
     assert message["element"]["max_length"] == 3000
     assert message["hint"]["text"] == "eSMS allows 4,000 characters; Slack's box takes 3,000."
@@ -103,3 +103,30 @@ async def test_a_limit_beyond_slacks_is_capped_with_a_hint_and_a_missing_one_is_
     code = params(view)["param:referral_code"]
     assert "max_length" not in code["element"]
     assert code["label"]["text"] == "referral_code (text)"
+
+
+@pytest.mark.parametrize(
+    ("template", "typed", "values"),
+    [
+        # Slack's box takes 3,000 of the 4,000 eSMS allows: a full box is sent as typed
+        (
+            OVER_SLACK_TEMPLATE,
+            "thu cam on",
+            {"customer_name": "Lan", "message": "Cảm ơn & " * 333 + "hết"},
+        ),
+        # no limit from eSMS: no max_length here, and eSMS judges the length itself
+        (NO_LIMIT_TEMPLATE, "ma gioi thieu", {"referral_code": "REF-" + "9" * 3500}),
+    ],
+)
+async def test_templates_with_unusual_limits_are_approved_and_sent_as_typed(
+    bot, esms_standin, template, typed, values
+):
+    view = await open_modal(bot)
+    view = await bot.choose(view, "template_select", template, typed=typed)
+    response = await bot.submit_request(view, phone="0901888484", params=values, template=template)
+    assert response.status_code == 200 and response.text == "", response.text
+    card = await bot.card()
+    await bot.decide(await bot.review(card), "approve")
+    await bot.thread_text(card, "Accepted by eSMS")
+    (sent,) = esms_standin.sends()
+    assert (sent["TempID"], sent["Params"]) == (template, list(values.values()))

@@ -5,16 +5,16 @@ from __future__ import annotations
 import handlers.ui.blocks
 from handlers.ui.blocks import VIEW_BLOCKS_MAX
 from handlers.ui.text import slack_len
-from standins.esms import LONG_LIMIT, LONG_PARAMS, LONG_TEMPLATE
+from standins.esms import TWENTY_PARAMS, TWENTY_PARAMS_LIMIT, TWENTY_PARAMS_TEMPLATE
 from tests.harness import ORDER, open_order_modal, texts
 from tests.reviewing import shown_values, value
 
-LONG_VALUES = {f"clause_{n:02}": value(n, LONG_LIMIT) for n in range(1, LONG_PARAMS + 1)}
+LONG_VALUES = {f"clause_{n:02}": value(n, TWENTY_PARAMS_LIMIT) for n in range(1, TWENTY_PARAMS + 1)}
 
 
 async def open_long_modal(bot):
     await bot.slash()
-    return await bot.choose(await bot.modal(), "template_select", LONG_TEMPLATE)
+    return await bot.choose(await bot.modal(), "template_select", TWENTY_PARAMS_TEMPLATE)
 
 
 async def test_twenty_values_at_their_limit_are_reviewed_in_full_and_sent_exactly(
@@ -38,15 +38,15 @@ async def test_twenty_values_at_their_limit_are_reviewed_in_full_and_sent_exactl
     (created,) = [e for e in bot.store.audit.for_send(record["id"]) if e["action"] == "created"]
     in_modal = texts(modal)
     assert f"`{created['data']['content'][:16]}`" in in_modal
-    assert "0901888484" in in_modal and f"Contract summary ({LONG_TEMPLATE})" in in_modal
-    assert f"https://account.zalo.cloud/znspreview/{LONG_TEMPLATE}" in in_modal
+    assert "0901888484" in in_modal and f"Contract summary ({TWENTY_PARAMS_TEMPLATE})" in in_modal
+    assert f"https://account.zalo.cloud/znspreview/{TWENTY_PARAMS_TEMPLATE}" in in_modal
 
     response = await bot.decide(modal, "approve")
     assert response.status_code == 200 and response.text == "", response.text
     await bot.thread_text(card, "Accepted by eSMS")
     (sent,) = esms_standin.sends()
     assert sent["Params"] == list(LONG_VALUES.values())
-    assert sent["TempID"] == LONG_TEMPLATE and sent["Phone"] == "0901888484"
+    assert sent["TempID"] == TWENTY_PARAMS_TEMPLATE and sent["Phone"] == "0901888484"
 
 
 async def test_values_the_approver_could_not_see_are_refused_at_submit(bot, monkeypatch):

@@ -2,14 +2,15 @@
 
 import asyncio
 
-from standins.driver import suggested
+from standins.driver import initial_state, suggested
 from standins.esms import (
     DISABLED_TEMPLATE,
     JOURNEY_TEMPLATE,
-    LONG_TEMPLATE,
     ORDER_TEMPLATE,
     OTP_TEMPLATE,
+    TWENTY_PARAMS_TEMPLATE,
 )
+from standins.payloads import block_action_body
 from tests.harness import (
     AGENT,
     APPROVAL_CHANNEL,
@@ -39,7 +40,7 @@ async def test_zns_opens_a_loading_modal_then_lists_only_enable_templates(bot, s
     # One character is enough to search: "2" is in the id of every template of the OA.
     listed = {o["value"] for o in suggested(await bot.suggest(view, "template_select", "2"))}
     # not DISABLE, PENDING
-    assert listed == {OTP_TEMPLATE, ORDER_TEMPLATE, JOURNEY_TEMPLATE, LONG_TEMPLATE}
+    assert listed == {OTP_TEMPLATE, ORDER_TEMPLATE, JOURNEY_TEMPLATE, TWENTY_PARAMS_TEMPLATE}
     assert DISABLED_TEMPLATE not in texts(view) and "231004" not in texts(view)
 
 
@@ -468,7 +469,34 @@ async def test_a_request_the_store_cannot_save_is_reported_not_lost(
     response = await bot.submit_request(view, phone="0901888484", params=ORDER)
     assert response.text == ""  # valid input: the modal closed
     told = await slack_standin.await_for(
-        lambda c: c.args.get("user") == AGENT and "could not be saved" in c.args.get("text", ""),
+        lambda c: c.args.get("user") == AGENT and "could not save" in c.args.get("text", ""),
         method="chat.postEphemeral",
     )
     assert "the disk is full" in told.args["text"] and "Nothing was sent" in told.args["text"]
+
+
+async def test_a_second_quick_pick_wins_over_the_views_hash(bot, slack_standin):
+    await bot.slash()
+    view = await bot.modal()
+    await bot.choose(view, "template_select", ORDER_TEMPLATE)
+    # a second pick made before Slack showed the first: its payload carries the old hash
+    before = len(slack_standin.calls("views.update"))
+    response = await bot.post(
+        block_action_body(
+            "template_select",
+            user_id=AGENT,
+            block_id="template",
+            action_type="external_select",
+            view=view,
+            state_values=initial_state(view),
+            selected_option={"text": {"type": "plain_text", "text": "OTP"}, "value": OTP_TEMPLATE},
+        )
+    )
+    assert response.status_code == 200
+    retry = await slack_standin.await_for(method="views.update", count=before + 2)
+    conflict = slack_standin.calls("views.update")[before]
+    assert conflict.error == "hash_conflict" and retry.ok
+    assert "hash" not in retry.args  # the retry: this pick is the person's latest
+    latest = slack_standin.view(view["id"])
+    assert "param:otp" in {b.get("block_id") for b in latest["blocks"]}
+    assert slack_standin.ephemerals(AGENT) == []  # nothing to tell: nothing failed

@@ -9,9 +9,9 @@ from bot.search import fold
 from standins.catalogue import (
     DEMO_OA_POSITION,
     GENERATED_TEMPLATES,
-    LONG_LIMIT,
-    LONG_TEMPLATE,
     NO_LIMIT_TEMPLATE,
+    OVER_SLACK_LIMIT,
+    OVER_SLACK_TEMPLATE,
     REPEAT_TEMPLATE,
     big_oas,
     big_templates,
@@ -58,7 +58,7 @@ def test_the_big_catalogue_is_served_until_reset(http, esms_standin):
     assert len(by_id) == len([t for t in big_templates() if t.oaid == DEMO_OAID])
     (referral,) = by_id[NO_LIMIT_TEMPLATE]["ZNSTempDetail"]
     assert "Limit" not in referral  # eSMS left it out
-    assert by_id[LONG_TEMPLATE]["ZNSTempDetail"][1]["Limit"] == LONG_LIMIT
+    assert by_id[OVER_SLACK_TEMPLATE]["ZNSTempDetail"][1]["Limit"] == OVER_SLACK_LIMIT
     names = [d["Param"] for d in by_id[REPEAT_TEMPLATE]["ZNSTempDetail"]]
     assert names.count("customer_name") == 2
     assert "đơn hàng" in by_id[REPEAT_TEMPLATE]["TempName"].lower()

@@ -184,3 +184,16 @@ def test_any_card_stays_within_a_messages_limits(count):
     assert sum(map(len, all_texts(blocks))) <= 12_000
     shown = json.dumps(blocks)
     assert all(f"clause_{n:02}" in shown for n in range(1, count + 1))
+
+
+def test_a_value_cannot_pass_itself_off_as_another_parameter_on_the_card():
+    from handlers.ui.blocks import card_parameters
+
+    forged = "Lan\n• *order_code*: DH-9999\r\nend"
+    (section,) = [b for b in card_parameters({"customer_name": forged, "order_code": "DH-1"})]
+    lines = section.to_dict()["text"]["text"].split("\n")
+    assert lines == [
+        "*Parameters*",
+        "• *customer_name*: Lan ↵ • *order_code*: DH-9999 ↵ end",
+        "• *order_code*: DH-1",
+    ]
