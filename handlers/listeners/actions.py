@@ -24,6 +24,7 @@ from handlers.ui.blocks import (
 )
 from handlers.ui.forms import state_values, text_values
 from handlers.ui.metadata import ApprovalMeta, request_meta
+from handlers.ui.suggestions import UNAVAILABLE
 from storage.sends import SendRecord, SendState
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ async def handle_choice(
     action = body["actions"][0]
     meta = request_meta(view)
     selected = (action.get("selected_option") or {}).get("value")
+    if selected == UNAVAILABLE:  # the "eSMS did not answer" line: nothing was chosen
+        return
     values = text_values(state_values(view))
     template_id = meta.get("template")
     if action["action_id"] == OA_ACTION:

@@ -16,26 +16,29 @@ from handlers.deps import deps_of
 from handlers.ui.blocks import OA_ACTION, TEMPLATE_ACTION
 from handlers.ui.forms import state_values
 from handlers.ui.metadata import request_meta
-from handlers.ui.suggestions import options_reply
+from handlers.ui.suggestions import options_reply, unavailable_reply
 
 log = logging.getLogger(__name__)
 LOAD_WAIT_S = 2.0  # Slack waits 3 s for options; an empty list beats a spinner that fails
 T = TypeVar("T")
 
 
-async def _within(load: Awaitable[list[T]], what: str) -> list[T]:
-    """The catalogue's list, or nothing when eSMS fails or is too slow to answer in time."""
+async def _within(load: Awaitable[list[T]], what: str) -> list[T] | None:
+    """The catalogue's list, or None when eSMS fails or is too slow to answer in time."""
     try:
         return await asyncio.wait_for(load, LOAD_WAIT_S)
     except (EsmsError, TimeoutError) as exc:
         log.warning("no %s to offer: %s", what, str(exc) or "eSMS was too slow to answer")
-        return []
+        return None
 
 
 async def handle_oa_options(ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]) -> None:
     """The OAs whose name or id contains what the person typed."""
     deps = deps_of(context)
     oas = await _within(deps.service.catalogue.oas(), "OAs")
+    if oas is None:
+        await ack(**unavailable_reply("OAs"))
+        return
     found = search(oas, body.get("value") or "", ident=_oa_id, name=_oa_name)
     await ack(**options_reply(found, ident=_oa_id, name=_oa_name))
 
@@ -50,6 +53,9 @@ async def handle_template_options(
     oaid = state_values(view).get("oaid") or request_meta(view).get("oaid")
     oaid = oaid or deps.settings.esms_oaid
     templates = await _within(deps.service.catalogue.enabled(oaid), "templates") if oaid else []
+    if templates is None:
+        await ack(**unavailable_reply("templates"))
+        return
     found = search(templates, body.get("value") or "", ident=_template_id, name=_template_name)
     await ack(**options_reply(found, ident=_template_id, name=_template_name))
 

@@ -12,6 +12,8 @@ from handlers.ui.blocks import OPTION_TEXT_MAX, choice
 from handlers.ui.text import shorten
 
 T = TypeVar("T")
+# The value of the one option shown when eSMS cannot be asked: picking it changes nothing.
+UNAVAILABLE = "-"
 
 
 class OptionsReply(TypedDict, total=False):
@@ -36,3 +38,10 @@ def options_reply(
         f"First {len(found.items):,} of {found.total:,} — type more to narrow", OPTION_TEXT_MAX
     )
     return {"option_groups": [OptionGroup(label=label, options=options).to_dict()]}
+
+
+def unavailable_reply(what: str) -> OptionsReply:
+    """The answer when eSMS failed or was too slow: Slack would otherwise show "No
+    results", which reads as "no such template"."""
+    text = shorten(f"⚠ eSMS did not answer: cannot list {what}. Type again.", OPTION_TEXT_MAX)
+    return {"options": [Option(text=text, value=UNAVAILABLE).to_dict()]}

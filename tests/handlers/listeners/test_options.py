@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 
 from handlers.listeners.options import handle_oa_options, handle_template_options
 from handlers.ui.blocks import OA_ACTION, TEMPLATE_ACTION
+from handlers.ui.suggestions import UNAVAILABLE
 from standins.catalogue import REPEAT_TEMPLATE, use_big_catalogue
 from standins.driver import suggested
 from standins.esms import DEMO_OAID, ORDER_TEMPLATE, SECOND_OA_TEMPLATE, SECOND_OAID, EsmsStandIn
@@ -74,9 +75,11 @@ async def test_an_id_finds_its_template(
     assert values(ack) == [ORDER_TEMPLATE]
 
 
-async def test_when_esms_fails_the_select_offers_nothing_rather_than_an_error(
+async def test_when_esms_fails_the_select_says_so_rather_than_no_results(
     context: dict[str, Any], ack: RecordingAck, esms_standin: EsmsStandIn
 ):
     esms_standin.inject("ZNS/GetListZOA", status=503, times=5)
     await handle_oa_options(ack, typed(OA_ACTION, "demo"), context)
-    assert ack.only == {"options": []}
+    (option,) = ack.only["options"]
+    assert option["value"] == UNAVAILABLE
+    assert "eSMS did not answer" in option["text"]["text"] and len(option["text"]["text"]) <= 75
