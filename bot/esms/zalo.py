@@ -175,7 +175,7 @@ def parse_error_info(raw: str | None) -> tuple[int | None, str | None]:
     if not text or text.lower() == "null":
         return None, None
     if _INT_RE.fullmatch(text):
-        return int(text), None
+        return _whole(text), None
 
     value: object = text
     for _ in range(3):  # a JSON string may wrap JSON; unwrap a few times at most
@@ -190,14 +190,14 @@ def parse_error_info(raw: str | None) -> tuple[int | None, str | None]:
     if isinstance(value, int) and not isinstance(value, bool):
         return value, None
     if isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
-        return int(value.strip()), None
+        return _whole(value.strip()), None
 
     # Last resort: the text is not JSON at all, but may still say what the error was.
     flat = text.replace('\\"', '"')
     found = _ERROR_RE.search(flat)
     message_match = _MESSAGE_RE.search(flat)
     return (
-        int(found.group(1)) if found else None,
+        _whole(found.group(1)) if found else None,
         message_match.group(1) if message_match else None,
     )
 
@@ -228,21 +228,49 @@ def _as_code(value: object) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
-        return int(value.strip())
+        return _whole(value.strip())
     return None
 
 
+_TOO_LONG = 2**64  # stands for any run of digits too long to be worth converting
+
+
+def _whole(digits: str) -> int:
+    """int() of an optionally signed run of digits; past 20 digits, a stand-in of 2**64
+    (out of every range) rather than int()'s ValueError at Python's 4,300-digit limit."""
+    if len(digits.lstrip("-")) > 20:
+        return -_TOO_LONG if digits.startswith("-") else _TOO_LONG
+    return int(digits)
+
+
 _COUNT_FIELDS = ("sendstatus", "sendsuccess", "sendfailed", "totalsent", "totalreceiver")
+
+# What eSMS can send (esms-api.md §4, §8): counts and statuses are small non-negative
+# numbers and Zalo's error codes are 32-bit ints (-1471 ... 1001). Anything past 32 bits is
+# not eSMS, and past 64 bits the store cannot even write it: refuse it at the door.
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+# TotalPrice is in VND: the documented samples charge 220 and 2,104 per ZNS, and an SMS CSKH
+# callback covers a handful of receivers. 100 million VND (~4,000 USD) for one SMSID is
+# thousands of times any real price, yet far below where a float stops being exact.
+MAX_PRICE = 100_000_000
+
+
+class CallbackOutOfRange(InputError):
+    """A callback number is one eSMS cannot send (too large, or a negative count)."""
 
 
 def parse_callback(query: Mapping[str, str]) -> DeliveryReport:
     """Turn an eSMS callback's query parameters into a DeliveryReport (keys in any case).
 
     Raises InputError naming every problem: SMSID or SendStatus missing, or a count that is
-    not a number.
+    not a number; CallbackOutOfRange (an InputError) when any number is beyond what eSMS
+    sends: a count or status outside 0 ... 2**31-1, an error code outside 32 bits, a price
+    that is not within 0 ... MAX_PRICE.
     """
     fields = {str(key).lower(): value for key, value in query.items()}
     problems: dict[str, str] = {}
+    out_of_range = False
 
     sms_id = (fields.get("smsid") or "").strip()
     if not sms_id:
@@ -257,20 +285,31 @@ def parse_callback(query: Mapping[str, str]) -> DeliveryReport:
         parsed = _parse_count(raw)
         if parsed is None:
             problems[_display_name(name)] = f"is not a whole number ({raw[:20]!r})"
+        elif not 0 <= parsed <= INT32_MAX:
+            problems[_display_name(name)] = "is out of range"
+            out_of_range = True
         numbers[name] = parsed
     if numbers.get("sendstatus") is None and "SendStatus" not in problems:
         problems["SendStatus"] = "is missing"
+    code, message = parse_error_info(fields.get("error_info"))
+    if code is not None and not INT32_MIN <= code <= INT32_MAX:
+        problems["error_info"] = "has an error code out of range"
+        out_of_range = True
+    price = _parse_price(fields.get("totalprice"))
+    if price is not None and not 0 <= price <= MAX_PRICE:
+        problems["TotalPrice"] = "is out of range"
+        out_of_range = True
     if problems:
         listing = "; ".join(f"{name} {msg}" for name, msg in problems.items())
-        raise InputError(f"the eSMS callback is not usable: {listing}", problems)
+        error = CallbackOutOfRange if out_of_range else InputError
+        raise error(f"the eSMS callback is not usable: {listing}", problems)
 
-    code, message = parse_error_info(fields.get("error_info"))
     return DeliveryReport(
         sms_id=sms_id,
         send_status=numbers["sendstatus"],
         send_success=numbers["sendsuccess"] or 0,
         send_failed=numbers["sendfailed"] or 0,
-        total_price=_parse_price(fields.get("totalprice")),
+        total_price=price,
         error_code=code,
         error_message=message,
         zalo_msg_id=(fields.get("partnerids") or "").strip() or None,
@@ -290,17 +329,22 @@ def _display_name(lower: str) -> str:
 
 def _parse_count(raw: str) -> int | None:
     if _INT_RE.fullmatch(raw):
-        return int(raw)
+        return _whole(raw)
     try:
         number = float(raw)
     except ValueError:
         return None
+    if math.isinf(number):
+        return _TOO_LONG  # "1e999": a number, just far out of range
     return int(number) if math.isfinite(number) and number.is_integer() else None
 
 
 def _parse_price(raw: str | None) -> float | None:
+    """The price, None when absent or unreadable; infinity (out of range) when too large."""
     try:
         price = float(raw) if raw not in (None, "") else None
     except ValueError:
         return None
-    return price if price is not None and math.isfinite(price) else None
+    if price is None or math.isnan(price):
+        return None
+    return price

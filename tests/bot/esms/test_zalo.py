@@ -6,7 +6,14 @@ import httpx
 import pytest
 
 from bot.errors import InputError
-from bot.esms.zalo import ZALO_ERRORS, parse_callback, parse_error_info, suggestion, zalo_reason
+from bot.esms.zalo import (
+    ZALO_ERRORS,
+    CallbackOutOfRange,
+    parse_callback,
+    parse_error_info,
+    suggestion,
+    zalo_reason,
+)
 
 # esms-api.md §4, verbatim (host removed).
 FAILED_114 = (
@@ -258,3 +265,48 @@ def test_progress_callback_without_error_info():
 def test_error_info_reads_every_json_value_exactly(raw, expected):
     """Codes past 64 bits stay exact integers; what a fast parser refuses is still read."""
     assert parse_error_info(raw) == expected
+
+
+BASE = {"SMSID": "S1", "SendStatus": "5", "SendSuccess": "1", "SendFailed": "0"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("SendSuccess", str(2**64)),
+        ("SendFailed", str(2**31)),  # one past a 32-bit int
+        ("TotalSent", "-1"),  # a count is never negative
+        ("TotalReceiver", "9" * 5000),  # past int()'s digit limit: still a clean refusal
+        ("SendStatus", "1e999"),
+        ("error_info", str(2**70)),
+        ("error_info", '{"error":' + "9" * 5000 + ',"message":"x"}'),
+        ("error_info", f'"{{\\"error\\":-{2**40},\\"message\\":\\"x\\"}}"'),
+        ("TotalPrice", "100000000.01"),
+        ("TotalPrice", "1e400"),
+        ("TotalPrice", "-5"),
+    ],
+)
+def test_numbers_esms_cannot_send_are_out_of_range(field, value):
+    with pytest.raises(CallbackOutOfRange) as caught:
+        parse_callback({**BASE, field: value})
+    assert field in caught.value.problems
+
+
+def test_numbers_at_the_edges_of_the_range_are_accepted():
+    report = parse_callback(
+        {
+            **BASE,
+            "SendSuccess": str(2**31 - 1),
+            "error_info": str(-(2**31)),
+            "TotalPrice": "100000000",
+        }
+    )
+    assert report.send_success == 2**31 - 1
+    assert report.error_code == -(2**31)
+    assert report.total_price == 100_000_000
+
+
+def test_a_count_that_is_not_a_number_is_malformed_not_out_of_range():
+    with pytest.raises(InputError) as caught:
+        parse_callback({**BASE, "SendSuccess": "many"})
+    assert not isinstance(caught.value, CallbackOutOfRange)
