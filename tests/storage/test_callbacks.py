@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from storage.callbacks import EXCERPT_CHARS, MAX_REFUSED_FIELDS, excerpt
 from storage.store import Store
 
 
@@ -71,3 +72,19 @@ def test_the_dedupe_key_is_spelled_as_stores_written_before_keep_it(
         [stored] = store.callbacks.for_sms(sms_id)
         assert stored["dedupe_key"] == json.dumps([str(sms_id), str(status)])
         assert store.callbacks.record(sms_id, str(status), {}) is False
+
+
+def test_a_refused_callback_keeps_only_an_excerpt_of_each_field(tmp_path: Path) -> None:
+    huge = "A" * 100_000
+    raw = {"SMSID": huge, "SendStatus": "5", "B" * 1000: "x", **{f"f{i}": "v" for i in range(100)}}
+    with Store.open(tmp_path) as store:
+        store.callbacks.record(huge, "5", raw, valid=False, reason=f"SMSID {huge} is wrong")
+        (kept,) = store.callbacks.for_sms(excerpt(huge))
+        assert kept["sms_id"] == "A" * EXCERPT_CHARS + "…[cut: 100000 chars]"
+        assert kept["raw"]["SMSID"] == kept["sms_id"]
+        assert len(kept["raw"]) <= MAX_REFUSED_FIELDS + 1
+        assert len(kept["reason"]) <= 2 * EXCERPT_CHARS + 30
+        assert kept["send_status"] == "5"
+    # The file on disk holds the excerpt, never the whole value.
+    assert huge not in store.path.read_text()
+    assert store.path.stat().st_size < 20_000
