@@ -274,7 +274,9 @@ def _web(runtime: Runtime) -> Starlette:
     return build_web(
         slack_events=slack_events,
         esms_callback=CallbackEndpoint(
-            runtime.tracker, count=runtime.metrics.callback_received
+            runtime.tracker,
+            count=runtime.metrics.callback_received,
+            refused=runtime.metrics.callback_refused,
         ).handle,
         health=runtime.health,
         metrics=runtime.metrics.render,

@@ -213,6 +213,13 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self._callbacks_refused = Counter(
+            "zns_callbacks_refused",
+            "eSMS callbacks refused as bad input (changing nothing), by why: bad_token, "
+            "malformed, mismatch, out_of_range",
+            ["reason"],
+            registry=self.registry,
+        )
         self._poll_calls = Counter(
             "zns_poll_calls",
             "Status polling calls to eSMS, by endpoint and result",
@@ -270,6 +277,10 @@ class Metrics:
     def callback_received(self, outcome: str) -> None:
         """Count one eSMS callback: delivered, failed, progress, duplicate, bad_token, ..."""
         self._callbacks.labels(outcome=self._label("callbacks", "outcome", outcome)).inc()
+
+    def callback_refused(self, reason: str) -> None:
+        """Count one eSMS callback refused as bad input, by reason ("out_of_range", ...)."""
+        self._callbacks_refused.labels(reason=self._label("refused", "reason", reason)).inc()
 
     def poll_call(self, endpoint: str, result: str) -> None:
         """Count one polling call (QueryZnsStatus, GetCallback, ...) and how it went."""

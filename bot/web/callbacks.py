@@ -15,8 +15,10 @@ from starlette.responses import PlainTextResponse, Response
 
 from bot.delivery import DeliveryTracker
 from bot.errors import InputError, StoreError
+from bot.esms.zalo import CallbackOutOfRange
 from bot.service import token_matches
 from storage.archiver import keep_late_callback
+from storage.callbacks import excerpt
 
 log = logging.getLogger(__name__)
 SOURCE = "esms-callback"
@@ -31,6 +33,7 @@ class Refused(enum.StrEnum):
     BAD_TOKEN = "bad_token"  # noqa: S105 - a metric label, not a secret
     MALFORMED = "malformed"
     MISMATCH = "mismatch"
+    OUT_OF_RANGE = "out_of_range"  # a number eSMS cannot send (past 32 bits, absurd price)
     STORE_ERROR = "store_error"
 
 
@@ -71,10 +74,17 @@ def _caller(request: Request) -> str:
 class CallbackEndpoint:
     """Answers eSMS fast and makes no Slack call inline: changes go out through the outbox."""
 
-    def __init__(self, tracker: DeliveryTracker, *, count: Count = _no_count) -> None:
+    def __init__(
+        self, tracker: DeliveryTracker, *, count: Count = _no_count, refused: Count = _no_count
+    ) -> None:
         self.tracker = tracker
         self.store = tracker.store
         self.count = count
+        self.refused = refused  # besides `count`: every callback refused as bad input, by why
+
+    def _refuse(self, reason: Refused) -> None:
+        self.count(reason)
+        self.refused(reason)
 
     async def handle(self, request: Request) -> Response:
         token = request.path_params.get("token") or ""
@@ -86,19 +96,32 @@ class CallbackEndpoint:
         if record is None or not token_matches(record, token):
             # The token is the only credential a callback has; never echo it back.
             log.warning("refused eSMS callback with an unknown token from %s", _caller(request))
-            self.count(Refused.BAD_TOKEN)
+            self._refuse(Refused.BAD_TOKEN)
             return PlainTextResponse("not found", status_code=404)
         query = query_fields(request.scope.get("query_string", b""))
         try:
             report = self.tracker.parse(query)
+        except CallbackOutOfRange as exc:
+            # Not eSMS (it never sends such numbers): answered, counted, nothing changed.
+            log.warning(
+                "refused eSMS callback for send=%s from %s: a number out of range",
+                record["id"],
+                _caller(request),
+            )
+            self._refuse(Refused.OUT_OF_RANGE)
+            return PlainTextResponse(f"bad callback: {exc}", status_code=400)
         except InputError as exc:
             self.store.callbacks.record(
                 query.get("SMSID"), query.get("SendStatus"), query, valid=False, reason=str(exc)
             )
-            self.count(Refused.MALFORMED)
+            self._refuse(Refused.MALFORMED)
             return PlainTextResponse(f"bad callback: {exc}", status_code=400)
         if record.get("sms_id") and report.sms_id != record["sms_id"]:
-            reason = f"callback SMSID {report.sms_id} is not this send's ({record['sms_id']})"
+            # The SMSID is the caller's text: stored, audited and logged as an excerpt only.
+            reason = (
+                f"callback SMSID {excerpt(report.sms_id, 80)} is not this send's "
+                f"({record['sms_id']})"
+            )
             self.store.callbacks.record(
                 report.sms_id, report.send_status, query, valid=False, reason=reason
             )
@@ -106,12 +129,12 @@ class CallbackEndpoint:
                 SOURCE, "callback_refused", send_id=record["id"], reason=reason
             )
             log.warning(
-                "refused eSMS callback for send=%s from %s: %s",
+                "refused eSMS callback for send=%s from %s: SMSID does not match (%d chars)",
                 record["id"],
                 _caller(request),
-                reason,
+                len(report.sms_id),
             )
-            self.count(Refused.MISMATCH)
+            self._refuse(Refused.MISMATCH)
             return PlainTextResponse("SMSID does not match this callback URL", status_code=400)
         try:
             # The raw callback and its effects: one line, written without waiting for the
