@@ -44,6 +44,7 @@ from bot.templates import TemplateCatalogue
 from bot.web.callbacks import CallbackEndpoint
 from bot.web.routes import build_web
 from bot.web.server import quiet_config
+from bot.web.slack_gate import check_shape, check_signature
 from handlers import register_all
 from handlers.access import AccessList
 from handlers.deps import SlackDeps
@@ -259,11 +260,23 @@ def _slack(
 def _web(runtime: Runtime) -> Starlette:
     """The HTTP surface: Slack events (unless Socket Mode), eSMS callbacks, health, metrics."""
     handler = AsyncSlackRequestHandler(runtime.bolt)
+    signing = runtime.settings.slack_signing_secret
 
     async def slack_events(request: Request) -> Any:
         if runtime.socket is not None:
             # Socket Mode verifies nothing on HTTP: serving this route would accept forgeries.
             return PlainTextResponse("Socket Mode: events arrive over the socket", 404)
+        # Bolt parses the body before it checks the signature, and raises on what it cannot
+        # parse: a 500 and a traceback, signed or not. Check both first, signature first.
+        body = await request.body()  # cached by Starlette: Bolt reads the same bytes
+        refusal = (
+            check_signature(body, request.headers, signing.get_secret_value()) if signing else None
+        )
+        refusal = refusal or check_shape(body, request.headers.get("content-type"))
+        if refusal is not None:
+            caller = request.client.host if request.client else "unknown"
+            log.info("refused a Slack request from %s: %s", caller, refusal.reason)
+            return PlainTextResponse(refusal.reason, status_code=refusal.status)
         return await handler.handle(request)
 
     @contextlib.asynccontextmanager

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import PUBLIC_URL_FROM_SERVER, Bot, accepted_send, bot_settings, running_bot
+from standins.payloads import slash_command_body
+from tests.harness import (
+    PUBLIC_URL_FROM_SERVER,
+    SIGNING_SECRET,
+    Bot,
+    accepted_send,
+    bot_settings,
+    running_bot,
+)
 
 
 @pytest.fixture
@@ -121,3 +132,94 @@ async def test_a_long_smsid_under_the_query_limit_is_cut_too(bot, caplog):
     assert max(len(line) for line in bot_lines(caplog)) < 1000
     assert any("does not match" in line for line in bot_lines(caplog))
     assert errors(caplog) == []
+
+
+# --- Slack: malformed bodies, signed and unsigned ----------------------------------------
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+MALFORMED: dict[str, tuple[bytes, str]] = {
+    "truncated payload": (b"payload=%7B%22type%22%3A%22block_actions%22%2C%22us", FORM),
+    "empty payload": (b"payload=", FORM),
+    "payload a JSON array": (b"payload=%5B1%2C2%5D", FORM),
+    "body a JSON array": (b"[1, 2, 3]", JSON),
+    "100,000 [ in the payload": (b"payload=" + b"%5B" * 100_000, FORM),
+    "100,000 [ as the body": (b"[" * 100_000, JSON),
+    "an object nested 500 deep": (b'{"a":' * 500 + b"1" + b"}" * 500, JSON),
+    "not UTF-8": (b"payload=\xff\xfe{}", FORM),
+    "a form that is no command": (b"hello=world", FORM),
+    "empty": (b"", FORM),
+}
+
+
+def headers_for(
+    body: bytes, content_type: str, *, secret: str, timestamp: str | None = None
+) -> dict[str, str | bytes]:
+    """Slack's headers, signed over the raw bytes (slack_sdk's signer needs UTF-8) and over
+    any timestamp text."""
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
+    base = b"v0:" + timestamp.encode() + b":" + body
+    signature = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": timestamp.encode(),  # bytes: any text, UTF-8 too
+        "X-Slack-Signature": signature,
+    }
+
+
+def slack_effects(bot: Bot, slack_standin, esms_standin) -> tuple[Any, ...]:
+    """What a refused Slack request must not touch: Slack, eSMS, the store on disk."""
+    warmup = {"usergroups.users.list"}  # the start-up cache fill, not a request's doing
+    return (
+        [c.method for c in slack_standin.calls() if c.method not in warmup],
+        esms_standin.sends(),
+        bot.store.audit.verify().count,
+        bot.store.path.stat().st_size,
+    )
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+async def test_a_malformed_slack_body_is_400_signed_and_401_unsigned(
+    bot, slack_standin, esms_standin, caplog, case
+):
+    body, content_type = MALFORMED[case]
+    caplog.set_level(logging.DEBUG)
+    before = slack_effects(bot, slack_standin, esms_standin)
+    signed = headers_for(body, content_type, secret=SIGNING_SECRET)
+    response = await bot.http.post("/slack/events", content=body, headers=signed)
+    assert response.status_code == 400, response.text
+    assert len(response.text) < 100 and "Traceback" not in response.text
+    for secret in ("not-the-secret", None):
+        headers = headers_for(body, content_type, secret=secret or "x")
+        if secret is None:
+            del headers["X-Slack-Signature"]
+        response = await bot.http.post("/slack/events", content=body, headers=headers)
+        assert response.status_code == 401, response.text
+    assert slack_effects(bot, slack_standin, esms_standin) == before
+    assert errors(caplog) == []
+    assert max(len(line) for line in bot_lines(caplog)) < 1000
+
+
+@pytest.mark.parametrize("timestamp", ["abc", "9" * 400, "", "-1", "1.5", "１２３"])
+@pytest.mark.parametrize(
+    "body", [slash_command_body(), MALFORMED["truncated payload"][0]], ids=["slash", "truncated"]
+)
+async def test_an_odd_timestamp_is_401_even_when_signed_over_it(
+    bot, slack_standin, esms_standin, caplog, timestamp, body
+):
+    caplog.set_level(logging.DEBUG)
+    before = slack_effects(bot, slack_standin, esms_standin)
+    headers = headers_for(body, FORM, timestamp=timestamp, secret=SIGNING_SECRET)
+    response = await bot.http.post("/slack/events", content=body, headers=headers)
+    assert response.status_code == 401, response.text
+    assert slack_effects(bot, slack_standin, esms_standin) == before
+    assert errors(caplog) == []
+
+
+async def test_well_formed_requests_still_reach_bolt(bot, slack_standin):
+    """The check lets through what Slack sends: a slash command, an options load."""
+    response = await bot.slash()
+    assert response.status_code == 200
+    view = await bot.modal()
+    answer = await bot.suggest(view, "template_select", "")
+    assert answer.get("options") or answer.get("option_groups")
