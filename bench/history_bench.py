@@ -1783,7 +1783,7 @@ async def day_run(bench: Bench) -> None:
         cpu_after, wall_after = cb.cpu_seconds(bot.pid), time.monotonic()
         harness = [sum(cb.cpu_seconds(pid)) for pid in (probe.pid, os.getpid())]
         harness.insert(1, fired["cpu"])
-        res.day_left = await settle_day(bot.port, DAY_ARCHIVE_EVERY, 120.0)
+        res.day_left = await settle_day(bot.metrics_port, DAY_ARCHIVE_EVERY, 120.0)
         res.day_rss_after_mib, res.day_rss_peak_mib = cb.memory_mb(bot.pid)
         pstop.set()
         found = await collect(probe, pout, 120)

@@ -42,8 +42,8 @@ from bot.service import SendService
 from bot.stores import open_store
 from bot.templates import TemplateCatalogue
 from bot.web.callbacks import CallbackEndpoint
-from bot.web.routes import build_web
-from bot.web.server import quiet_config
+from bot.web.routes import build_metrics_web, build_web
+from bot.web.server import ByPort, quiet_config
 from bot.web.slack_gate import check_shape, check_signature
 from handlers import register_all
 from handlers.access import AccessList
@@ -120,7 +120,8 @@ class Runtime:
     bolt: AsyncApp
     deps: SlackDeps
     socket: AsyncSocketModeHandler | None
-    asgi: Starlette
+    asgi: Starlette  # the public listener: Slack, eSMS callbacks, health
+    metrics_asgi: Starlette  # the loopback listener: /metrics
 
     async def health(self) -> dict[str, Any]:
         report: dict[str, Any] = {"ok": True, "store": "ok", "scheduler": self.scheduler.running}
@@ -203,6 +204,7 @@ def build_runtime(settings: Settings) -> Runtime:
         deps=deps,
         socket=socket,
         asgi=Starlette(),
+        metrics_asgi=build_metrics_web(metrics.render),
     )
     runtime.asgi = _web(runtime)
     return runtime
@@ -292,7 +294,6 @@ def _web(runtime: Runtime) -> Starlette:
             refused=runtime.metrics.callback_refused,
         ).handle,
         health=runtime.health,
-        metrics=runtime.metrics.render,
         lifespan=lifespan,
     )
 
@@ -302,7 +303,13 @@ async def serve(settings: Settings) -> None:
     runtime = build_runtime(settings)
     settle_long_lived()  # the loaded store must not slow the collector's full passes
     share_the_gil_quickly()  # file work in worker threads must not hold up the loop
-    # Quiet access log: eSMS callbacks carry phone numbers in their query strings.
-    config = quiet_config(runtime.asgi, host=settings.host, port=settings.port, lifespan="on")
+    public = quiet_config(runtime.asgi, host=settings.host, port=settings.port).bind_socket()
+    metrics = quiet_config(
+        runtime.metrics_asgi, host=settings.metrics_host, port=settings.metrics_port
+    ).bind_socket()
+    metrics_port = metrics.getsockname()[1]
+    # One server, two listeners: one set of signal handlers.
+    config = quiet_config(ByPort(runtime.asgi, {metrics_port: runtime.metrics_asgi}), lifespan="on")
     log_event(log, "listening", url=f"http://{settings.host}:{settings.port}")
-    await uvicorn.Server(config).serve()
+    log_event(log, "metrics", url=f"http://{settings.metrics_host}:{metrics_port}/metrics")
+    await uvicorn.Server(config).serve(sockets=[public, metrics])

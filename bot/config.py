@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=0, le=65535)
+    # /metrics is served only here, never on the public HOST:PORT.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9464, ge=0, le=65535)
 
     @field_validator("zns_approvers", "zns_requesters", mode="before")
     @classmethod
@@ -70,6 +73,12 @@ class Settings(BaseSettings):
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
         return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _metrics_apart(self) -> Settings:
+        if self.metrics_port and self.metrics_port == self.port:
+            raise ValueError("METRICS_PORT must differ from PORT (/metrics is not public)")
+        return self
 
     @property
     def audit_compression(self) -> str | None:
@@ -93,5 +102,7 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for err in exc.errors():
             name = ".".join(str(part) for part in err["loc"]).upper()
-            problems.append(f"{name}: {err['msg']}")
+            # A check across settings has no location; its message names them itself.
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {msg}" if name else msg)
         raise ConfigError("invalid setting " + "; ".join(problems)) from None

@@ -123,10 +123,14 @@ async def run_demo(data_dir: Path) -> int:
         print("zns-bot demo: the real server, store and scheduler; Slack and eSMS are local")
         print(f"  Slack Web API stand-in  {slack.api_url}")
         print(f"  eSMS stand-in           {esms.base_url}")
-        async with serve_in_loop(runtime.asgi) as url:
+        async with (
+            serve_in_loop(runtime.asgi) as url,
+            serve_in_loop(runtime.metrics_asgi, lifespan="off") as metrics_url,
+        ):
             # eSMS reaches the bot at its real (ephemeral) address: the demo's public URL
             runtime.settings.public_base_url = url
-            print(f"  zns-bot                 {url}  (/slack/events, /esms/callback, /metrics)")
+            print(f"  zns-bot                 {url}  (/slack/events, /esms/callback)")
+            print(f"  zns-bot metrics         {metrics_url}/metrics")
             driver = SlackDriver(
                 url, store=runtime.store, slack=slack, esms=esms, signing_secret=SIGNING_SECRET
             )

@@ -67,7 +67,7 @@ def standin_env(
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "ESMS_", "ZNS_")) and k not in ("HOST", "PORT")
+        if not k.startswith(("SLACK_", "ESMS_", "ZNS_", "METRICS_")) and k not in SERVER_SETTINGS
     }
     for name, value in standin_values(slack, esms, data_dir, **overrides).items():
         if value is None:
@@ -75,6 +75,13 @@ def standin_env(
         text = ",".join(value) if isinstance(value, list) else str(value)
         env[name.upper()] = text
     return env
+
+
+# The bot's own web-server settings: a caller's would change what the bot under test does.
+SERVER_SETTINGS = (
+    "HOST",
+    "PORT",
+)
 
 
 def free_port() -> int:
@@ -117,7 +124,15 @@ class BotProcess:
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**env, "HOST": "127.0.0.1", "PORT": str(self.port)}
+        # /metrics has its own loopback listener; a given METRICS_PORT is kept across restarts
+        self.metrics_port = int(env.get("METRICS_PORT") or free_port())
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}"
+        self.env = {
+            **env,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "METRICS_PORT": str(self.metrics_port),
+        }
         self.cwd = cwd
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -153,7 +168,7 @@ class BotProcess:
 
     async def outbox_drained(self, wait: float = 15.0) -> None:
         """Until the bot's own /metrics reports an empty outbox (bounded)."""
-        async with httpx.AsyncClient(base_url=self.url) as http:
+        async with httpx.AsyncClient(base_url=self.metrics_url) as http:
             for _ in range(int(wait / 0.05)):
                 if "\nzns_outbox_depth 0.0\n" in (await http.get("/metrics")).text:
                     return

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from bot.app import Runtime, build_runtime
 from bot.config import Settings
 from standins.driver import AGENT, APPROVAL_CHANNEL, APPROVER, NOTIFY_CHANNEL, SlackDriver
@@ -38,6 +40,11 @@ class Bot(SlackDriver):
     """The driver plus the bot's runtime, for tests that look inside."""
 
     runtime: Runtime
+    metrics_url: str  # /metrics is served on its own listener, not at `url`
+
+    async def metrics(self) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.metrics_url) as http:
+            return await http.get("/metrics")
 
 
 class SocketBot(SocketModeDriver, Bot):
@@ -64,7 +71,10 @@ async def running_bot(
 ) -> AsyncIterator[Bot]:
     """The bot serving on loopback; `over_socket`: the driver speaks Socket Mode to it."""
     runtime = build_runtime(settings)
-    async with serve_in_loop(runtime.asgi) as url:
+    async with (
+        serve_in_loop(runtime.asgi) as url,
+        serve_in_loop(runtime.metrics_asgi, lifespan="off") as metrics_url,
+    ):
         if settings.public_base_url == PUBLIC_URL_FROM_SERVER:
             # The port is known only now; this is the URL eSMS's callbacks would reach.
             runtime.settings.public_base_url = url
@@ -73,6 +83,7 @@ async def running_bot(
             url, store=runtime.store, slack=slack, esms=esms, signing_secret=SIGNING_SECRET
         )
         bot.runtime = runtime
+        bot.metrics_url = metrics_url
         try:
             yield bot
         finally:

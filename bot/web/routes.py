@@ -1,4 +1,4 @@
-"""The HTTP surface: Slack events, eSMS callbacks, health and metrics, as Starlette routes."""
+"""The HTTP surfaces as Starlette apps: the public one (Slack, eSMS, health) and metrics."""
 
 from __future__ import annotations
 
@@ -21,12 +21,24 @@ def build_web(
     slack_events: Endpoint,
     esms_callback: Endpoint,
     health: HealthCheck,
-    metrics: MetricsRender,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
 ) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         report = await health()
         return JSONResponse(report, status_code=200 if report.get("ok") else 503)
+
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/esms/callback/{token}", esms_callback, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def build_metrics_web(metrics: MetricsRender) -> Starlette:
+    """/metrics alone, for the loopback listener: the public app does not serve it."""
 
     async def metrics_endpoint(request: Request) -> Response:
         # async on purpose: the store may be read only from the event loop's thread
@@ -34,11 +46,5 @@ def build_web(
         return Response(body, media_type=content_type)
 
     return Starlette(
-        routes=[
-            Route("/slack/events", slack_events, methods=["POST"]),
-            Route("/esms/callback/{token}", esms_callback, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-        ],
-        lifespan=lifespan,
+        routes=[Route("/metrics", metrics_endpoint, methods=["GET"])],
     )

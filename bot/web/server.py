@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
@@ -33,3 +33,16 @@ def quiet_config(app: ASGIApp, **overrides: Any) -> uvicorn.Config:
     }
     options.update(overrides)
     return uvicorn.Config(app, **options)
+
+
+class ByPort:
+    """Hands each request to the app of the listener (local port) it arrived on."""
+
+    def __init__(self, default: ASGIApp, by_port: dict[int, ASGIApp]) -> None:
+        self.default = default
+        self.by_port = by_port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")  # lifespan has none: it goes to the default app
+        app = self.by_port.get(server[1], self.default) if server else self.default
+        await app(scope, receive, send)

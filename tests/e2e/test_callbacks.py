@@ -212,7 +212,7 @@ async def test_metrics_show_sends_callbacks_outbox_and_esms_latency(bot, esms_st
     await esms_standin.fire_callback(record["sms_id"], success=True)
     await esms_standin.fire_callback(record["sms_id"], success=True)  # duplicate
     await bot.http.get("/esms/callback/forged")
-    response = await bot.http.get("/metrics")
+    response = await bot.metrics()
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     samples = {

@@ -190,7 +190,7 @@ async def test_429_then_an_outage_then_recovery_loses_and_duplicates_nothing(
             ),
             kick,
         )
-        metrics = (await bot.http.get("/metrics")).text
+        metrics = (await bot.metrics()).text
         assert 'zns_slack_api_errors_total{error="internal_error",kind="thread"}' in metrics
 
     posts = thread_posts(slack_standin, card)

@@ -42,7 +42,7 @@ async def test_socket_mode_down_is_reported_while_http_keeps_serving(
         health = await bot.http.get("/healthz")
         assert health.status_code == 503
         assert health.json()["socket_mode"] == "down" and health.json()["store"] == "ok"
-        assert (await bot.http.get("/metrics")).status_code == 200  # HTTP still answers
+        assert (await bot.metrics()).status_code == 200  # HTTP still answers
         # Nothing is verified on HTTP in Socket Mode, so Slack's HTTP route is closed.
         assert (await bot.slash("help")).status_code == 404
 
@@ -91,3 +91,22 @@ async def test_serve_logs_json_lines_without_secrets(tmp_path, slack_standin, es
     assert any("GetZnsTemplateInfo" in e["msg"] for e in events)  # eSMS GETs were logged
     for secret in (esms_standin.api_key, esms_standin.secret_key, BOT_TOKEN, SIGNING_SECRET):
         assert secret not in text
+
+
+async def test_metrics_are_served_only_on_the_loopback_metrics_listener(
+    tmp_path, slack_standin, esms_standin
+):
+    from standins.process import BotProcess, standin_env
+
+    bot = BotProcess(standin_env(slack_standin, esms_standin, tmp_path / "data"), cwd=tmp_path)
+    await bot.start()
+    try:
+        assert bot.metrics_port != bot.port
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(f"{bot.url}/metrics")).status_code == 404
+            metrics = await http.get(f"{bot.metrics_url}/metrics")
+            assert metrics.status_code == 200 and "zns_outbox_depth" in metrics.text
+            # and the metrics listener serves nothing else
+            assert (await http.get(f"{bot.metrics_url}/healthz")).status_code == 404
+    finally:
+        bot.stop()
