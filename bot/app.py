@@ -42,8 +42,9 @@ from bot.service import SendService
 from bot.stores import open_store
 from bot.templates import TemplateCatalogue
 from bot.web.callbacks import CallbackEndpoint
+from bot.web.limits import Limits
 from bot.web.routes import build_metrics_web, build_web
-from bot.web.server import ByPort, quiet_config
+from bot.web.server import ByPort, header_timeout_protocol, quiet_config
 from bot.web.slack_gate import check_shape, check_signature
 from handlers import register_all
 from handlers.access import AccessList
@@ -204,7 +205,7 @@ def build_runtime(settings: Settings) -> Runtime:
         deps=deps,
         socket=socket,
         asgi=Starlette(),
-        metrics_asgi=build_metrics_web(metrics.render),
+        metrics_asgi=build_metrics_web(metrics.render, _limits(settings)),
     )
     runtime.asgi = _web(runtime)
     return runtime
@@ -294,7 +295,16 @@ def _web(runtime: Runtime) -> Starlette:
             refused=runtime.metrics.callback_refused,
         ).handle,
         health=runtime.health,
+        limits=_limits(runtime.settings),
         lifespan=lifespan,
+    )
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        max_body=settings.max_body_bytes,
+        max_query=settings.max_query_bytes,
+        max_headers=settings.max_header_bytes,
     )
 
 
@@ -308,8 +318,18 @@ async def serve(settings: Settings) -> None:
         runtime.metrics_asgi, host=settings.metrics_host, port=settings.metrics_port
     ).bind_socket()
     metrics_port = metrics.getsockname()[1]
-    # One server, two listeners: one set of signal handlers.
-    config = quiet_config(ByPort(runtime.asgi, {metrics_port: runtime.metrics_asgi}), lifespan="on")
+    # One server, two listeners: one set of signal handlers, limits and connection cap.
+    config = quiet_config(
+        ByPort(runtime.asgi, {metrics_port: runtime.metrics_asgi}),
+        # Quiet (no access log: eSMS callbacks carry phones in their query strings).
+        http=header_timeout_protocol(settings.header_timeout),
+        lifespan="on",
+        timeout_keep_alive=settings.keepalive_timeout,
+        limit_concurrency=settings.max_connections,
+        # h11 answers 400 to a request head still incomplete past this many bytes; room
+        # enough that the limits' own 414 and 431 answer the heads they are meant for.
+        h11_max_incomplete_event_size=settings.max_query_bytes + settings.max_header_bytes + 8192,
+    )
     log_event(log, "listening", url=f"http://{settings.host}:{settings.port}")
     log_event(log, "metrics", url=f"http://{settings.metrics_host}:{metrics_port}/metrics")
     await uvicorn.Server(config).serve(sockets=[public, metrics])

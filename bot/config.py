@@ -58,6 +58,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=0, le=65535)
+    # Refused before the app reads them: 413 (body), 414 (query string), 431 (headers).
+    # 1 MiB: the largest approval submission is 173 KiB, the largest request submission
+    # (20 inputs of 3000 Vietnamese characters) 575 KiB; see tests/bot/web/test_limits.py.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_query_bytes: int = Field(16 * 1024, ge=256)
+    max_header_bytes: int = Field(8 * 1024, ge=1024)
+    # Seconds a connection may take to send a request's headers, and may idle between requests.
+    header_timeout: float = Field(30.0, gt=0)
+    keepalive_timeout: float = Field(5.0, gt=0)
+    # Open connections beyond this get 503 (eSMS callbacks refused so are recovered by polling).
+    max_connections: int = Field(500, ge=2)
     # /metrics is served only here, never on the public HOST:PORT.
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, le=65535)

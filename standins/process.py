@@ -81,6 +81,12 @@ def standin_env(
 SERVER_SETTINGS = (
     "HOST",
     "PORT",
+    "MAX_BODY_BYTES",
+    "MAX_QUERY_BYTES",
+    "MAX_HEADER_BYTES",
+    "HEADER_TIMEOUT",
+    "KEEPALIVE_TIMEOUT",
+    "MAX_CONNECTIONS",
 )
 
 

@@ -7,9 +7,12 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from bot.web.limits import Limits, LimitsMiddleware
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
@@ -21,6 +24,7 @@ def build_web(
     slack_events: Endpoint,
     esms_callback: Endpoint,
     health: HealthCheck,
+    limits: Limits,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
 ) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
@@ -33,11 +37,13 @@ def build_web(
             Route("/esms/callback/{token}", esms_callback, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
+        # Outermost of the app's own layers: sizes are refused before routing or signatures.
+        middleware=[Middleware(LimitsMiddleware, limits=limits)],
         lifespan=lifespan,
     )
 
 
-def build_metrics_web(metrics: MetricsRender) -> Starlette:
+def build_metrics_web(metrics: MetricsRender, limits: Limits) -> Starlette:
     """/metrics alone, for the loopback listener: the public app does not serve it."""
 
     async def metrics_endpoint(request: Request) -> Response:
@@ -47,4 +53,5 @@ def build_metrics_web(metrics: MetricsRender) -> Starlette:
 
     return Starlette(
         routes=[Route("/metrics", metrics_endpoint, methods=["GET"])],
+        middleware=[Middleware(LimitsMiddleware, limits=limits)],
     )

@@ -1,9 +1,11 @@
-"""The bot's uvicorn configuration: no access log (it would print secrets), quiet, short."""
+"""The bot's uvicorn configuration: no access log (it would print secrets), limits, timeouts."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import h11
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -18,6 +20,55 @@ class QuietH11Protocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.access_log = False
+
+
+class HeaderTimeoutProtocol(QuietH11Protocol):
+    """Closes a connection that has not sent a request's complete headers in `header_timeout`.
+
+    uvicorn has no such timeout: a client dripping one header byte a minute holds its file
+    descriptor for ever. The clock starts when the connection opens and again when the first
+    byte of each later request arrives (between requests, uvicorn's keep-alive timeout rules).
+    """
+
+    header_timeout: float = 30.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE and self._header_timer is None:
+            self._arm_header_timer()
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the headers are in
+            self._cancel_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            # No response: the client has not finished asking; 408 would invite a retry.
+            self.transport.close()
+
+
+def header_timeout_protocol(seconds: float) -> type[HeaderTimeoutProtocol]:
+    """The protocol class with its header-read timeout set (uvicorn instantiates the class)."""
+    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": seconds})
 
 
 def quiet_config(app: ASGIApp, **overrides: Any) -> uvicorn.Config:

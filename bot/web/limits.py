@@ -1,0 +1,104 @@
+"""Size limits checked before the app reads: body (413), query string (414), headers (431)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# RFC 9110 §15.5.14/15 and RFC 6585 §5: the codes nginx (414), Node and Go (431) answer with.
+BODY_TOO_LARGE = 413
+QUERY_TOO_LONG = 414
+HEADERS_TOO_LARGE = 431
+
+
+class BodyTooLarge(Exception):
+    """The streamed body passed the limit; raised into the app, which must not see the rest."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body: int
+    max_query: int
+    max_headers: int
+
+
+class LimitsMiddleware:
+    """Refuse oversized requests before the app sees them; never buffers a body.
+
+    Content-Length is checked up front. A body without one (chunked) is counted as the app
+    reads it: past the limit, the app's `receive` raises and the 413 goes out instead of
+    whatever the app would have answered. Each refusal closes the connection, so the rest of
+    a large body is never read either.
+    """
+
+    def __init__(self, app: ASGIApp, limits: Limits) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if len(scope["query_string"]) > self.limits.max_query:
+            await _refuse(send, QUERY_TOO_LONG, b"query string too long")
+            return
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        if sum(len(name) + len(value) for name, value in headers) > self.limits.max_headers:
+            await _refuse(send, HEADERS_TOO_LARGE, b"request headers too large")
+            return
+        declared = _content_length(headers)
+        if declared is not None and declared > self.limits.max_body:
+            await _refuse(send, BODY_TOO_LARGE, b"request body too large")
+            return
+        await self._counted(scope, receive, send)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limits.max_body:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if started:  # the app answered before reading it all; only closing is left
+                raise
+            await _refuse(send, BODY_TOO_LARGE, b"request body too large")
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            # h11 has already refused a malformed or conflicting Content-Length
+            return int(value)
+    return None
+
+
+async def _refuse(send: Send, status: int, text: bytes) -> None:
+    # Connection: close, so uvicorn drops the connection instead of reading the rest of the body.
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(text)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": text})
