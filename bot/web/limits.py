@@ -29,7 +29,8 @@ class LimitsMiddleware:
     Content-Length is checked up front. A body without one (chunked) is counted as the app
     reads it: past the limit, the app's `receive` raises and the 413 goes out instead of
     whatever the app would have answered. Each refusal closes the connection, so the rest of
-    a large body is never read either.
+    a large body is never read either. Place it in Starlette's `middleware=`, inside its
+    error middleware, which would otherwise answer the raise with a 500 first.
     """
 
     def __init__(self, app: ASGIApp, limits: Limits) -> None:
