@@ -7,9 +7,16 @@ The handler's `RedactionFilter` rewrites each record it sees before it is writte
 - every configured secret value, `ApiKey=`/`SecretKey=`/token-like query values, Slack
   `xox?-`/`xapp-` tokens, `Bearer` credentials and the per-send token in eSMS callback URLs
   become `***`, in the message, in the `extra` fields and in the exception text;
-- a `phone` (or `*_phone`) extra is replaced by its masked form (`090****484`).
+- a `phone` (or `*_phone`) extra is replaced by its masked form (`090****484`), and so is
+  every Vietnamese mobile number in the text, however it is spelt (`0901 888 484`,
+  `84901888484`, `+84 901-888-484`, form-encoded `0901+888+484`);
+- a message is cut to `MAX_MESSAGE` characters, a traceback to `MAX_TRACEBACK`, so no request
+  body is ever written whole.
 
 The record itself is rewritten, so handlers that run after this one see the clean version too.
+`protect_records()` does the same to every record as it is created, whatever its logger and
+level, before any handler (pytest's caplog included) sees it; it also shortens the records
+slack_sdk and Bolt write with a whole request or response body in them (see `_SHORTENED`).
 `redact_loggers()` puts the same filter on named loggers (httpx logs eSMS URLs), which rewrites
 their records before any handler, pytest's caplog included, sees them.
 """
@@ -24,7 +31,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 import orjson
 from pydantic import BaseModel
@@ -33,6 +40,8 @@ from bot.phones import mask_phone
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4  # shorter "secrets" would blank ordinary text; they are ignored
+MAX_MESSAGE = 2048  # characters of one message: room for any event of ours, never a body
+MAX_TRACEBACK = 8192  # a traceback keeps its end, where the exception is
 # What `exc_info=` takes (as typeshed's logging spells it).
 ExcInfo = (
     bool
@@ -74,6 +83,36 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = (
 )
 
 
+# A Vietnamese mobile number as people and encoders spell it: 0, 84 or +84 (also `%2B84`),
+# then 9 digits starting 3, 5, 7, 8 or 9, with spaces, dots, dashes or a form-encoded `+`
+# or `%20` between digit groups. Not inside a longer run of digits (ids, timestamps).
+_SEP = r"(?:[ .\-+]|%20)?"
+_PHONE = re.compile(
+    r"(?<![\d])(?:\+|%2[Bb])?(?:\(?84\)?|0)" + _SEP + r"([35789](?:" + _SEP + r"\d){8})(?![\d])"
+)
+_DIGIT_RUN = re.compile(r"\d{3}")  # cheap: text without three digits in a row has no phone
+
+
+def mask_phones(text: str) -> str:
+    """Every Vietnamese mobile number in `text` masked as `mask_phone` masks it: `090****484`."""
+    if not _DIGIT_RUN.search(text):
+        return text
+    return _PHONE.sub(_mask_match, text)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    return mask_phone("0" + re.sub(r"%20|\D", "", match.group(1)))
+
+
+def cap(text: str, limit: int = MAX_MESSAGE, *, keep_end: bool = False) -> str:
+    """`text` cut to at most `limit` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    note = f" …[{len(text) - limit + 40} chars cut]… "
+    keep = limit - len(note)
+    return note + text[-keep:] if keep_end else text[:keep] + note
+
+
 def _secret_text(value: object) -> str | None:
     if value is None:
         return None
@@ -100,7 +139,10 @@ class RedactionFilter(logging.Filter):
         # Longest first, so a secret that contains another is blanked whole.
         self.secrets = tuple(sorted(kept, key=len, reverse=True))
 
-    def redact(self, text: str) -> str:
+    def redact(self, text: str, limit: int = MAX_MESSAGE, *, keep_end: bool = False) -> str:
+        # Cut loosely first so a huge body costs little to scan, then exactly: a secret or
+        # phone split by the first cut is gone with the second.
+        text = cap(text, 4 * limit, keep_end=keep_end)
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
@@ -108,7 +150,7 @@ class RedactionFilter(logging.Filter):
         for literal, pattern, replacement in _PATTERNS:
             if literal in lowered:
                 text = pattern.sub(replacement, text)
-        return text
+        return cap(mask_phones(text), limit, keep_end=keep_end)
 
     def filter(self, record: logging.LogRecord) -> bool:
         # A logger's filter and then the handler's may both see a record, each with secrets
@@ -127,9 +169,9 @@ class RedactionFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = _FORMATTER.formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
+            record.exc_text = self.redact(record.exc_text, MAX_TRACEBACK, keep_end=True)
         if record.stack_info:
-            record.stack_info = self.redact(record.stack_info)
+            record.stack_info = self.redact(record.stack_info, MAX_TRACEBACK, keep_end=True)
         setattr(record, _SCRUBBED, (*scrubbed, id(self)))
         return True
 
@@ -229,10 +271,82 @@ def configure_logging(
     handler = _StderrHandler(stream)
     setattr(handler, _OURS, True)
     handler.setFormatter(JsonFormatter() if json else TextFormatter())
+    secrets = list(secrets)
     handler.addFilter(RedactionFilter(secrets))
+    protect_records(secrets)
     root.addHandler(handler)
     root.setLevel(numeric)
     return handler
+
+
+# Records that third-party libraries write with a whole request or response in them, by
+# (logger name prefix, message prefix): what is kept of them. Bodies hold modals, phones and
+# names; the line keeps what says what happened. A refused Slack request is logged by us,
+# once and short (bot/web/refusals.py), so Bolt's line, which holds the body, goes to DEBUG.
+_BODY_MARKERS = (", params: ", ", headers: ", ", body: ", " (")
+_SHORTENED: tuple[tuple[str, str, int | None], ...] = (
+    ("slack_sdk.", "Sending a request - url: ", None),
+    ("slack_sdk.", "Sending a request: ", None),
+    ("slack_sdk.", "Received the following response - ", None),
+    ("slack_sdk.", "ChatStream appended to buffer", None),
+    ("slack_sdk.", "Skipped self event", None),
+    ("slack_bolt.", "Invalid request signature detected", logging.DEBUG),
+    ("slack_bolt.", "A global middleware (", None),
+    ("slack_bolt.", "Skipped self event", None),
+    ("slack_bolt.", "Responding with status: ", None),
+)
+
+
+def _shorten(record: logging.LogRecord) -> None:
+    """Cut a known body-dumping record to its head (and demote it where `_SHORTENED` says)."""
+    msg = record.msg
+    if not isinstance(msg, str) or not record.name.startswith(("slack_sdk.", "slack_bolt.")):
+        return
+    for prefix, start, level in _SHORTENED:
+        if record.name.startswith(prefix) and msg.startswith(start):
+            text = _message(record)
+            head = min(
+                (i for i in (text.find(m, len(start)) for m in _BODY_MARKERS) if i > 0),
+                default=len(start),
+            )
+            if start.startswith("Responding"):  # "Responding with status: 200 body: ..."
+                head = text.find(" body", len(start))
+                head = head if head > 0 else len(text)
+            record.msg, record.args = text[:head] + " (body not logged)", ()
+            if level is not None and record.levelno > level:
+                record.levelno, record.levelname = level, logging.getLevelName(level)
+            return
+
+
+_PROCESS_FILTER: RedactionFilter | None = None
+
+
+def protect_records(secrets: Iterable[object] = ()) -> RedactionFilter:
+    """Scrub every log record of the process as it is created, before any handler sees it.
+
+    Whatever the logger (slack_bolt, slack_sdk, httpx, apscheduler, uvicorn, ours) and the
+    level, DEBUG included: secrets blanked, phones masked, the message capped, and known
+    body-dumping records shortened. Calling it again adds `secrets`; the factory is installed
+    once. A handler's own filter (configure_logging's) still scrubs the `extra=` fields,
+    which are set on a record only after it is created.
+    """
+    global _PROCESS_FILTER
+    if _PROCESS_FILTER is not None:
+        _PROCESS_FILTER.add_secrets(secrets)
+        return _PROCESS_FILTER
+    scrubber = _PROCESS_FILTER = RedactionFilter(secrets)
+    make = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        _shorten(record)
+        scrubber.filter(record)
+        # The handler's filter must scrub again: its extras are set after this point.
+        record.__dict__.pop(_SCRUBBED, None)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    return scrubber
 
 
 def redact_loggers(*names: str, secrets: Iterable[object] = ()) -> None:

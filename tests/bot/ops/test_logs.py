@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,9 +15,12 @@ from pydantic import SecretStr
 
 from bot.config import load_settings
 from bot.ops.logs import (
+    MAX_MESSAGE,
     RedactionFilter,
     configure_logging,
     log_event,
+    mask_phones,
+    protect_records,
     redact_loggers,
     secrets_from_settings,
 )
@@ -315,3 +319,83 @@ def test_a_record_redacted_on_its_logger_still_gets_the_handlers_secrets(out, lo
     assert event["msg"] == "*** *** ***"
     for leaked in (logger_only, API_KEY, SECRET_KEY):
         assert leaked not in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "0901888484",
+        "0901 888 484",
+        "0901.888.484",
+        "090-188-8484",
+        "84901888484",
+        "+84901888484",
+        "+84 901 888 484",
+        "(+84) 901-888-484",
+        "%2B84901888484",  # form-encoded +84
+        "0901+888+484",  # form-encoded spaces
+        "0901%20888%20484",
+    ],
+)
+def test_every_spelling_of_a_phone_in_text_is_masked_as_mask_phone_masks_it(typed):
+    text = mask_phones(f'payload={{"phone":"{typed}","name":"A"}} and {typed}.')
+    assert text.count(MASKED) == 2, text
+    assert "901888484" not in re.sub(r"\D", "", text.replace(MASKED, ""))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SMSID 12345678901234 at 1733580000.123",  # long ids and timestamps are not phones
+        "ts 2026-12-07 09:12:34, amount 150000, order DH-1001",
+        "landline 02439123456",
+        "a longer run 090188848412",
+    ],
+)
+def test_numbers_that_are_not_mobile_phones_are_left_alone(text):
+    assert mask_phones(text) == text
+
+
+def test_a_phone_in_any_message_is_masked_and_a_long_message_capped(out):
+    configure(out)
+    log = logging.getLogger("slack_bolt.test")
+    log.info("body: %s", "payload=" + "x" * 3_000_000 + f" {PHONE} {API_KEY}")
+    log.info("user typed %s", "+84 901 888 484")
+    long, typed = events(out)
+    assert len(long["msg"]) <= MAX_MESSAGE and "chars cut" in long["msg"]
+    assert typed["msg"] == f"user typed {MASKED}"
+    assert PHONE not in out.getvalue() and API_KEY not in out.getvalue()
+
+
+def test_records_are_scrubbed_for_every_handler_at_every_level(caplog):
+    protect_records([API_KEY])
+    with caplog.at_level(logging.DEBUG):  # pytest's handler; none of ours
+        logging.getLogger("apscheduler.test").debug("job for %s key %s", PHONE, API_KEY)
+    (record,) = caplog.records
+    assert record.getMessage() == f"job for {MASKED} key ***"
+
+
+def test_slack_sdk_and_bolt_body_dumps_are_cut_to_their_head(caplog):
+    protect_records()
+    body = '{"channel": "C1", "text": "to 0901888484", "blocks": []}'
+    with caplog.at_level(logging.DEBUG):
+        sdk = logging.getLogger("slack_sdk.web.async_base_client")
+        sdk.debug(
+            f"Sending a request - url: POST http://x/api/chat.postMessage, params: {{}}, "
+            f"json: {body}, headers: {{}}"
+        )
+        sdk.debug(f"Received the following response - status: 200, headers: {{}}, body: {body}")
+        logging.getLogger("slack_bolt.RequestVerification").info(
+            f"Invalid request signature detected (signature: v0=1, timestamp: 1, body: {body})"
+        )
+    sent, received, refused = caplog.records
+    assert sent.getMessage() == (
+        "Sending a request - url: POST http://x/api/chat.postMessage (body not logged)"
+    )
+    assert received.getMessage() == (
+        "Received the following response - status: 200 (body not logged)"
+    )
+    # Demoted: the bot logs a refused request itself, once, short.
+    assert refused.levelno == logging.DEBUG
+    assert refused.getMessage() == "Invalid request signature detected (body not logged)"
+    assert "C1" not in caplog.text
