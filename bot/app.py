@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -35,7 +35,7 @@ from bot.jobs.polling import DeliveryPoller
 from bot.jobs.relay import Relay
 from bot.jobs.scheduler import RELAY_JOB, build_scheduler, kick_relay, run_soon
 from bot.ops.heap import settle_long_lived
-from bot.ops.logs import log_event
+from bot.ops.logs import log_event, protect_records, secrets_from_settings
 from bot.ops.loop_lag import share_the_gil_quickly, watch_loop_lag
 from bot.ops.metrics import Metrics
 from bot.service import SendService
@@ -43,6 +43,7 @@ from bot.stores import open_store
 from bot.templates import TemplateCatalogue
 from bot.web.callbacks import CallbackEndpoint
 from bot.web.limits import Limits
+from bot.web.refusals import RefusalLog
 from bot.web.routes import build_metrics_web, build_web
 from bot.web.server import ByPort, header_timeout_protocol, quiet_config
 from bot.web.slack_gate import check_shape, check_signature
@@ -123,6 +124,7 @@ class Runtime:
     socket: AsyncSocketModeHandler | None
     asgi: Starlette  # the public listener: Slack, eSMS callbacks, health
     metrics_asgi: Starlette  # the loopback listener: /metrics
+    refusals: RefusalLog = field(default_factory=RefusalLog)  # refused Slack requests
 
     async def health(self) -> dict[str, Any]:
         report: dict[str, Any] = {"ok": True, "store": "ok", "scheduler": self.scheduler.running}
@@ -184,6 +186,8 @@ class Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     """Everything `serve` runs, wired from the settings; nothing runs until its lifespan."""
     check_settings(settings)
+    # Every record scrubbed as it is made, whoever logs it (Bolt, slack_sdk, httpx...).
+    protect_records(secrets_from_settings(settings))
     store = open_store(settings, background_compaction=True)
     metrics = Metrics(store)
     esms = EsmsClient.from_settings(settings, on_call=metrics.esms_latency)
@@ -264,6 +268,7 @@ def _web(runtime: Runtime) -> Starlette:
     """The HTTP surface: Slack events (unless Socket Mode), eSMS callbacks, health, metrics."""
     handler = AsyncSlackRequestHandler(runtime.bolt)
     signing = runtime.settings.slack_signing_secret
+    refusals = runtime.refusals
 
     async def slack_events(request: Request) -> Any:
         if runtime.socket is not None:
@@ -277,15 +282,20 @@ def _web(runtime: Runtime) -> Starlette:
         )
         refusal = refusal or check_shape(body, request.headers.get("content-type"))
         if refusal is not None:
-            caller = request.client.host if request.client else "unknown"
-            log.info("refused a Slack request from %s: %s", caller, refusal.reason)
+            refusals.note(request, refusal.reason)  # one short line; a flood summed up
             return PlainTextResponse(refusal.reason, status_code=refusal.status)
-        return await handler.handle(request)
+        response = await handler.handle(request)
+        if response.status_code == 401:  # Bolt's signature check refused it (body unlogged)
+            refusals.note(request)
+        return response
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with runtime.running():
-            yield
+        try:
+            async with runtime.running():
+                yield
+        finally:
+            refusals.close()
 
     return build_web(
         slack_events=slack_events,
