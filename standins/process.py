@@ -120,6 +120,9 @@ class BotProcess:
     wherever `start(stderr=...)` says.
     """
 
+    # Every log file a BotProcess wrote to, so the test suite can check each of its lines.
+    log_files: list[Path] = []  # noqa: RUF012 - shared on purpose
+
     def __init__(
         self,
         env: dict[str, str],
@@ -141,6 +144,8 @@ class BotProcess:
         }
         self.cwd = cwd
         self.log_path = log_path
+        if log_path is not None:
+            BotProcess.log_files.append(log_path)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -1,7 +1,8 @@
-"""Shared fixtures: the stand-ins, an eSMS client, a callback receiver, refusal checking."""
+"""Shared fixtures: the stand-ins, an eSMS client, a callback receiver, refusal and log checks."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -14,16 +15,75 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.esms.client import EsmsClient
+from bot.ops.logs import JsonFormatter, RedactionFilter, protect_records
 from standins.esms import EsmsStandIn
+from standins.process import BOT_TOKEN, SIGNING_SECRET, BotProcess
 from standins.servers import ServerThread
 from standins.slack import REFUSALS, Refusal
+from tests.logcheck import leaks
 
 pytest_plugins = ["pytester"]  # tests/standins/test_blockkit.py runs the refusal check in a session
 
 # Distinctive on purpose: the secrets tests search every log line and error for them.
 ESMS_API_KEY = "apikey-ZQX7-do-not-leak-31f9"
 ESMS_SECRET_KEY = "secretkey-VWK2-do-not-leak-88c4"
+# Every secret the tests give a bot or a client: no log line may hold one.
+SECRETS = (ESMS_API_KEY, ESMS_SECRET_KEY, BOT_TOKEN, SIGNING_SECRET)
 CLIENT_TIMEOUT = 0.5  # short, so timeout tests are quick; the stand-in answers in ~2 ms
+
+
+class _Recorder(logging.Handler):
+    """Keeps each record's line as `zns-bot serve` would write it: its handler's filter (with
+    no secrets of its own: those must be caught without it) and its JSON formatter."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.addFilter(RedactionFilter())
+        self.setFormatter(JsonFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def logs_as_serve_configures_them() -> Iterator[_Recorder]:
+    """Every record scrubbed as `zns-bot serve` scrubs it (the bot adds its settings' secrets
+    when it is built), INFO and up emitted as serve's default, and one recorder on the root
+    logger for `no_phone_or_secret_in_any_log_line` to read."""
+    protect_records()
+    root = logging.getLogger()
+    recorder, level = _Recorder(), root.level
+    root.addHandler(recorder)
+    root.setLevel(min(level, logging.INFO))
+    yield recorder
+    root.removeHandler(recorder)
+    root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def no_phone_or_secret_in_any_log_line(
+    logs_as_serve_configures_them: _Recorder,
+) -> Iterator[None]:
+    """Fail the test if any log line of it (the bot's, a stand-in's, a library's; a `zns-bot
+    serve` child's log file too) holds a full phone in any spelling or a test secret."""
+    recorder = logs_as_serve_configures_them
+    recorder.lines.clear()
+    files = len(BotProcess.log_files)
+    yield
+    lines = recorder.lines + [
+        line
+        for path in BotProcess.log_files[files:]
+        if path.exists()
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+    ]
+    recorder.lines.clear()
+    problems = [(found, line) for line in lines if (found := leaks(line, SECRETS))]
+    if problems:
+        shown = "\n".join(f"  {found}: {line[:300]}" for found, line in problems[:5])
+        pytest.fail(
+            f"{len(problems)} log line(s) hold a full phone or a secret:\n{shown}", pytrace=False
+        )
 
 
 @pytest.fixture(autouse=True)

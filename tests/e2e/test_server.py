@@ -73,16 +73,15 @@ async def test_serve_logs_json_lines_without_secrets(tmp_path, slack_standin, es
     from standins.process import BOT_TOKEN, SIGNING_SECRET, BotProcess, standin_env
 
     env = standin_env(slack_standin, esms_standin, tmp_path / "data", log_level="DEBUG")
-    bot = BotProcess(env, cwd=tmp_path)
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log_file:
-        await bot.start(stderr=log_file)  # start-up warms caches: eSMS GETs carry the keys
-        try:
-            # a refused callback logs the caller; a template look-up logs eSMS calls
-            async with httpx.AsyncClient(base_url=bot.url) as http:
-                assert (await http.get("/esms/callback/nope?SMSID=1")).status_code == 404
-        finally:
-            bot.stop()
+    log_path = tmp_path / "serve.log"  # the suite's log check reads it too
+    bot = BotProcess(env, cwd=tmp_path, log_path=log_path)
+    await bot.start()  # start-up warms caches: eSMS GETs carry the keys
+    try:
+        # a refused callback logs the caller; a template look-up logs eSMS calls
+        async with httpx.AsyncClient(base_url=bot.url) as http:
+            assert (await http.get("/esms/callback/nope?SMSID=1")).status_code == 404
+    finally:
+        bot.stop()
     text = log_path.read_text(encoding="utf-8")
     lines = [line for line in text.splitlines() if line.strip()]
     assert lines, "serve logged nothing"

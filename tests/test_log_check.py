@@ -1,0 +1,77 @@
+"""The suite-wide log check (tests/conftest.py) fails a test whose log lines leak."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.logcheck import leaks
+
+INNER_TESTS = """
+import logging
+
+from standins.process import BotProcess
+from tests.conftest import ESMS_API_KEY
+
+
+def test_a_phone_typed_any_way_is_masked_before_any_line_is_written():
+    logging.getLogger("slack_bolt.inner").warning("typed +84 901-888-484 and 0901.888.484")
+
+
+def test_a_secret_no_component_registered():
+    logging.getLogger("some.library").warning("calling with %s", ESMS_API_KEY)
+
+
+def test_a_phone_in_a_bot_process_log_file(tmp_path):
+    log_path = tmp_path / "bot.log"
+    BotProcess({}, cwd=tmp_path, log_path=log_path)
+    log_path.write_text('{"msg": "to 84901888484"}\\n')
+
+
+def test_a_clean_log():
+    logging.getLogger("bot.inner").warning("sent to 090****484")
+"""
+
+INNER_CONFTEST = """
+from tests.conftest import (  # noqa: F401
+    logs_as_serve_configures_them,
+    no_phone_or_secret_in_any_log_line,
+)
+"""
+
+
+def test_the_autouse_check_fails_a_test_whose_log_holds_a_phone_or_a_secret(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeconftest(INNER_CONFTEST)
+    pytester.makepyfile(test_inner=INNER_TESTS)
+    # a process of its own, as in tests/standins/test_blockkit.py
+    pytester.syspathinsert(str(Path(__file__).resolve().parents[1]))
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:xdist", "-q")
+
+    result.assert_outcomes(passed=4, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_a_secret_no_component_registered*",
+            "*1 log line(s) hold a full phone or a secret*",
+            "*ERROR at teardown of test_a_phone_in_a_bot_process_log_file*",
+            "*0901888484*",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "found"),
+    [
+        ("to 0901888484", ["0901888484"]),
+        ("to +84 (901) 888-484", ["0901888484"]),
+        ("phone=%2B84901888484&x=1", ["0901888484"]),
+        ("to 0901+888+484", ["0901888484"]),
+        ("to 090****484, at 1733580000.123, SMSID 12345678901234", []),
+    ],
+)
+def test_the_check_finds_a_phone_however_it_is_spelt(line: str, found: list[str]) -> None:
+    assert leaks(line, ("s3cret-value",)) == found
+    assert leaks(f"{line} s3cret-value", ("s3cret-value",)) == ["s3cret-value", *found]
