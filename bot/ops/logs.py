@@ -289,7 +289,6 @@ _SHORTENED: tuple[tuple[str, str, int | None], ...] = (
     ("slack_sdk.", "Sending a request: ", None),
     ("slack_sdk.", "Received the following response - ", None),
     ("slack_sdk.", "ChatStream appended to buffer", None),
-    ("slack_sdk.", "Skipped self event", None),
     ("slack_bolt.", "Invalid request signature detected", logging.DEBUG),
     ("slack_bolt.", "A global middleware (", None),
     ("slack_bolt.", "Skipped self event", None),
