@@ -447,7 +447,9 @@ def _mask(value: object) -> object:
     text = str(value)
     if "*" in text:
         return text
-    return mask_phone(text)
+    # A number typed as +84 or 84 masks as its 0 form, as one in the message text does.
+    masked = mask_phones(text)
+    return masked if masked != text else mask_phone(text)
 
 
 def _timestamp(record: logging.LogRecord) -> str:
