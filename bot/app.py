@@ -282,7 +282,8 @@ def _web(runtime: Runtime) -> Starlette:
         )
         refusal = refusal or check_shape(body, request.headers.get("content-type"))
         if refusal is not None:
-            refusals.note(request, refusal.reason)  # one short line; a flood summed up
+            # one short line, a flood summed up; a 401's reason is read from its headers
+            refusals.note(request, None if refusal.status == 401 else refusal.reason)
             return PlainTextResponse(refusal.reason, status_code=refusal.status)
         response = await handler.handle(request)
         if response.status_code == 401:  # Bolt's signature check refused it (body unlogged)

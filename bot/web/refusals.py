@@ -25,10 +25,11 @@ def refusal_reason(headers: Mapping[str, str], now: float) -> str:
     stamp = headers.get("x-slack-request-timestamp", "")
     if not stamp or not headers.get("x-slack-signature"):
         return "unsigned"
-    try:
-        sent = int(stamp)
-    except ValueError:
+    # Slack's are Unix seconds: 10 digits. Anything else (or 400 nines, which int() takes but
+    # float arithmetic does not) is no timestamp at all.
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 10):
         return "bad timestamp"
+    sent = int(stamp)
     if abs(now - sent) > MAX_AGE:
         return "too old" if sent < now else "timestamp in the future"
     return "bad signature"
