@@ -16,12 +16,13 @@ from storage.errors import StoreError
 from storage.group_commit import GroupCommit
 from storage.outbox import Outbox
 from storage.sends import SendRecords
+from storage.views import OpenedViews
 
 FILE_NAME = "live.db"  # the live store; the history is in audit/ (storage.segments)
 
 
 class Store:
-    """Sends, audit events, callback events and the outbox, sharing one LogDB.
+    """Sends, audit events, callback events, the outbox and opened views, sharing one LogDB.
 
     Use it from one thread (the event loop's): a compare-and-set is atomic because
     nothing else runs between its read and its write.
@@ -44,6 +45,7 @@ class Store:
         self.sends = SendRecords(db, self.audit, clock)
         self.callbacks = CallbackEvents(db, clock)
         self.outbox = Outbox(db, clock)
+        self.views = OpenedViews(db, clock)
         self._group_commit = GroupCommit(db.storage)
         self.archive = Archiver(
             self, live_hours=live_hours, compression=compression, on_step=on_archive_step
