@@ -8,8 +8,17 @@ groups, is the caller's job; telling the person is the caller's too.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
 
 from storage.sends import SendRecord
+from storage.views import REQUEST, REVIEW
+
+# How long a submission of a modal the bot opened is accepted; the record of the view is
+# swept after it, so the live store holds only views opened within this window.
+VIEW_TTL = timedelta(hours=4)
+DECISIONS = frozenset({"approve", "reject"})
 
 
 class Refusal(enum.StrEnum):
@@ -19,6 +28,12 @@ class Refusal(enum.StrEnum):
     NOT_AN_APPROVER = "not an approver"
     OWN_REQUEST = "own request"
     NOT_THE_REQUESTER = "not the requester"
+    UNKNOWN_VIEW = "a modal the bot did not open, or one opened too long ago"
+    NOT_YOUR_VIEW = "a modal the bot opened for someone else"
+    OTHER_SEND = "a review opened for another send"
+    DIGEST_MISMATCH = "the content differs from what the review showed"
+    BAD_DECISION = "a decision other than approve or reject"
+    SANDBOX_NOT_ALLOWED = "sandbox while ZNS_ALLOW_SANDBOX=false"
 
 
 def may_request(*, on_requesters_list: bool) -> Refusal | None:
@@ -53,3 +68,61 @@ def may_approve_own(actor: str, record: SendRecord, *, allow_self: bool) -> Refu
 def may_cancel(actor: str, record: SendRecord) -> Refusal | None:
     """Only the person who made a request may withdraw it."""
     return None if record.get("requester") == actor else Refusal.NOT_THE_REQUESTER
+
+
+def may_sandbox(requested: bool, *, allowed: bool, forced: bool) -> Refusal | None:
+    """ZNS_ALLOW_SANDBOX=false refuses a sandbox request, unless ESMS_SANDBOX makes every
+    send one (then the person chose nothing)."""
+    return Refusal.SANDBOX_NOT_ALLOWED if requested and not allowed and not forced else None
+
+
+def check_decision(value: object) -> Refusal | None:
+    """Exactly "approve" or "reject": anything else, or nothing, decides nothing."""
+    return None if isinstance(value, str) and value in DECISIONS else Refusal.BAD_DECISION
+
+
+def _fresh(view: Mapping[str, Any] | None, kind: str, now: datetime) -> bool:
+    if view is None or view.get("kind") != kind:
+        return False
+    return datetime.fromisoformat(view["opened_at"]) + VIEW_TTL > now
+
+
+def may_submit_request(
+    view: Mapping[str, Any] | None, *, actor_user: str, now: datetime
+) -> Refusal | None:
+    """A request comes only from a request modal the bot opened for this person, lately."""
+    if not _fresh(view, REQUEST, now):
+        return Refusal.UNKNOWN_VIEW
+    assert view is not None
+    return None if view.get("user") == actor_user else Refusal.NOT_YOUR_VIEW
+
+
+def notice_channel(view: Mapping[str, Any]) -> str | None:
+    """Where the requester is told: where /zns was typed, as recorded when the modal
+    opened; the modal's metadata travels through the client and is never trusted for it."""
+    channel = view.get("channel")
+    return channel if isinstance(channel, str) else None
+
+
+def may_submit_review(
+    view: Mapping[str, Any] | None,
+    *,
+    actor_user: str,
+    send_id: str,
+    digest_shown: str | None,
+    digest_now: str | None,
+    now: datetime,
+) -> Refusal | None:
+    """A decision comes only from the review modal the bot opened for this send and this
+    approver, and only while the send's content is the one that modal showed."""
+    if not _fresh(view, REVIEW, now):
+        return Refusal.UNKNOWN_VIEW
+    assert view is not None
+    if view.get("user") != actor_user:
+        return Refusal.NOT_YOUR_VIEW
+    if view.get("send_id") != send_id:
+        return Refusal.OTHER_SEND
+    recorded = view.get("digest")
+    if digest_shown != recorded or digest_now != recorded:
+        return Refusal.DIGEST_MISMATCH
+    return None

@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import logging
 import secrets
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from storage.clock import iso
 from storage.content import content_digest
 from storage.sends import SendRecord, SendState
 from storage.store import Store
+from storage.views import REQUEST, REVIEW
 
 log = logging.getLogger(__name__)
 
@@ -250,9 +252,18 @@ class SendService:
         origin: str = "cli",
         reply_channel: str | None = None,
         estimate: Mapping[str, Any] | None = None,
+        estimate_pending: bool = False,
+        send_id: str | None = None,
     ) -> SendRecord:
-        """Store a valid request as pending_approval (audited) and queue its card."""
+        """Store a valid request as pending_approval (audited) and queue its card.
+
+        `estimate_pending`: stored before eSMS priced it; `add_estimate` completes it.
+        """
         fields = asdict(request)
+        if send_id is not None:
+            fields["id"] = send_id
+        if estimate_pending:
+            fields["estimate_pending"] = True
         fields["ordered_params"] = list(request.ordered_params)
         fields["requester"] = actor
         fields["origin"] = origin
@@ -275,6 +286,58 @@ class SendService:
             )
             self._kick()
         return record
+
+    def create_once(
+        self, view_id: str, request: SendRequest, *, actor: str, reply_channel: str | None
+    ) -> SendRecord | None:
+        """Store a Slack request once per request modal: None when this view already made
+        one (a replayed submission). Stored at once, priced later (`add_estimate`), so a
+        request the person was told was received survives a crash."""
+        send_id = f"zns-{uuid.uuid4().hex}"
+        with self.store.db.transaction():
+            # no await from the check to the write: a concurrent replay sees it used
+            if not self.store.views.use(view_id, send_id):
+                return None
+            return self.create(
+                request,
+                actor=actor,
+                origin="slack",
+                reply_channel=reply_channel,
+                estimate_pending=True,
+                send_id=send_id,
+            )
+
+    def add_estimate(self, send_id: str, estimate: Mapping[str, Any] | None) -> SendRecord:
+        """The price estimate joins a stored request (None: eSMS could not say); the card
+        is re-rendered with it."""
+        with self.store.db.transaction():
+            record = self.store.sends.update_fields(
+                send_id, estimate=dict(estimate) if estimate else None, estimate_pending=False
+            )
+            if record.get("origin") == "slack":
+                self._queue(record, Kind.CARD, f"{send_id}:card:{record.get('version')}")
+        self._kick()
+        return record
+
+    def opened_request(self, view_id: str, *, user: str, channel: str | None) -> None:
+        """Remember a request modal the bot opened: who, and where /zns was typed."""
+        with self.store.db.transaction():
+            self.store.views.opened(view_id, REQUEST, user=user, channel=channel)
+
+    def opened_review(self, view_id: str, *, user: str, send_id: str, digest: str | None) -> None:
+        """Remember a review modal the bot opened: for whom, which send, the digest shown."""
+        with self.store.db.transaction():
+            self.store.views.opened(view_id, REVIEW, user=user, send_id=send_id, digest=digest)
+
+    def opened_view(self, view_id: str) -> Mapping[str, Any] | None:
+        return self.store.views.get(view_id)
+
+    def sweep_views(self, now: datetime | None = None) -> int:
+        """Forget the views opened longer than policy.VIEW_TTL ago (their submissions are
+        refused by then anyway): keeps the live store bounded."""
+        cutoff = (now or self.store.clock()) - policy.VIEW_TTL
+        with self.store.db.transaction():
+            return self.store.views.sweep(cutoff)
 
     async def estimate(self, request: SendRequest) -> dict[str, Any] | None:
         """SummaryZaloMessage's price for a request, or None when eSMS cannot say."""
@@ -382,6 +445,14 @@ class SendService:
         if not chained or not salt:
             return ContentCheck(chained=None, intact=True)
         return ContentCheck(chained=chained, intact=content_digest(salt, record) == chained)
+
+    def current_digest(self, record: SendRecord) -> str | None:
+        """The content digest of the send as stored now (None without a salt: created
+        before content binding, or erased): what the review shows and an approval must
+        match. Computed from the record, not read from the audit log, whose "created"
+        event may already have moved to a segment."""
+        salt = record.get("content_salt")
+        return content_digest(salt, record) if salt else None
 
     async def quota(self, oaid: str) -> Quota:
         """The OA's daily ZNS quota and what is left of it today, from eSMS."""

@@ -6,6 +6,7 @@ stand-in.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,8 @@ from standins.payloads import (
 from standins.slack import REFUSALS, Call, Refusal, SlackStandIn
 from storage.sends import SendState
 from storage.store import Store
+
+ESTIMATING = "estimating…"  # the card's price line until eSMS has priced the request
 
 APPROVAL_CHANNEL = "C0APPROVALS"
 NOTIFY_CHANNEL = "C0NOTIFY"
@@ -220,13 +223,28 @@ class SlackDriver:
     def cards_posted(self) -> int:
         return sum(map(_is_card, self.slack.calls("chat.postMessage")))
 
-    async def card(self, after: int | None = None, wait: float = 5.0) -> dict[str, Any]:
-        """The first card posted after `after` cards (default: after the last submit)."""
+    async def card(
+        self, after: int | None = None, wait: float = 5.0, *, priced: bool = True
+    ) -> dict[str, Any]:
+        """The first card posted after `after` cards (default: after the last submit).
+
+        The bot posts a request before eSMS has priced it; `priced` waits for the update
+        that brings the estimate (or says it is unavailable), which always follows.
+        """
         after = self.cards_before_submit if after is None else after
         call = await self.slack.await_for(
             _is_card, wait, method="chat.postMessage", count=after + 1
         )
-        return self.slack.message(APPROVAL_CHANNEL, call.response["ts"])
+        ts = call.response["ts"]
+        card = self.slack.message(APPROVAL_CHANNEL, ts)
+        if priced and ESTIMATING in json.dumps(card, ensure_ascii=False):
+            await self.slack.await_for(
+                lambda c: c.args.get("ts") == ts and ESTIMATING not in _blocks_text(c),
+                wait,
+                method="chat.update",
+            )
+            card = self.slack.message(APPROVAL_CHANNEL, ts)
+        return card
 
     async def click(
         self,
@@ -291,6 +309,14 @@ class SlackDriver:
             timeout=wait,
         )
         return call.args["text"]
+
+
+def _blocks_text(call: Call) -> str:
+    """A call's blocks as text; a form-encoded call carries them as a JSON string."""
+    blocks = call.args.get("blocks")
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    return json.dumps(blocks, ensure_ascii=False)
 
 
 def _block_of(view: Mapping[str, Any], action_id: str) -> str:

@@ -109,6 +109,7 @@ class SendRecord(TypedDict, total=False):
     requester: ReadOnly[str]  # an actor: "slack:U…" or "cli:…"
     origin: ReadOnly[str]  # "slack" or "cli"
     estimate: ReadOnly[dict[str, Any] | None]
+    estimate_pending: ReadOnly[bool]  # stored before eSMS priced it; the card says so
     callback_token: ReadOnly[str]  # the secret in its eSMS CallbackUrl
     # The decision.
     approver: ReadOnly[str]

@@ -75,10 +75,15 @@ async def resume_job(service: SendService, now: datetime | None = None) -> int:
 
 
 async def expire_job(service: SendService) -> int:
-    """End stale approvals; async so it runs on the loop, the only thread that owns the store."""
+    """End stale approvals and forget stale opened views; async so it runs on the loop,
+    the only thread that owns the store."""
     expired = service.expire_stale()
     if expired:
         log.info("expired %d stale approval(s)", len(expired))
+    # The same sweep forgets modals opened too long ago: the live store stays bounded.
+    swept = service.sweep_views()
+    if swept:
+        log.debug("forgot %d opened view(s) past their TTL", swept)
     return len(expired)
 
 

@@ -124,8 +124,10 @@ async def handle_review(
         await _tell(client, body, f":no_entry: {REVIEW_REFUSED[refusal]}")
         return
     assert record is not None  # found pending above, or refused
-    meta = ApprovalMeta(send_id=send_id)
     content = deps.service.content_check(record)
+    # The decision is taken only from this modal, naming this send and this digest.
+    digest = deps.service.current_digest(record)
+    meta = ApprovalMeta(send_id=send_id, digest=digest)
     opened = await client.views_open(
         trigger_id=body["trigger_id"],
         view=approval_modal(
@@ -133,6 +135,7 @@ async def handle_review(
         ),
     )
     view = opened["view"]
+    deps.service.opened_review(view["id"], user=user, send_id=send_id, digest=digest)
     quota = await quota_text(deps, record["oaid"])
     await client.views_update(
         view_id=view["id"],

@@ -50,6 +50,8 @@ async def handle_zns(
         ),
     )
     view = opened["view"]
+    # A submission is checked against this (who, and where to answer), not the metadata.
+    deps.service.opened_request(view["id"], user=user, channel=command.get("channel_id"))
     await client.views_update(
         view_id=view["id"], hash=view.get("hash"), view=await render_request(deps, meta, values)
     )

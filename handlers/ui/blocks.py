@@ -353,7 +353,7 @@ def _fields(record: SendRecord, *, full: bool, preview_url: str | None = None) -
         MarkdownTextObject(text=f"*Requester*\n{user_ref(record.get('requester'))}"),
         MarkdownTextObject(text=f"*Template*\n{name} ({record['template_id']})"),
         MarkdownTextObject(text=f"*Phone*\n{phone}"),
-        MarkdownTextObject(text=f"*Estimated price*\n{price_text(record.get('estimate'))}"),
+        MarkdownTextObject(text=f"*Estimated price*\n{price_text(record)}"),
     ]
     if preview_url:
         fields.append(MarkdownTextObject(text=f"*Template preview*\n<{preview_url}|Open preview>"))
@@ -472,7 +472,11 @@ def _digest_block(content: ContentCheck | None) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=text))
 
 
-def price_text(estimate: Mapping[str, Any] | None) -> str:
+def price_text(record: SendRecord) -> str:
+    """The price eSMS estimated; the request is stored before it answers, so say so."""
+    estimate = record.get("estimate")
+    if not estimate and record.get("estimate_pending"):
+        return "estimating…"
     if not estimate:
         return "estimate unavailable"
     return f"{estimate['total_price']:,.0f} VND"

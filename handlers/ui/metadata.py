@@ -15,10 +15,11 @@ class RequestMeta(TypedDict, total=False):
     template: str | None
 
 
-class ApprovalMeta(TypedDict):
-    """The approval modal's: the send under review."""
+class ApprovalMeta(TypedDict, total=False):
+    """The approval modal's: the send under review and the content digest it shows."""
 
     send_id: str
+    digest: str | None
 
 
 def encode(meta: RequestMeta | ApprovalMeta) -> str:
@@ -44,4 +45,8 @@ def request_meta(view: Mapping[str, Any]) -> RequestMeta:
 
 
 def approval_meta(view: Mapping[str, Any]) -> ApprovalMeta:
-    return ApprovalMeta(send_id=_decoded(view).get("send_id", ""))
+    data = _decoded(view)
+    meta = ApprovalMeta(send_id=data.get("send_id", ""))
+    if "digest" in data:
+        meta["digest"] = data["digest"]
+    return meta

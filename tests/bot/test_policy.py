@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.policy import (
+    VIEW_TTL,
     Refusal,
+    check_decision,
     may_approve_own,
     may_cancel,
     may_decide,
     may_request,
     may_review,
+    may_sandbox,
+    may_submit_request,
+    may_submit_review,
+    notice_channel,
 )
 
 ALICE = "slack:U0ALICE"
@@ -31,6 +38,12 @@ NOBODYS_REQUEST: dict[str, Any] = {"id": "zns-2"}  # a record without a requeste
         (Refusal.NOT_AN_APPROVER, "not an approver"),
         (Refusal.OWN_REQUEST, "own request"),
         (Refusal.NOT_THE_REQUESTER, "not the requester"),
+        (Refusal.UNKNOWN_VIEW, "a modal the bot did not open, or one opened too long ago"),
+        (Refusal.NOT_YOUR_VIEW, "a modal the bot opened for someone else"),
+        (Refusal.OTHER_SEND, "a review opened for another send"),
+        (Refusal.DIGEST_MISMATCH, "the content differs from what the review showed"),
+        (Refusal.BAD_DECISION, "a decision other than approve or reject"),
+        (Refusal.SANDBOX_NOT_ALLOWED, "sandbox while ZNS_ALLOW_SANDBOX=false"),
     ],
 )
 def test_each_refusal_is_recorded_in_the_audit_log_with_its_fixed_spelling(
@@ -41,12 +54,18 @@ def test_each_refusal_is_recorded_in_the_audit_log_with_its_fixed_spelling(
     assert refusal == on_disk
 
 
-def test_there_are_exactly_four_refusals() -> None:
+def test_there_are_exactly_ten_refusals() -> None:
     assert {r.value for r in Refusal} == {
         "not in ZNS_REQUESTERS",
         "not an approver",
         "own request",
         "not the requester",
+        "a modal the bot did not open, or one opened too long ago",
+        "a modal the bot opened for someone else",
+        "a review opened for another send",
+        "the content differs from what the review showed",
+        "a decision other than approve or reject",
+        "sandbox while ZNS_ALLOW_SANDBOX=false",
     }
 
 
@@ -146,3 +165,109 @@ def test_someone_else_may_not_cancel_a_request() -> None:
 
 def test_nobody_may_cancel_a_request_without_a_requester() -> None:
     assert may_cancel(ALICE, NOBODYS_REQUEST) is Refusal.NOT_THE_REQUESTER
+
+
+# --- the modal a submission comes from ------------------------------------------------------
+
+OPENED = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+REQUEST_VIEW: dict[str, Any] = {
+    "kind": "request",
+    "user": "U0ALICE",
+    "channel": "C0SUPPORT",
+    "opened_at": OPENED.isoformat(),
+}
+REVIEW_VIEW: dict[str, Any] = {
+    "kind": "review",
+    "user": "U0BOB",
+    "send_id": "zns-1",
+    "digest": "d1",
+    "opened_at": OPENED.isoformat(),
+}
+SOON = OPENED + timedelta(minutes=5)
+
+
+def test_a_request_from_the_modal_opened_for_this_person_lately_passes() -> None:
+    assert may_submit_request(REQUEST_VIEW, actor_user="U0ALICE", now=SOON) is None
+
+
+@pytest.mark.parametrize(
+    ("view", "user", "now", "refusal"),
+    [
+        (None, "U0ALICE", SOON, Refusal.UNKNOWN_VIEW),  # never opened, or swept
+        (REVIEW_VIEW, "U0ALICE", SOON, Refusal.UNKNOWN_VIEW),  # a review is not a request
+        (REQUEST_VIEW, "U0ALICE", OPENED + VIEW_TTL, Refusal.UNKNOWN_VIEW),  # expired
+        (REQUEST_VIEW, "U0BOB", SOON, Refusal.NOT_YOUR_VIEW),
+    ],
+)
+def test_a_request_from_any_other_modal_is_refused(
+    view: dict[str, Any] | None, user: str, now: datetime, refusal: Refusal
+) -> None:
+    assert may_submit_request(view, actor_user=user, now=now) is refusal
+
+
+def test_the_notice_goes_to_the_channel_recorded_when_the_modal_opened() -> None:
+    assert notice_channel(REQUEST_VIEW) == "C0SUPPORT"
+    assert notice_channel({**REQUEST_VIEW, "channel": None}) is None
+
+
+def review(**changes: Any) -> Refusal | None:
+    claim: dict[str, Any] = {
+        "view": REVIEW_VIEW,
+        "actor_user": "U0BOB",
+        "send_id": "zns-1",
+        "digest_shown": "d1",
+        "digest_now": "d1",
+        "now": SOON,
+    }
+    claim.update(changes)
+    return may_submit_review(**claim)
+
+
+def test_a_decision_from_the_review_opened_for_this_send_and_approver_passes() -> None:
+    assert review() is None
+    unbound = {**REVIEW_VIEW, "digest": None}  # a send created before content binding
+    assert review(view=unbound, digest_shown=None, digest_now=None) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "refusal"),
+    [
+        ({"view": None}, Refusal.UNKNOWN_VIEW),
+        ({"view": REQUEST_VIEW}, Refusal.UNKNOWN_VIEW),
+        ({"now": OPENED + VIEW_TTL}, Refusal.UNKNOWN_VIEW),
+        ({"actor_user": "U0ALICE"}, Refusal.NOT_YOUR_VIEW),
+        ({"send_id": "zns-2"}, Refusal.OTHER_SEND),
+        ({"digest_shown": "d2"}, Refusal.DIGEST_MISMATCH),
+        ({"digest_shown": None}, Refusal.DIGEST_MISMATCH),
+        ({"digest_now": "d2"}, Refusal.DIGEST_MISMATCH),  # the send changed since
+    ],
+)
+def test_a_decision_from_any_other_modal_is_refused(
+    changes: dict[str, Any], refusal: Refusal
+) -> None:
+    assert review(**changes) is refusal
+
+
+@pytest.mark.parametrize("value", ["approve", "reject"])
+def test_approve_and_reject_are_decisions(value: str) -> None:
+    assert check_decision(value) is None
+
+
+@pytest.mark.parametrize("value", ["maybe", "", None, "Approve", ["approve"], " reject"])
+def test_nothing_else_is_a_decision(value: object) -> None:
+    assert check_decision(value) is Refusal.BAD_DECISION
+
+
+@pytest.mark.parametrize(
+    ("requested", "allowed", "forced", "refusal"),
+    [
+        (False, False, False, None),
+        (True, True, False, None),
+        (True, False, True, None),  # ESMS_SANDBOX makes every send one: nothing was chosen
+        (True, False, False, Refusal.SANDBOX_NOT_ALLOWED),
+    ],
+)
+def test_sandbox_only_where_allowed(
+    requested: bool, allowed: bool, forced: bool, refusal: Refusal | None
+) -> None:
+    assert may_sandbox(requested, allowed=allowed, forced=forced) is refusal

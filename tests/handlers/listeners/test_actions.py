@@ -100,7 +100,20 @@ async def test_review_by_an_approver_opens_the_approval_modal_and_audits_no_refu
     (opened,) = slack.called("views_open")
     assert opened["trigger_id"] == TRIGGER
     assert opened["view"]["callback_id"] == "zns_approval"
-    assert json.loads(opened["view"]["private_metadata"]) == {"send_id": record["id"]}
+    digest = store.audit.for_send(record["id"])[0]["data"]["content"]  # the "created" one
+    assert json.loads(opened["view"]["private_metadata"]) == {
+        "send_id": record["id"],
+        "digest": digest,
+    }
+    # what the decision will be checked against
+    shown = store.views.get("V0OPENED")  # the id the fake Slack gives it
+    assert shown is not None
+    assert (shown["kind"], shown["user"], shown["send_id"], shown["digest"]) == (
+        "review",
+        APPROVER,
+        record["id"],
+        digest,
+    )
     assert len(slack.called("views_update")) == 1
     assert slack.called("chat_postEphemeral") == []
     assert refusals(store, "review_refused") == []

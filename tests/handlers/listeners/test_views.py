@@ -27,15 +27,23 @@ if TYPE_CHECKING:
 
 
 def submission(
-    record: dict[str, Any], user: str, decision: str, reason: str | None = None
+    context: dict[str, Any],
+    record: dict[str, Any],
+    user: str,
+    decision: str,
+    reason: str | None = None,
 ) -> dict[str, Any]:
-    """The body Bolt hands a listener when `user` presses Confirm on the approval modal."""
+    """The body Bolt hands a listener when `user` presses Confirm on the approval modal
+    that Review opened for them (recorded as the bot records it)."""
+    service = deps_in(context).service
+    digest = service.current_digest(service.get(record["id"]))
+    service.opened_review("V0APPROVAL", user=user, send_id=record["id"], digest=digest)
     modal = approval_modal(record, quota="remaining daily quota 10 of 10", metadata={})
     form = view_submission_body(
         APPROVAL_VIEW,
         {"decision": {"value": option_state(decision)}, "reason": {"value": reason}},
         user_id=user,
-        private_metadata=json.dumps({"send_id": record["id"]}),
+        private_metadata=json.dumps({"send_id": record["id"], "digest": digest}),
         view_id="V0APPROVAL",
         view=modal,
     )
@@ -66,7 +74,9 @@ async def test_a_non_approvers_decision_is_answered_with_errors_audited_and_chan
 ) -> None:
     record = await request_send(context)
 
-    await handle_decision(ack, submission(record, STRANGER, decision, reason), slack, context)
+    await handle_decision(
+        ack, submission(context, record, STRANGER, decision, reason), slack, context
+    )
 
     assert ack.only == {
         "response_action": "errors",
@@ -90,7 +100,7 @@ async def test_an_approver_approving_their_own_request_is_answered_with_errors(
 ) -> None:
     record = await request_send(context, by=APPROVER)
 
-    await handle_decision(ack, submission(record, APPROVER, "approve"), slack, context)
+    await handle_decision(ack, submission(context, record, APPROVER, "approve"), slack, context)
 
     answer = ack.only
     assert answer["response_action"] == "errors"
@@ -109,7 +119,7 @@ async def test_an_approver_may_approve_their_own_request_when_self_approval_is_a
     context = make_context(allow_self=True)
     record = await request_send(context, by=APPROVER)
 
-    await handle_decision(ack, submission(record, APPROVER, "approve"), slack, context)
+    await handle_decision(ack, submission(context, record, APPROVER, "approve"), slack, context)
     await deps_in(context).drain_tasks()
 
     assert ack.only == {}
@@ -126,7 +136,9 @@ async def test_an_approver_approving_someone_elses_request_closes_the_modal_and_
 ) -> None:
     record = await request_send(context, by=AGENT)
 
-    await handle_decision(ack, submission(record, GROUP_APPROVER, "approve"), slack, context)
+    await handle_decision(
+        ack, submission(context, record, GROUP_APPROVER, "approve"), slack, context
+    )
     await deps_in(context).drain_tasks()
 
     assert ack.only == {}
@@ -145,7 +157,9 @@ async def test_a_reject_without_a_reason_is_answered_with_an_error_on_the_reason
 ) -> None:
     record = await request_send(context)
 
-    await handle_decision(ack, submission(record, APPROVER, "reject", reason), slack, context)
+    await handle_decision(
+        ack, submission(context, record, APPROVER, "reject", reason), slack, context
+    )
 
     assert ack.only == {"response_action": "errors", "errors": {"reason": "a reason is required"}}
     assert state_of(context, record["id"]) == "pending_approval"
@@ -161,7 +175,7 @@ async def test_a_reject_with_a_reason_closes_the_modal_and_sends_nothing(
     record = await request_send(context)
 
     await handle_decision(
-        ack, submission(record, APPROVER, "reject", "  wrong phone "), slack, context
+        ack, submission(context, record, APPROVER, "reject", "  wrong phone "), slack, context
     )
 
     assert ack.only == {}
@@ -180,7 +194,7 @@ async def test_an_approver_may_reject_their_own_request(
     record = await request_send(context, by=APPROVER)
 
     await handle_decision(
-        ack, submission(record, APPROVER, "reject", "sent by mistake"), slack, context
+        ack, submission(context, record, APPROVER, "reject", "sent by mistake"), slack, context
     )
 
     assert ack.only == {}
