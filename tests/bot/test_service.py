@@ -322,3 +322,35 @@ async def test_the_approver_is_shown_the_chained_digest_and_whether_the_send_sti
     store.sends.update_fields(record["id"], params={**ORDER, "amount": "990000"})
     edited = service.content_check(service.get(record["id"]))
     assert edited.chained == check.chained and not edited.intact
+
+
+async def test_the_expire_job_forgets_views_past_their_ttl(service, store):
+    from datetime import timedelta
+
+    from bot import policy
+    from bot.jobs.scheduler import expire_job
+
+    service.opened_request("V0OLD", user="U0A", channel="C0SUPPORT")
+    view = store.views.get("V0OLD")
+    assert view is not None
+    # age it past the TTL, as hours of waiting would
+    aged = {**view, "opened_at": (store.clock() - policy.VIEW_TTL - timedelta(1)).isoformat()}
+    store.db.table("views").put(store.db.table("views").first_id_by("view_id", "V0OLD"), aged)
+    service.opened_request("V0NEW", user="U0A", channel="C0SUPPORT")
+    await expire_job(service)
+    assert store.views.get("V0OLD") is None and store.views.get("V0NEW") is not None
+
+
+async def test_a_request_view_stores_one_send_and_its_estimate_joins_later(service, store):
+    request = await service.prepare(phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER)
+    service.opened_request("V1", user="UREQ", channel="C0SUPPORT")
+    record = service.create_once("V1", request, actor="slack:UREQ", reply_channel="C0SUPPORT")
+    assert record is not None and record["estimate_pending"] is True
+    again = service.create_once("V1", request, actor="slack:UREQ", reply_channel="C0SUPPORT")
+    assert again is None and store.sends.count() == 1
+    priced = service.add_estimate(record["id"], {"total_price": 330, "total_receiver": 1})
+    assert priced["estimate"] == {"total_price": 330, "total_receiver": 1}
+    assert priced["estimate_pending"] is False
+    # the card is queued again, to show the price
+    cards = [k for k in (i["key"] for i in store.outbox.due(store.clock())) if ":card:" in k]
+    assert len(cards) == 2
