@@ -14,7 +14,14 @@ from typing import Any
 
 from bot import policy
 from bot.config import Settings
-from bot.errors import EsmsError, InputError, PhoneError, TemplateError, ZnsBotError
+from bot.errors import (
+    EsmsError,
+    InputError,
+    NotFoundError,
+    PhoneError,
+    TemplateError,
+    ZnsBotError,
+)
 from bot.esms.client import EsmsClient
 from bot.esms.types import Quota, SubmitOutcome, Template, ZnsMessage
 from bot.ops.logs import log_event
@@ -48,6 +55,8 @@ THREAD_STATES = frozenset(
 SANDBOX_REASON = "sandbox: accepted by eSMS, nothing delivered"
 ORDER_ID_MAX = 50
 ESTIMATE_WAIT_S = 5.0
+# A request still unpriced this long after it was stored lost its estimate to a restart.
+REPRICE_AFTER = timedelta(seconds=60)
 CAMPAIGN_MAX = 254
 NOTE_MAX = 500
 REASON_MAX = 500  # an approver's reason, as the approval modal takes it
@@ -339,7 +348,24 @@ class SendService:
         with self.store.db.transaction():
             return self.store.views.sweep(cutoff)
 
-    async def estimate(self, request: SendRequest) -> dict[str, Any] | None:
+    async def reprice_stale(self, now: datetime | None = None) -> int:
+        """Price the pending requests stored without an estimate that never came (the bot
+        stopped while eSMS priced them), so no card says "estimating…" for ever."""
+        cutoff = iso((now or self.store.clock()) - REPRICE_AFTER)
+        stale = [
+            r
+            for r in self.store.sends.in_states({SendState.PENDING_APPROVAL})
+            if r.get("estimate_pending") and r["created_at"] <= cutoff
+        ]
+        for record in stale:
+            estimate = await self.estimate(record)
+            try:
+                self.add_estimate(record["id"], estimate)
+            except NotFoundError:  # archived while eSMS answered: nothing left to price
+                continue
+        return len(stale)
+
+    async def estimate(self, request: SendRequest | SendRecord) -> dict[str, Any] | None:
         """SummaryZaloMessage's price for a request, or None when eSMS cannot say."""
         message = self._message(request, request_id="estimate")
         try:

@@ -75,8 +75,8 @@ async def resume_job(service: SendService, now: datetime | None = None) -> int:
 
 
 async def expire_job(service: SendService) -> int:
-    """End stale approvals and forget stale opened views; async so it runs on the loop,
-    the only thread that owns the store."""
+    """End stale approvals, forget stale opened views, price requests a restart left
+    unpriced; async so it runs on the loop, the only thread that owns the store."""
     expired = service.expire_stale()
     if expired:
         log.info("expired %d stale approval(s)", len(expired))
@@ -84,6 +84,9 @@ async def expire_job(service: SendService) -> int:
     swept = service.sweep_views()
     if swept:
         log.debug("forgot %d opened view(s) past their TTL", swept)
+    repriced = await service.reprice_stale()
+    if repriced:
+        log.info("priced %d request(s) whose estimate a restart lost", repriced)
     return len(expired)
 
 

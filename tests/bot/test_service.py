@@ -354,3 +354,21 @@ async def test_a_request_view_stores_one_send_and_its_estimate_joins_later(servi
     # the card is queued again, to show the price
     cards = [k for k in (i["key"] for i in store.outbox.due(store.clock())) if ":card:" in k]
     assert len(cards) == 2
+
+
+async def test_a_request_left_unpriced_by_a_restart_is_priced_by_the_expire_job(service, store):
+    from datetime import timedelta
+
+    from bot.service import REPRICE_AFTER
+
+    request = await service.prepare(phone="0901888484", template_id=ORDER_TEMPLATE, params=ORDER)
+    service.opened_request("V1", user="UREQ", channel="C0SUPPORT")
+    record = service.create_once("V1", request, actor="slack:UREQ", reply_channel="C0SUPPORT")
+    assert record is not None
+    assert await service.reprice_stale() == 0  # its own estimate may still be on its way
+    later = store.clock() + REPRICE_AFTER + timedelta(seconds=1)
+    assert await service.reprice_stale(now=later) == 1
+    priced = store.sends.get(record["id"])
+    assert priced["estimate_pending"] is False
+    assert priced["estimate"] is not None and priced["estimate"]["total_price"] > 0
+    assert await service.reprice_stale(now=later) == 0  # priced once
