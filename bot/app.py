@@ -316,6 +316,7 @@ def _limits(settings: Settings) -> Limits:
         max_body=settings.max_body_bytes,
         max_query=settings.max_query_bytes,
         max_headers=settings.max_header_bytes,
+        body_timeout=settings.body_timeout,
     )
 
 

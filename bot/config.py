@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(8 * 1024, ge=1024)
     # Seconds a connection may take to send a request's headers, and may idle between requests.
     header_timeout: float = Field(30.0, gt=0)
+    # Seconds a request's whole body may take to arrive once its headers are in (408 after).
+    body_timeout: float = Field(30.0, gt=0)
     keepalive_timeout: float = Field(5.0, gt=0)
     # Open connections beyond this get 503 (eSMS callbacks refused so are recovered by polling).
     max_connections: int = Field(500, ge=2)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 
 _JOINERS = re.compile(r"(?<=\d)(?:[ .\-+()]|%20)+(?=[\d(])")
-_PHONE_DIGITS = re.compile(r"(?<!\d)(?:0|84)[35789]\d{8}(?!\d)")
+# not after a digit, unless it is a percent escape's (`%22` before a quoted phone)
+_PHONE_DIGITS = re.compile(r"(?:(?<!\d)|(?<=%[0-9A-Fa-f]{2}))(?:0|84)[35789]\d{8}(?!\d)")
 
 
 def leaks(text: str, secrets: tuple[str, ...]) -> list[str]:

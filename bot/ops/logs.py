@@ -87,8 +87,16 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = (
 # then 9 digits starting 3, 5, 7, 8 or 9, with spaces, dots, dashes or a form-encoded `+`
 # or `%20` between digit groups. Not inside a longer run of digits (ids, timestamps).
 _SEP = r"(?:[ .\-+]|%20)?"
+# "Not after a digit", except the hex digits of a percent escape: in a form-encoded body a
+# phone follows `%22` (a quote) or `%3A`.
+_NOT_AFTER_DIGIT = r"(?:(?<!\d)|(?<=%[0-9A-Fa-f]{2}))"
 _PHONE = re.compile(
-    r"(?<![\d])(?:\+|%2[Bb])?(?:\(?84\)?|0)" + _SEP + r"([35789](?:" + _SEP + r"\d){8})(?![\d])"
+    _NOT_AFTER_DIGIT
+    + r"(?:\+|%2[Bb])?(?:\(?84\)?|0)"
+    + _SEP
+    + r"([35789](?:"
+    + _SEP
+    + r"\d){8})(?![\d])"
 )
 _DIGIT_RUN = re.compile(r"\d{3}")  # cheap: text without three digits in a row has no phone
 

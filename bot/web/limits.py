@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 # RFC 9110 §15.5.14/15 and RFC 6585 §5: the codes nginx (414), Node and Go (431) answer with.
 BODY_TOO_LARGE = 413
 QUERY_TOO_LONG = 414
 HEADERS_TOO_LARGE = 431
+BODY_TIMED_OUT = 408  # RFC 9110 §15.5.9: the client did not send its request in time
 
 
 class BodyTooLarge(Exception):
     """The streamed body passed the limit; raised into the app, which must not see the rest."""
+
+
+class BodyTimedOut(Exception):
+    """The body did not arrive within the limit's time: a connection trickling it is closed."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +31,7 @@ class Limits:
     max_body: int
     max_query: int
     max_headers: int
+    body_timeout: float = 30.0  # seconds for the whole body, once the headers are in
 
 
 class LimitsMiddleware:
@@ -57,10 +68,17 @@ class LimitsMiddleware:
     async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
         seen = 0
         started = False
+        # One deadline for the whole body: a client trickling a byte at a time would
+        # otherwise hold its connection (and, at the cap, lock everyone else out) forever.
+        deadline = asyncio.get_running_loop().time() + self.limits.body_timeout
 
         async def counting_receive() -> Message:
             nonlocal seen
-            message = await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimedOut from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limits.max_body:
@@ -75,10 +93,21 @@ class LimitsMiddleware:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
+        except (BodyTooLarge, BodyTimedOut, ClientDisconnect) as exc:
             if started:  # the app answered before reading it all; only closing is left
                 raise
-            await _refuse(send, BODY_TOO_LARGE, b"request body too large")
+            if isinstance(exc, ClientDisconnect):
+                # The client left mid-body: nobody to answer, and no error to log (before,
+                # a 500 and a traceback per connection, for anyone who cared to cause it).
+                log.debug("a client left before sending its whole request body")
+                return
+            await _refuse(send, *_ANSWERS[type(exc)])
+
+
+_ANSWERS: dict[type[Exception], tuple[int, bytes]] = {
+    BodyTooLarge: (BODY_TOO_LARGE, b"request body too large"),
+    BodyTimedOut: (BODY_TIMED_OUT, b"request body not received in time"),
+}
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:

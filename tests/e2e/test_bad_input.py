@@ -15,22 +15,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from standins.payloads import slash_command_body
 from tests.harness import (
-    PUBLIC_URL_FROM_SERVER,
     SIGNING_SECRET,
     Bot,
     accepted_send,
-    bot_settings,
-    running_bot,
 )
 
 
 @pytest.fixture
-async def bot(tmp_path, slack_standin, esms_standin):
-    settings = bot_settings(
-        tmp_path / "data", slack_standin, esms_standin, public_base_url=PUBLIC_URL_FROM_SERVER
-    )
-    async with running_bot(settings, slack_standin, esms_standin) as running:
-        yield running
+def bot(callback_bot):
+    return callback_bot
 
 
 def refused_count(bot: Bot, reason: str) -> float:

@@ -7,10 +7,7 @@ import pytest
 
 from tests.harness import (
     APPROVAL_CHANNEL,
-    PUBLIC_URL_FROM_SERVER,
     accepted_send,
-    bot_settings,
-    running_bot,
     texts,
 )
 
@@ -47,12 +44,8 @@ VECTOR_SMS_FAILED = (
 
 
 @pytest.fixture
-async def bot(tmp_path, slack_standin, esms_standin):
-    settings = bot_settings(
-        tmp_path / "data", slack_standin, esms_standin, public_base_url=PUBLIC_URL_FROM_SERVER
-    )
-    async with running_bot(settings, slack_standin, esms_standin) as running:
-        yield running
+def bot(callback_bot):
+    return callback_bot
 
 
 def deliveries(slack_standin, card):

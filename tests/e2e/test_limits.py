@@ -188,6 +188,29 @@ async def test_slow_headers_and_idle_keep_alive_connections_are_closed(
             assert await closed_by_server(reader) == b""
 
 
+async def test_a_trickled_body_gets_408_and_a_dropped_one_no_error(
+    tmp_path, slack_standin, esms_standin
+):
+    async with serving(tmp_path, slack_standin, esms_standin, body_timeout=0.5) as bot:
+        head = request_head("/slack/events", {**BAD_SIGNATURE, "Content-Length": "1000"})
+        async with connection(bot) as (reader, writer):
+            writer.write(head + b"payload=")  # then nothing more: a body trickled forever
+            await writer.drain()
+            status, headers, _ = await response(reader)
+            assert status == 408 and headers["connection"] == "close"
+            assert await closed_by_server(reader) == b""
+        async with connection(bot) as (reader, writer):
+            writer.write(head + b"payload=")  # then the client leaves mid-body
+            await writer.drain()
+        # the bot goes on serving, and its log holds no error or traceback for either
+        async with connection(bot) as (reader, writer):
+            writer.write(request_head("/healthz", {}, method="GET"))
+            await writer.drain()
+            assert (await response(reader))[0] == 200
+    logged = (tmp_path / "bot.log").read_text(encoding="utf-8")
+    assert '"level":"ERROR"' not in logged and "Traceback" not in logged
+
+
 async def test_connections_past_the_cap_are_answered_503(tmp_path, slack_standin, esms_standin):
     cap = 3
     async with serving(tmp_path, slack_standin, esms_standin, max_connections=cap) as bot:

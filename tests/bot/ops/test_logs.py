@@ -321,6 +321,17 @@ def test_a_record_redacted_on_its_logger_still_gets_the_handlers_secrets(out, lo
         assert leaked not in out.getvalue()
 
 
+def test_a_phone_in_a_form_encoded_json_body_is_masked():
+    # %22 (a quote) or %3A (a colon) right before it: the hex digits are not the phone's
+    for body in (
+        "payload=%7B%22phone%22%3A%220901888484%22%7D",
+        "payload=%7B%22phone%22%3A+%220901+888+484%22%7D",
+        "payload=%7B%22phone%22%3A%2284901888484%22%7D",
+    ):
+        masked = mask_phones(body)
+        assert MASKED in masked and "901888484" not in masked.replace("+", ""), masked
+
+
 @pytest.mark.parametrize(
     "typed",
     [
