@@ -472,7 +472,10 @@ def _callback_data(doc: Mapping[str, Any]) -> dict[str, Any]:
 def keep_late_callback(store: Store, archived: Mapping[str, Any], raw: Mapping[str, str]) -> None:
     """A callback for a send that left the live store: kept in the log beside its archive
     entry (the phone number it carries as personal data, salted like the send's)."""
-    phone = raw.get(CALLBACK_PHONE)
+    # eSMS spells it `phonenumber`; any casing of it is the phone all the same, personal data
+    # that must stay outside the hashed body (erasable), never in `raw`
+    phones = [v for k, v in raw.items() if k.lower() == CALLBACK_PHONE]
+    phone = phones[0] if phones else None
     personal = archived.get("personal")
     salt = personal.get("salt") if isinstance(personal, Mapping) else None
     store.audit.append(
@@ -482,7 +485,7 @@ def keep_late_callback(store: Store, archived: Mapping[str, Any], raw: Mapping[s
         reason="for a send that already left the live store: kept, nothing changed",
         data={
             "sms_id": raw.get("SMSID"),
-            "raw": {k: v for k, v in raw.items() if k != CALLBACK_PHONE},
+            "raw": {k: v for k, v in raw.items() if k.lower() != CALLBACK_PHONE},
         },
         personal={CALLBACK_PHONE: phone} if phone else None,
         salt=salt,

@@ -171,6 +171,18 @@ class CallbackEndpoint:
         """eSMS reports on a send already archived: answered, kept, nothing changes."""
         query = query_fields(request.scope.get("query_string", b""))
         try:
+            self.tracker.parse(query)  # the same checks as a live send's callback
+        except InputError as exc:  # out of range or malformed: not eSMS; nothing kept
+            log.warning(
+                "refused a late eSMS callback for archived send=%s from %s: %s",
+                archived.get("send_id"),
+                _caller(request),
+                type(exc).__name__,
+            )
+            out_of_range = isinstance(exc, CallbackOutOfRange)
+            self._refuse(Refused.OUT_OF_RANGE if out_of_range else Refused.MALFORMED)
+            return PlainTextResponse(f"bad callback: {exc}", status_code=400)
+        try:
             with self.store.db.transaction(sync=False):
                 keep_late_callback(self.store, archived, query)
             await self.store.synced()

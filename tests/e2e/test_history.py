@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from standins.driver import SlackDriver
@@ -205,6 +206,23 @@ async def test_a_late_callback_for_an_archived_send_is_kept_and_changes_nothing(
         await asyncio.sleep(0.1)
     assert len(late) == 2
     assert "phonenumber" not in late[0]["data"]["raw"]  # kept beside, as personal data
+    # the same checks as a live send's: a number eSMS cannot send is a 400, and not kept
+    assert await esms_standin.fire_callback(sms_id, send_status=2**40) == 400
+    # the phone under another casing of its key is personal data all the same
+    url = esms_standin._callback_request(sms_id, "json_in_string", 5, True, None)
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(url.replace("phonenumber=", "PhoneNumber="))).status_code == 200
+    for _ in range(200):
+        late = [
+            e
+            for e in History.open(data_dir).find("send", send_id)
+            if e["action"] == "late_callback"
+        ]
+        if len(late) == 3:
+            break
+        await asyncio.sleep(0.1)
+    assert len(late) == 3  # the out-of-range one was not kept
+    assert not any(k.lower() == "phonenumber" for k in late[-1]["data"]["raw"])
     moves = [e for e in History.open(data_dir).find("send", send_id) if e.get("to_state")]
     assert moves[-1]["to_state"] == "delivered"  # nothing moved it after the archive
     assert len(driver.slack.calls("chat.postMessage")) == posts_before  # nothing said
