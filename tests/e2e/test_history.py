@@ -186,6 +186,21 @@ async def test_a_send_whose_posts_are_pending_stays_until_slack_takes_them(
     assert not any(doc["id"] == send_id for doc in History.open(data_dir).live_sends().values())
 
 
+async def late_callbacks(data_dir: Path, send_id: str, count: int) -> list[dict[str, Any]]:
+    """The send's `late_callback` events, once there are `count` of them (20 s at most)."""
+    for _ in range(200):
+        late = [
+            e
+            for e in History.open(data_dir).find("send", send_id)
+            if e["action"] == "late_callback"
+        ]
+        if len(late) >= count:
+            break
+        await asyncio.sleep(0.1)
+    assert len(late) == count, late
+    return late
+
+
 async def test_a_late_callback_for_an_archived_send_is_kept_and_changes_nothing(
     bot: BotProcess, driver: SlackDriver, esms_standin: Any, tmp_path: Path
 ) -> None:
@@ -195,16 +210,7 @@ async def test_a_late_callback_for_an_archived_send_is_kept_and_changes_nothing(
     # eSMS repeats itself an hour later, and sends a contradicting report too
     assert await esms_standin.fire_callback(sms_id, success=True) == 200
     assert await esms_standin.fire_callback(sms_id, success=False) == 200
-    for _ in range(200):
-        late = [
-            e
-            for e in History.open(data_dir).find("send", send_id)
-            if e["action"] == "late_callback"
-        ]
-        if len(late) == 2:
-            break
-        await asyncio.sleep(0.1)
-    assert len(late) == 2
+    late = await late_callbacks(data_dir, send_id, 2)
     assert "phonenumber" not in late[0]["data"]["raw"]  # kept beside, as personal data
     # the same checks as a live send's: a number eSMS cannot send is a 400, and not kept
     assert await esms_standin.fire_callback(sms_id, send_status=2**40) == 400
@@ -212,16 +218,7 @@ async def test_a_late_callback_for_an_archived_send_is_kept_and_changes_nothing(
     url = esms_standin._callback_request(sms_id, "json_in_string", 5, True, None)
     async with httpx.AsyncClient() as http:
         assert (await http.get(url.replace("phonenumber=", "PhoneNumber="))).status_code == 200
-    for _ in range(200):
-        late = [
-            e
-            for e in History.open(data_dir).find("send", send_id)
-            if e["action"] == "late_callback"
-        ]
-        if len(late) == 3:
-            break
-        await asyncio.sleep(0.1)
-    assert len(late) == 3  # the out-of-range one was not kept
+    late = await late_callbacks(data_dir, send_id, 3)  # the out-of-range one was not kept
     assert not any(k.lower() == "phonenumber" for k in late[-1]["data"]["raw"])
     moves = [e for e in History.open(data_dir).find("send", send_id) if e.get("to_state")]
     assert moves[-1]["to_state"] == "delivered"  # nothing moved it after the archive
