@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from bot.app import Runtime, build_runtime
 from bot.config import Settings
@@ -128,3 +129,16 @@ async def accepted_send(bot: Bot) -> tuple[dict[str, Any], dict[str, Any]]:
     await bot.decide(await bot.review(card), "approve")
     await bot.thread_text(card, "Accepted by eSMS")
     return card, bot.record_for(card)
+
+
+def run_inner_session(pytester: pytest.Pytester, conftest: str, tests: str) -> pytest.RunResult:
+    """`tests` with `conftest` in a pytest session of its own process, as this suite runs.
+
+    A process of its own: an in-process session drops the modules it imported on the way
+    out, and the stand-in servers of later tests then ran from a second copy of standins/.
+    """
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeconftest(conftest)
+    pytester.makepyfile(test_inner=tests)
+    pytester.syspathinsert(str(Path(__file__).resolve().parents[1]))
+    return pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:xdist", "-q")

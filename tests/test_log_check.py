@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.harness import run_inner_session
 from tests.logcheck import leaks
 
 INNER_TESTS = """
@@ -44,12 +43,7 @@ from tests.conftest import (  # noqa: F401
 def test_the_autouse_check_fails_a_test_whose_log_holds_a_phone_or_a_secret(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.makeconftest(INNER_CONFTEST)
-    pytester.makepyfile(test_inner=INNER_TESTS)
-    # a process of its own, as in tests/standins/test_blockkit.py
-    pytester.syspathinsert(str(Path(__file__).resolve().parents[1]))
-    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:xdist", "-q")
+    result = run_inner_session(pytester, INNER_CONFTEST, INNER_TESTS)
 
     result.assert_outcomes(passed=4, errors=2)
     result.stdout.fnmatch_lines(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from standins.blockkit import (
 )
 from standins.slack import Refusal, SlackStandIn
 from tests.conftest import unexpected_refusals
-from tests.harness import BOT_TOKEN
+from tests.harness import BOT_TOKEN, run_inner_session
 
 CHANNEL = "C0APPROVE"
 
@@ -521,14 +520,7 @@ def pytest_configure(config):
 def test_the_autouse_check_fails_a_test_with_an_undeclared_refusal(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.makeconftest(INNER_CONFTEST)
-    pytester.makepyfile(test_inner=INNER_TESTS)
-
-    # a process of its own: an in-process session drops the modules it imported on the way
-    # out, and the servers of later tests then ran from a second copy of standins/
-    pytester.syspathinsert(str(Path(__file__).resolve().parents[2]))
-    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:xdist", "-q")
+    result = run_inner_session(pytester, INNER_CONFTEST, INNER_TESTS)
 
     result.assert_outcomes(passed=4, errors=2)
     # fnmatch reads "[...]" as a character class: the messages are matched as plain text.
