@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +15,7 @@ from bot.delivery import DeliveryTracker
 from bot.jobs.polling import DeliveryPoller, Step
 from bot.jobs.relay import Relay
 from bot.ops import heap
+from bot.ops.logs import log_event
 from bot.service import SendService
 from storage.archiver import PassReport
 from storage.sends import SendState
@@ -40,12 +41,17 @@ async def relay_job(relay: Relay) -> int:
     return await relay.run_until_idle()
 
 
+def _counts(results: Mapping[Step, int]) -> dict[str, Any]:
+    """A run's summary as log fields, one per step that happened (`delivered=2`)."""
+    return {str(step): n for step, n in results.items() if n}
+
+
 async def poll_job(poller: DeliveryPoller) -> int:
     """Ask eSMS about the accepted sends that are due; return how many were looked at."""
     results = await poller.poll()
     looked = sum(n for step, n in results.items() if step != Step.DEFERRED)
     if any(results[k] for k in NOTEWORTHY):
-        log.info("poll: %s", {str(step): n for step, n in results.items()})
+        log_event(log, "poll", **_counts(results))
     return looked
 
 
@@ -54,7 +60,7 @@ async def reconcile_job(poller: DeliveryPoller) -> int:
     results = await poller.reconcile()
     looked = sum(n for step, n in results.items() if step != Step.DEFERRED)
     if looked:
-        log.info("reconcile: %s", {str(step): n for step, n in results.items()})
+        log_event(log, "reconcile", **_counts(results))
     return looked
 
 
@@ -79,14 +85,14 @@ async def expire_job(service: SendService) -> int:
     unpriced; async so it runs on the loop, the only thread that owns the store."""
     expired = service.expire_stale()
     if expired:
-        log.info("expired %d stale approval(s)", len(expired))
+        log_event(log, "expired stale approvals", expired=len(expired))
     # The same sweep forgets modals opened too long ago: the live store stays bounded.
     swept = service.sweep_views()
     if swept:
-        log.debug("forgot %d opened view(s) past their TTL", swept)
+        log_event(log, "forgot opened views past their TTL", level=logging.DEBUG, views=swept)
     repriced = await service.reprice_stale()
     if repriced:
-        log.info("priced %d request(s) whose estimate a restart lost", repriced)
+        log_event(log, "priced requests whose estimate a restart lost", requests=repriced)
     return len(expired)
 
 
@@ -96,12 +102,7 @@ async def archive_job(store: Store) -> PassReport:
     if report.sends or report.events or report.outbox or report.callbacks:
         await asyncio.to_thread(heap.release_free_memory)
     if report.sends or report.sealed:
-        log.info(
-            "archive: %d send(s) left the live store, %d event(s) copied, sealed %s",
-            report.sends,
-            report.events,
-            ", ".join(report.sealed) or "nothing",
-        )
+        log_event(log, "archive", sends=report.sends, events=report.events, sealed=report.sealed)
     return report
 
 

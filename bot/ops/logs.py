@@ -58,6 +58,8 @@ _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__
     "taskName",
     "color_message",  # uvicorn's ANSI-coloured copy of the message
 }
+# Libraries that log routine work at INFO: kept at WARNING unless the level is DEBUG.
+CHATTY_LOGGERS = ("apscheduler", "httpx", "httpcore")
 _CORE_KEYS = ("ts", "level", "logger", "msg", "exc", "stack")
 _SCRUBBED = "_zns_scrubbed"
 _OURS = "_zns_logs_handler"
@@ -284,6 +286,12 @@ def configure_logging(
     protect_records(secrets)
     root.addHandler(handler)
     root.setLevel(numeric)
+    # Their INFO is per tick and per request (APScheduler two lines per job run, httpx one
+    # per call: 78 lines a minute from an idle bot); worth reading only when debugging.
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(
+            logging.NOTSET if numeric <= logging.DEBUG else logging.WARNING
+        )
     return handler
 
 

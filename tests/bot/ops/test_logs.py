@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from bot.config import load_settings
 from bot.ops.logs import (
+    CHATTY_LOGGERS,
     MAX_MESSAGE,
     RedactionFilter,
     configure_logging,
@@ -36,12 +37,15 @@ MASKED = "090****484"
 def restore_root_logger() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    chatty = {name: logging.getLogger(name).level for name in CHATTY_LOGGERS}
     yield
     for handler in list(root.handlers):
         if handler not in handlers:
             root.removeHandler(handler)
             handler.close()
     root.setLevel(level)
+    for name, old in chatty.items():
+        logging.getLogger(name).setLevel(old)
 
 
 @pytest.fixture
@@ -138,8 +142,28 @@ def test_configured_secrets_are_redacted_in_msg_extras_and_exceptions(out):
     assert "RuntimeError: eSMS refused key ***" in failure["exc"]
 
 
-def test_token_like_values_are_redacted_without_being_configured(out):
+def test_library_chatter_is_kept_to_warnings_unless_debugging(out):
     configure_logging("INFO", stream=out)
+    for name in ("apscheduler.executors.default", "httpx", "httpcore.connection"):
+        logging.getLogger(name).info("routine %s", name)
+        logging.getLogger(name).warning("news from %s", name)
+    logging.getLogger("bot.jobs.scheduler").info("ours")
+    assert [e["msg"] for e in events(out)] == [
+        "news from apscheduler.executors.default",
+        "news from httpx",
+        "news from httpcore.connection",
+        "ours",
+    ]
+
+    debug = io.StringIO()
+    configure_logging("DEBUG", stream=debug)
+    logging.getLogger("httpx").debug("HTTP Request: GET /x")
+    logging.getLogger("apscheduler.scheduler").info("Added job")
+    assert [e["msg"] for e in events(debug)] == ["HTTP Request: GET /x", "Added job"]
+
+
+def test_token_like_values_are_redacted_without_being_configured(out):
+    configure_logging("DEBUG", stream=out)  # httpx's request lines are written at DEBUG only
     log = logging.getLogger("httpx")
     log.info(
         "HTTP Request: GET https://rest.esms.vn/GetBalance_json?ApiKey=abc123&SecretKey=def456 "
