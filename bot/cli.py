@@ -16,6 +16,7 @@ from bot.esms.client import EsmsClient
 from bot.ops.logs import configure_logging, secrets_from_settings
 from bot.phones import mask_phone
 from bot.service import SendService
+from bot.settings_check import check_environment
 from bot.stores import open_store
 from bot.templates import TemplateCatalogue
 from storage.sends import SendRecord, SendState
@@ -239,10 +240,12 @@ def _erase(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, name_warnings: Sequence[str] = ()) -> int:
     from bot.app import serve  # Slack and the web server load only for this command
 
     configure_logging(settings.log_level, json=True, secrets=secrets_from_settings(settings))
+    for warning in name_warnings:
+        logging.getLogger(__name__).warning(warning)
     asyncio.run(serve(settings))
     return EXIT_OK
 
@@ -252,7 +255,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command != "serve":  # serve installs its own JSON handler, with redaction
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return _dispatch(args, load_settings())
+        # A misspelled name is refused before any setting is used: ESMS_SANBOX=1 ignored
+        # would make a live, charged send.
+        args.name_warnings = check_environment()
+        settings = load_settings()
+        if args.command != "serve":  # serve logs them, as JSON
+            for warning in args.name_warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+        return _dispatch(args, settings)
     except InputError as exc:
         if args.command != "send":
             print(f"error: {exc}; nothing was changed", file=sys.stderr)
@@ -277,7 +287,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "check":
         return asyncio.run(_check(settings))
     if args.command == "serve":
-        return _serve(settings)
+        return _serve(settings, args.name_warnings)
     if args.command == "privacy":
         return _erase(settings, args)
     if args.audit_command == "verify":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -11,6 +12,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.errors import ConfigError
 
 CommaList = Annotated[list[str], NoDecode]
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# ZNS SmsType in template and status calls: 24 "Zalo ưu tiên" (priority), 25 "Zalo bình
+# thường" (normal); eSMS's other types (SMS, Viber, 26/27 seen only in callbacks) are not ZNS.
+ZNS_SMS_TYPES = ("24", "25")
+
+
+def _is_web_url(value: str) -> bool:
+    parts = urlsplit(value.strip())
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 class Settings(BaseSettings):
@@ -84,8 +95,41 @@ class Settings(BaseSettings):
 
     @field_validator("esms_base_url", "esms_callback_api_url", "slack_api_url", mode="after")
     @classmethod
-    def _trailing_slash(cls, value: str) -> str:
+    def _api_url(cls, value: str) -> str:
+        if not _is_web_url(value):
+            raise ValueError(f"{value!r} is not an http(s) URL with a host")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("public_base_url", mode="after")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        # http is accepted here (a test or a proxy on loopback); `check` reports it.
+        if value is None or not value.strip():
+            return None  # `PUBLIC_BASE_URL=` as copied from .env.example: unset
+        if not _is_web_url(value):
+            raise ValueError(f"{value!r} needs a scheme and a host, e.g. https://zns.example.com")
+        return value
+
+    @field_validator("log_level", mode="after")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {value!r}; use {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("esms_sms_type", mode="before")
+    @classmethod
+    def _sms_type(cls, value: object) -> object:
+        text = str(value).strip()
+        if text not in ZNS_SMS_TYPES:
+            raise ValueError(f"{value!r} is not a ZNS SmsType; use 24 (priority) or 25 (normal)")
+        return text
+
+    @field_validator("zns_audit_compression", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _metrics_apart(self) -> Settings:

@@ -209,3 +209,60 @@ def test_secrets_never_reach_the_store_or_output(cli):
         if path.is_file():
             blob += path.read_text(encoding="utf-8", errors="replace")
     assert ESMS_API_KEY not in blob and ESMS_SECRET_KEY not in blob
+
+
+def test_a_misspelled_setting_is_refused_and_nothing_is_sent(cli, esms_standin):
+    # ESMS_SANBOX=1 silently ignored would make a live, charged send.
+    result = cli(*order_args(), ESMS_SANBOX="1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown setting ESMS_SANBOX (in the environment): did you mean ESMS_SANDBOX?"
+    ]
+    assert esms_standin.requests == []  # not even a template look-up
+    assert not cli.data_dir.exists()  # nothing stored
+
+
+def test_a_misspelled_setting_in_dotenv_is_refused_by_check(cli, tmp_path, esms_standin):
+    (tmp_path / ".env").write_text("ESMS_SANBOX=1\n", encoding="utf-8")
+    result = cli("check")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown setting ESMS_SANBOX (in .env): did you mean ESMS_SANDBOX?"
+    ]
+    assert esms_standin.requests == [] and not cli.data_dir.exists()
+
+
+def test_other_unknown_settings_are_warnings_and_the_command_goes_on(cli, esms_standin):
+    result = cli(*order_args(), ZNS_COLOUR="blue", SLACK_CLIENT_ID="123.456")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "warning: SLACK_CLIENT_ID (in the environment) is a Slack Bolt setting not used by "
+        "zns-bot; ignored",
+        "warning: unknown setting ZNS_COLOUR (in the environment); ignored",
+    ]
+    assert len(esms_standin.sends()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ESMS_SMS_TYPE", "99"),
+        ("ESMS_BASE_URL", "rest.esms.vn"),
+        ("SLACK_API_URL", "notaurl"),
+        ("PUBLIC_BASE_URL", "example.com"),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_a_bad_value_is_one_line_and_nothing_is_sent(cli, esms_standin, name, value):
+    result = cli(*order_args(), **{name: value})
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: invalid setting {name}: ")
+    assert esms_standin.requests == [] and not cli.data_dir.exists()
+
+
+def test_public_base_url_without_a_scheme_shows_an_example(cli):
+    result = cli("check", PUBLIC_BASE_URL="example.com")
+    assert result.returncode == 2
+    assert "PUBLIC_BASE_URL: 'example.com' needs a scheme and a host" in result.stderr
+    assert "e.g. https://zns.example.com" in result.stderr
