@@ -45,7 +45,7 @@ from bot.web.callbacks import CallbackEndpoint
 from bot.web.limits import Limits
 from bot.web.refusals import RefusalLog
 from bot.web.routes import build_metrics_web, build_web
-from bot.web.server import ByPort, header_timeout_protocol, quiet_config
+from bot.web.server import ByPort, header_timeout_protocol, listen_socket, quiet_config
 from bot.web.slack_gate import check_shape, check_signature
 from handlers import register_all
 from handlers.access import AccessList
@@ -322,13 +322,26 @@ def _limits(settings: Settings) -> Limits:
 
 async def serve(settings: Settings) -> None:
     """Run the server until it is told to stop (SIGINT / SIGTERM)."""
-    runtime = build_runtime(settings)
+    check_settings(settings)
+    # Listen first: a taken port or a bad host is one line naming the setting, before the
+    # store is opened or anything says "listening".
+    public = listen_socket(settings.host, settings.port, host_name="HOST", port_name="PORT")
+    metrics = None
+    try:
+        metrics = listen_socket(
+            settings.metrics_host,
+            settings.metrics_port,
+            host_name="METRICS_HOST",
+            port_name="METRICS_PORT",
+        )
+        runtime = build_runtime(settings)
+    except BaseException:
+        for sock in (public, metrics):
+            if sock is not None:
+                sock.close()
+        raise
     settle_long_lived()  # the loaded store must not slow the collector's full passes
     share_the_gil_quickly()  # file work in worker threads must not hold up the loop
-    public = quiet_config(runtime.asgi, host=settings.host, port=settings.port).bind_socket()
-    metrics = quiet_config(
-        runtime.metrics_asgi, host=settings.metrics_host, port=settings.metrics_port
-    ).bind_socket()
     metrics_port = metrics.getsockname()[1]
     # One server, two listeners: one set of signal handlers, limits and connection cap.
     config = quiet_config(
@@ -342,6 +355,6 @@ async def serve(settings: Settings) -> None:
         # enough that the limits' own 414 and 431 answer the heads they are meant for.
         h11_max_incomplete_event_size=settings.max_query_bytes + settings.max_header_bytes + 8192,
     )
-    log_event(log, "listening", url=f"http://{settings.host}:{settings.port}")
+    log_event(log, "listening", url=f"http://{settings.host}:{public.getsockname()[1]}")
     log_event(log, "metrics", url=f"http://{settings.metrics_host}:{metrics_port}/metrics")
     await uvicorn.Server(config).serve(sockets=[public, metrics])

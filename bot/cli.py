@@ -8,6 +8,7 @@ import getpass
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot import auditing, privacy
 from bot.config import Settings, load_settings
@@ -186,7 +187,19 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def _check_csv_target(target: str) -> None:
+    """Refuse a --csv path that cannot be a new file before anything is read or created."""
+    if target == "-":
+        return
+    path = Path(target)
+    if path.is_dir():
+        raise InputError(f"--csv {target} is a directory; name a file, e.g. {path / 'audit.csv'}")
+    if not path.parent.is_dir():
+        raise InputError(f"--csv {target}: there is no directory {path.parent}")
+
+
 def _export(settings: Settings, args: argparse.Namespace) -> int:
+    _check_csv_target(args.csv)
     wanted = auditing.ExportFilter(
         since=auditing.parse_day(args.since, "--since"),
         until=auditing.parse_day(args.until, "--until"),

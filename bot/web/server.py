@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from typing import Any
 
 import h11
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from bot.errors import ConfigError
 
 
 class QuietH11Protocol(H11Protocol):
@@ -97,3 +101,36 @@ class ByPort:
         server = scope.get("server")  # lifespan has none: it goes to the default app
         app = self.by_port.get(server[1], self.default) if server else self.default
         await app(scope, receive, send)
+
+
+def listen_socket(host: str, port: int, *, host_name: str, port_name: str) -> socket.socket:
+    """A socket bound to host:port as uvicorn's Config.bind_socket binds it, for
+    `Server.serve(sockets=...)`. Binding it here, before anything logs "listening", turns a
+    taken port or a bad host into a ConfigError naming the setting: uvicorn would log its
+    own line and exit 1 with neither name."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(_bind_error(exc, host, port, host_name, port_name)) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _bind_error(exc: OSError, host: str, port: int, host_name: str, port_name: str) -> str:
+    where = f"{host_name}={host}, {port_name}={port}"
+    if isinstance(exc, socket.gaierror):  # not an address, not a name that resolves
+        return f"{host_name} {host!r} is not an IP address or a host name that resolves ({where})"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"{port_name} {port} on {host} is in use (another zns-bot or another server?); "
+            f"stop it or choose another {port_name}"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host_name} {host} is not an address of this machine ({where})"
+    if exc.errno == errno.EACCES:
+        return f"{port_name} {port} needs privileges to listen on; use a port above 1023 ({where})"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc} ({where})"

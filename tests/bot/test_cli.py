@@ -266,3 +266,27 @@ def test_public_base_url_without_a_scheme_shows_an_example(cli):
     assert result.returncode == 2
     assert "PUBLIC_BASE_URL: 'example.com' needs a scheme and a host" in result.stderr
     assert "e.g. https://zns.example.com" in result.stderr
+
+
+def test_a_data_dir_that_is_a_file_is_one_line_naming_the_setting(cli, tmp_path, esms_standin):
+    not_a_dir = tmp_path / "data-file"
+    not_a_dir.write_text("x")
+    result = cli(*order_args(), ZNS_DATA_DIR=str(not_a_dir))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: ZNS_DATA_DIR {not_a_dir} is a file, not a directory"
+    ]
+    assert esms_standin.sends() == []
+
+
+@pytest.mark.parametrize("where", ["missing-dir/out.csv", "."])
+def test_audit_export_to_a_bad_path_is_one_line_and_creates_nothing(cli, tmp_path, where):
+    assert cli(*order_args()).returncode == 0
+    before = sorted(tmp_path.rglob("*"))
+    target = tmp_path / where
+    result = cli("audit", "export", "--csv", str(target))
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: --csv {target}") and line.endswith("; nothing was changed")
+    assert "Traceback" not in result.stderr
+    assert sorted(tmp_path.rglob("*")) == before
