@@ -58,6 +58,9 @@ REFUSAL_ERRORS = frozenset(
 )
 
 UserSpec = Mapping[str, Any] | str
+# A channel: its name, or {"name": ..., "private": bool, "member": bool, "archived": bool}
+# (defaults: public, the bot in it, not archived).
+ChannelSpec = Mapping[str, Any] | str
 CallPredicate = Callable[["Call"], bool]
 
 logger = logging.getLogger(__name__)
@@ -162,9 +165,12 @@ class SlackStandIn:
         port: int = 0,
         clock: Callable[[], float] = time.time,
         app_token: str = DEFAULT_APP_TOKEN,
+        channels: Mapping[str, ChannelSpec] | None = None,
     ) -> None:
         """`clock` (Unix seconds) stamps messages: a ts is its posting time, like Slack's.
-        `app_token` is the app-level token (xapp-…) that may open Socket Mode links."""
+        `app_token` is the app-level token (xapp-…) that may open Socket Mode links.
+        `channels`: the workspace's channels by id (see set_channels); None, the default,
+        means every C… or G… id is a public channel the bot is in."""
         self._host = host
         self._clock = clock
         self._last_ts_micros = 0
@@ -173,6 +179,7 @@ class SlackStandIn:
         self._bot_token = bot_token
         self._users: dict[str, UserSpec] = dict(users or {})
         self._usergroups: dict[str, list[str]] = {k: list(v) for k, v in (usergroups or {}).items()}
+        self._channels = _channel_table(channels)
         self._id_counter = itertools.count(1)
         self._calls: list[Call] = []
         self._messages: dict[str, list[dict[str, Any]]] = {}
@@ -197,6 +204,7 @@ class SlackStandIn:
             "views.publish": self._views_publish,
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
+            "conversations.info": self._conversations_info,
             "conversations.open": self._conversations_open,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
@@ -276,6 +284,19 @@ class SlackStandIn:
     def set_usergroup(self, usergroup_id: str, members: Sequence[str]) -> None:
         with self._cond:
             self._usergroups[usergroup_id] = list(members)
+
+    def set_channels(self, channels: Mapping[str, ChannelSpec] | None) -> None:
+        """Replace the workspace's channels: {"C1": "general"} or {"C1": {"name": ...,
+        "private": ..., "member": ..., "archived": ...}}. Only these exist then (Slack answers
+        channel_not_found for any other); None: every C…/G… id is a public channel the bot
+        is in, the default that lets tests post anywhere without declaring channels."""
+        with self._cond:
+            self._channels = _channel_table(channels)
+
+    def set_channel(self, channel_id: str, spec: ChannelSpec) -> None:
+        """Add or change one channel (the workspace then has only the channels declared)."""
+        with self._cond:
+            self._channels = {**(self._channels or {}), channel_id: _channel_spec(spec)}
 
     def reset(self) -> None:
         """Forget calls, messages, views, DMs and faults; keep the configuration.
@@ -816,6 +837,23 @@ class SlackStandIn:
             return _error("user_not_found")
         return {"ok": True, "user": _user_object(user_id, self._users[user_id], False)}
 
+    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A channel as the bot sees it; a private one it is not in does not exist for it."""
+        channel = str(args.get("channel") or "")
+        if channel.startswith("D") and channel in self._ims.values():
+            user = next(users[0] for users, im in self._ims.items() if im == channel)
+            return {"ok": True, "channel": _im_object(channel, user)}
+        spec = self._channel(channel)
+        if spec is None or (spec["private"] and not spec["member"]):
+            return _error("channel_not_found")
+        return {"ok": True, "channel": _channel_object(channel, spec)}
+
+    def _channel(self, channel: str) -> dict[str, Any] | None:
+        """The channel's spec, or None when the workspace has no such channel."""
+        if self._channels is None:
+            return _channel_spec(channel.lower()) if _is_channel_id(channel) else None
+        return self._channels.get(channel)
+
     def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         if args.get("channel"):
             return {
@@ -896,10 +934,12 @@ class SlackStandIn:
         }
 
     def _check_conversation(self, channel: str) -> dict[str, Any] | None:
-        """Reading a conversation: any C/G channel exists here; a DM only once opened."""
+        """Reading a conversation: a channel of the workspace; a DM only once opened."""
         if not channel or channel.startswith(("U", "W")):
             return _error("channel_not_found")
-        if channel.startswith("D") and channel not in self._ims.values():
+        if channel.startswith("D"):
+            return None if channel in self._ims.values() else _error("channel_not_found")
+        if self._channels is not None and channel not in self._channels:
             return _error("channel_not_found")
         return None
 
@@ -1100,6 +1140,70 @@ def _apply_view_spec(view: dict[str, Any], spec: Mapping[str, Any], *, view_hash
     )
     if spec.get("external_id"):
         view["external_id"] = spec["external_id"]
+
+
+def _is_channel_id(channel: str) -> bool:
+    return len(channel) > 1 and channel[0] in "CG" and channel.isalnum() and channel.isupper()
+
+
+def _channel_spec(spec: ChannelSpec) -> dict[str, Any]:
+    info: Mapping[str, Any] = {"name": spec} if isinstance(spec, str) else spec
+    return {
+        "name": str(info.get("name") or "channel"),
+        "private": bool(info.get("private", False)),
+        "member": bool(info.get("member", True)),
+        "archived": bool(info.get("archived", False)),
+    }
+
+
+def _channel_table(channels: Mapping[str, ChannelSpec] | None) -> dict[str, dict[str, Any]] | None:
+    return None if channels is None else {k: _channel_spec(v) for k, v in channels.items()}
+
+
+def _channel_object(channel_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """conversations.info's channel, shaped as Slack's reference shows a channel."""
+    blank = {"value": "", "creator": "", "last_set": 0}
+    return {
+        "id": channel_id,
+        "name": spec["name"],
+        "is_channel": True,
+        "is_group": False,
+        "is_im": False,
+        "is_mpim": False,
+        "is_private": spec["private"],
+        "created": 1_700_000_000,
+        "is_archived": spec["archived"],
+        "is_general": False,
+        "unlinked": 0,
+        "name_normalized": _normalized(spec["name"]),
+        "is_shared": False,
+        "is_frozen": False,
+        "is_org_shared": False,
+        "is_pending_ext_shared": False,
+        "pending_shared": [],
+        "context_team_id": TEAM_ID,
+        "parent_conversation": None,
+        "creator": "U0ZNSADMIN",
+        "is_ext_shared": False,
+        "shared_team_ids": [TEAM_ID],
+        "is_member": spec["member"],
+        "topic": dict(blank),
+        "purpose": dict(blank),
+        "previous_names": [],
+    }
+
+
+def _im_object(channel_id: str, user: str) -> dict[str, Any]:
+    return {
+        "id": channel_id,
+        "created": 1_700_000_000,
+        "is_im": True,
+        "is_org_shared": False,
+        "context_team_id": TEAM_ID,
+        "user": user,
+        "is_user_deleted": False,
+        "priority": 0,
+    }
 
 
 def _normalized(name: str) -> str:

@@ -82,6 +82,7 @@ def standin(standin_server: SlackStandIn) -> Iterator[SlackStandIn]:
         }
     )
     standin_server.set_usergroups({"S123": ["U1", "U2"]})
+    standin_server.set_channels(None)
     standin_server.reset()
     yield standin_server
     standin_server.reset()
@@ -325,6 +326,64 @@ async def test_usergroups_and_users(standin: SlackStandIn, client: AsyncWebClien
     with pytest.raises(SlackApiError) as unknown:
         await client.users_info(user="U404")
     assert unknown.value.response["error"] == "user_not_found"
+
+
+async def test_conversations_info_in_the_default_workspace(client: AsyncWebClient) -> None:
+    # by default every channel id is a public channel the bot is in (tests post anywhere)
+    channel = (await client.conversations_info(channel="C0ANY"))["channel"]
+    assert channel["id"] == "C0ANY" and channel["is_member"] is True
+    assert channel["is_channel"] is True and channel["is_private"] is False
+    for not_a_channel in ("#general", "general", "U1"):
+        with pytest.raises(SlackApiError) as caught:
+            await client.conversations_info(channel=not_a_channel)
+        assert caught.value.response["error"] == "channel_not_found"
+
+
+async def test_conversations_info_knows_only_the_declared_channels(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    standin.set_channels(
+        {
+            "C1": "approvals",
+            "C2": {"name": "notify", "member": False},
+            "G3": {"name": "secret", "private": True, "member": False},
+            "G4": {"name": "inner", "private": True},
+            "C5": {"name": "old", "archived": True},
+        }
+    )
+    one = (await client.conversations_info(channel="C1"))["channel"]
+    assert (one["name"], one["is_member"], one["is_archived"]) == ("approvals", True, False)
+    two = (await client.conversations_info(channel="C2"))["channel"]
+    assert two["is_member"] is False  # public: visible, though the bot is not in it
+    inner = (await client.conversations_info(channel="G4"))["channel"]
+    assert inner["is_private"] is True and inner["is_member"] is True
+    assert (await client.conversations_info(channel="C5"))["channel"]["is_archived"] is True
+    # an unknown channel, and a private one the bot is not in, do not exist for the bot
+    for hidden in ("C9", "G3"):
+        with pytest.raises(SlackApiError) as caught:
+            await client.conversations_info(channel=hidden)
+        assert caught.value.response["error"] == "channel_not_found"
+    with pytest.raises(SlackApiError) as history:
+        await client.conversations_history(channel="C9")
+    assert history.value.response["error"] == "channel_not_found"
+    standin.set_channel("C9", "new")
+    assert (await client.conversations_info(channel="C9"))["channel"]["name"] == "new"
+
+
+async def test_conversations_info_of_an_opened_dm(client: AsyncWebClient) -> None:
+    dm = (await client.conversations_open(users="U1"))["channel"]["id"]
+    channel = (await client.conversations_info(channel=dm))["channel"]
+    assert channel["is_im"] is True and channel["user"] == "U1"
+
+
+async def test_conversations_info_refuses_a_wrong_token(standin: SlackStandIn) -> None:
+    wrong = AsyncWebClient(token="xoxb-not-the-bot", base_url=standin.api_url)
+    with pytest.raises(SlackApiError) as caught:
+        await wrong.conversations_info(channel="C1")
+    assert caught.value.response["error"] == "invalid_auth"
+    with pytest.raises(SlackApiError) as auth:
+        await wrong.auth_test()
+    assert auth.value.response["error"] == "invalid_auth"
 
 
 # --- message metadata and reading conversations ------------------------------------------
