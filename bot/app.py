@@ -17,16 +17,12 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger import get_bolt_logger
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
+from bot.checks import required_for_serve
 from bot.config import Settings
 from bot.delivery import DeliveryTracker
 from bot.errors import StoreError
@@ -39,6 +35,7 @@ from bot.ops.logs import log_event, protect_records, secrets_from_settings
 from bot.ops.loop_lag import share_the_gil_quickly, watch_loop_lag
 from bot.ops.metrics import Metrics
 from bot.service import SendService
+from bot.slack_web import slack_client
 from bot.stores import open_store
 from bot.templates import TemplateCatalogue
 from bot.web.callbacks import CallbackEndpoint
@@ -55,30 +52,10 @@ from storage.store import Store
 
 log = logging.getLogger(__name__)
 
-REQUIRED = ("esms_api_key", "esms_secret_key", "slack_bot_token", "zns_approval_channel")
-
 
 def check_settings(settings: Settings) -> None:
     """Refuse to start without what the server needs, naming every missing setting."""
-    required = list(REQUIRED)
-    if not settings.slack_app_token:
-        required.append("slack_signing_secret")  # HTTP mode verifies every request
-    if not settings.zns_approvers:
-        required.append("zns_approvers")
-    settings.require(*required)
-
-
-def slack_client(settings: Settings) -> AsyncWebClient:
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return AsyncWebClient(
-        token=token,
-        base_url=settings.slack_api_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+    settings.require(*required_for_serve(settings))
 
 
 class _DropMessage(logging.Filter):

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot import auditing, privacy
+from bot import auditing, checks, privacy
 from bot.config import Settings, load_settings
 from bot.errors import ZNS_ERRORS, ConfigError, InputError, StoreError, StoreLockedError
 from bot.esms.client import EsmsClient
@@ -156,26 +156,16 @@ def _report(record: SendRecord) -> int:
 
 
 async def _check(settings: Settings) -> int:
-    settings.require("esms_api_key", "esms_secret_key")
-    async with EsmsClient.from_settings(settings) as client:
-        balance = await client.balance()
-        print(f"eSMS: credentials OK, balance {balance.balance:,.0f} VND")
-        if settings.esms_oaid:
-            oas = {oa.oaid: oa.name for oa in await client.list_oas()}
-            if settings.esms_oaid not in oas:
-                known = ", ".join(f"{k} ({v})" for k, v in oas.items()) or "none"
-                print(
-                    f"error: ESMS_OAID {settings.esms_oaid} is not an OA of this eSMS account; "
-                    f"known OAs: {known}",
-                    file=sys.stderr,
-                )
-                return EXIT_FAILED
-            print(f"Zalo OA: {settings.esms_oaid} ({oas[settings.esms_oaid]})")
-        else:
-            print("Zalo OA: ESMS_OAID is not set; every send must name its OA")
-    with _open_store(settings) as store:
-        store.check_writable()
-        print(f"store: {store.path} is writable")
+    results = await checks.run_all(settings)
+    for result in results:
+        print(result.line(), flush=True)
+    failed = [r.subject for r in results if r.failed]
+    if failed:
+        print(
+            f"error: {len(failed)} check(s) failed: {', '.join(dict.fromkeys(failed))}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK
 
 

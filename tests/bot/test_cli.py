@@ -11,8 +11,18 @@ from pathlib import Path
 import pytest
 
 from standins.esms import DEMO_OAID, JOURNEY_TEMPLATE, ORDER_TEMPLATE, OTP_TEMPLATE
+from standins.process import standin_env
+from standins.socket_mode import DEFAULT_APP_TOKEN as APP_TOKEN
 from storage.store import Store
 from tests.conftest import ESMS_API_KEY, ESMS_SECRET_KEY
+from tests.harness import (
+    APPROVAL_CHANNEL,
+    APPROVER,
+    APPROVER_GROUP,
+    BOT_TOKEN,
+    NOTIFY_CHANNEL,
+    SIGNING_SECRET,
+)
 
 ZNS_BOT = str(Path(sys.executable).parent / "zns-bot")
 
@@ -141,7 +151,7 @@ def test_lost_reply_exits_3_and_says_unknown(cli, esms_standin):
 
 
 def test_missing_setting_is_one_clear_line(cli):
-    result = cli("check", ESMS_API_KEY=None)
+    result = cli(*order_args(), ESMS_API_KEY=None)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: missing setting: ESMS_API_KEY (set in the environment or in .env; see .env.example)"
@@ -155,18 +165,169 @@ def test_wrong_setting_is_one_clear_line(cli):
     assert "ESMS_TIMEOUT" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_check_prints_balance_and_oa(cli, esms_standin):
-    result = cli("check")
-    assert result.returncode == 0, result.stderr
-    assert "balance 5,000,000 VND" in result.stdout
-    assert "Demo Shop" in result.stdout
+# --- zns-bot check: everything serve needs, one line each ---------------------------------
 
 
-def test_check_with_wrong_key_says_what_is_wrong_without_leaking_it(cli):
-    result = cli("check", ESMS_SECRET_KEY="wrong-secret-XYZ")
+@pytest.fixture
+def check(tmp_path, slack_standin, esms_standin):
+    """`zns-bot check` with every setting serve needs, pointed at both stand-ins."""
+    env = standin_env(
+        slack_standin,
+        esms_standin,
+        tmp_path / "data",
+        zns_approvers=[APPROVER, APPROVER_GROUP],
+        public_base_url="https://zns-bot.example",
+        esms_timeout=0.5,
+        esms_retry_backoff=0.01,
+    )
+    slack_standin.set_channels(None)  # the default workspace: every channel, the bot in it
+
+    def run(**overrides: str | None) -> subprocess.CompletedProcess[str]:
+        merged = {k: v for k, v in {**env, **overrides}.items() if v is not None}
+        result = subprocess.run(
+            [ZNS_BOT, "check"], env=merged, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        shown = result.stdout + result.stderr
+        assert "Traceback" not in shown
+        for secret in (BOT_TOKEN, SIGNING_SECRET, ESMS_API_KEY, ESMS_SECRET_KEY, APP_TOKEN):
+            assert secret not in shown
+        return result
+
+    yield run
+    slack_standin.set_channels(None)  # the shared stand-in's other users expect the default
+
+
+def lines(result: subprocess.CompletedProcess[str], subject: str) -> list[str]:
+    """The check's lines about `subject`."""
+    return [line for line in result.stdout.splitlines() if line[5:].startswith(f"{subject}:")]
+
+
+def test_check_everything_ok_prints_the_mode(check):
+    result = check()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(line.startswith(("ok   ", "note ")) for line in result.stdout.splitlines())
+    assert lines(result, "mode") == [
+        "ok   mode: LIVE: approved sends are delivered to customers and charged"
+    ]
+    assert lines(result, "Slack") == [
+        "ok   Slack: auth.test as @zns-bot in workspace ZNS Stand-in (T0ZNSTEAM)"
+    ]
+    assert "balance 5,000,000 VND" in result.stdout and "Demo Shop" in result.stdout
+    for subject in ("ZNS_APPROVAL_CHANNEL", "ZNS_NOTIFY_CHANNEL", "ZNS_APPROVERS", "store"):
+        assert lines(result, subject)[0].startswith("ok   "), result.stdout
+    assert "S0APPROVERS resolves (1 member(s))" in result.stdout
+    assert "serve creates it" in lines(result, "store")[0]  # no store yet: a first run
+    sandbox = check(ESMS_SANDBOX="1")
+    assert sandbox.returncode == 0
+    assert lines(sandbox, "mode")[0].startswith("ok   mode: SANDBOX")
+
+
+def test_check_names_every_missing_setting_and_goes_on(check):
+    result = check(SLACK_BOT_TOKEN=None, SLACK_SIGNING_SECRET=None, ZNS_APPROVERS=None)
     assert result.returncode == 1
-    assert "rejected the API key or secret key" in result.stderr
+    assert lines(result, "settings") == [
+        "FAIL settings: SLACK_BOT_TOKEN is not set (serve needs it)",
+        "FAIL settings: SLACK_SIGNING_SECRET is not set (serve needs it)",
+        "FAIL settings: ZNS_APPROVERS is not set (serve needs it)",
+    ]
+    assert "balance 5,000,000 VND" in result.stdout  # the rest is still checked
+    assert lines(result, "store")[0].startswith("ok   ")
+    assert "failed" in result.stderr
+
+
+def test_check_with_wrong_key_says_what_is_wrong_without_leaking_it(check):
+    result = check(ESMS_SECRET_KEY="wrong-secret-XYZ")
+    assert result.returncode == 1
+    (esms,) = lines(result, "eSMS")
+    assert esms.startswith("FAIL") and "rejected the API key or secret key" in esms
     assert "wrong-secret-XYZ" not in result.stderr + result.stdout
+    assert lines(result, "Slack")[0].startswith("ok   ")  # one failure stops nothing
+
+
+def test_check_fails_on_a_wrong_slack_token(check, slack_standin):
+    result = check(SLACK_BOT_TOKEN="xoxb-not-the-bot-4242")
+    assert result.returncode == 1
+    (line,) = lines(result, "Slack")
+    assert line.startswith("FAIL Slack: SLACK_BOT_TOKEN refused by auth.test: invalid_auth")
+    assert "xoxb-not-the-bot-4242" not in result.stdout + result.stderr
+    assert [c.error for c in slack_standin.calls("auth.test")] == ["invalid_auth"]
+
+
+def test_check_fails_on_a_channel_that_does_not_exist(check, slack_standin):
+    slack_standin.set_channels({NOTIFY_CHANNEL: "zns-notify"})
+    result = check()
+    assert result.returncode == 1
+    (line,) = lines(result, "ZNS_APPROVAL_CHANNEL")
+    assert line.startswith(f"FAIL ZNS_APPROVAL_CHANNEL: channel {APPROVAL_CHANNEL} not found")
+    assert "channel_not_found" in line
+    assert lines(result, "ZNS_NOTIFY_CHANNEL") == [
+        f"ok   ZNS_NOTIFY_CHANNEL: #zns-notify ({NOTIFY_CHANNEL}), the bot is in it"
+    ]
+    assert slack_standin.calls("chat.postMessage") == []  # no test post
+
+
+def test_check_fails_when_the_bot_is_not_in_the_notify_channel(check, slack_standin):
+    slack_standin.set_channels(
+        {
+            APPROVAL_CHANNEL: {"name": "zns-approvals", "private": True},
+            NOTIFY_CHANNEL: {"name": "zns-notify", "member": False},
+        }
+    )
+    result = check()
+    assert result.returncode == 1
+    assert lines(result, "ZNS_NOTIFY_CHANNEL") == [
+        f"FAIL ZNS_NOTIFY_CHANNEL: the bot is not in #zns-notify ({NOTIFY_CHANNEL}): "
+        "/invite @zns-bot in that channel"
+    ]
+    assert lines(result, "ZNS_APPROVAL_CHANNEL")[0].startswith("ok   ")
+
+
+def test_check_fails_on_an_unknown_user_group(check):
+    result = check(ZNS_APPROVERS=f"{APPROVER},{APPROVER_GROUP},S0NOSUCH")
+    assert result.returncode == 1
+    assert lines(result, "ZNS_APPROVERS") == [
+        f"ok   ZNS_APPROVERS: user group {APPROVER_GROUP} resolves (1 member(s))",
+        "FAIL ZNS_APPROVERS: user group S0NOSUCH does not resolve: no_such_subteam",
+    ]
+    requesters = check(ZNS_REQUESTERS="S0NOBODY")
+    assert requesters.returncode == 1
+    assert "S0NOBODY does not resolve" in lines(requesters, "ZNS_REQUESTERS")[0]
+
+
+def test_check_wants_an_https_public_url(check):
+    result = check(PUBLIC_BASE_URL="http://zns-bot.example")
+    assert result.returncode == 1
+    assert lines(result, "PUBLIC_BASE_URL")[0].startswith("FAIL PUBLIC_BASE_URL: http://")
+    unset = check(PUBLIC_BASE_URL=None)
+    assert unset.returncode == 0
+    assert lines(unset, "PUBLIC_BASE_URL") == [
+        "note PUBLIC_BASE_URL: not set: delivery results by polling only (no callbacks)"
+    ]
+
+
+def test_check_checks_the_app_token_in_socket_mode(check, slack_standin):
+    result = check(SLACK_APP_TOKEN=APP_TOKEN, SLACK_SIGNING_SECRET=None)
+    assert result.returncode == 0, result.stdout  # Socket Mode needs no signing secret
+    assert lines(result, "SLACK_APP_TOKEN")[0].startswith("ok   SLACK_APP_TOKEN: Socket Mode")
+    # a one-use URL handed out, never used: no link opened
+    assert [c.ok for c in slack_standin.calls("apps.connections.open")] == [True]
+    assert slack_standin.socket_mode.connections() == []
+    wrong = check(SLACK_APP_TOKEN="xapp-1-A0ZNSAPP1-wrong")
+    assert wrong.returncode == 1
+    assert "invalid_auth" in lines(wrong, "SLACK_APP_TOKEN")[0]
+    shape = check(SLACK_APP_TOKEN=BOT_TOKEN)
+    assert lines(shape, "SLACK_APP_TOKEN") == [
+        "FAIL SLACK_APP_TOKEN: not an app-level token (xapp-…)"
+    ]
+
+
+def test_check_refuses_a_data_dir_that_is_a_file(check, tmp_path):
+    (tmp_path / "a-file").write_text("not a directory")
+    result = check(ZNS_DATA_DIR=str(tmp_path / "a-file"))
+    assert result.returncode == 1
+    assert lines(result, "store") == [
+        f"FAIL store: ZNS_DATA_DIR {tmp_path / 'a-file'} is not a directory"
+    ]
 
 
 def test_audit_verify_detects_tampering(cli):
