@@ -29,6 +29,8 @@ Status = Literal["ok", "note", "FAIL"]
 # Always needed by `serve`; the rest depend on the mode (see required_for_serve).
 REQUIRED = ("esms_api_key", "esms_secret_key", "slack_bot_token", "zns_approval_channel")
 
+_NO_ANSWER = "no answer from Slack"
+
 # What a Slack call can raise: a refusal (SlackApiError, a SlackClientError), no answer,
 # or an answer that is not Slack's.
 _SLACK_FAILURES: tuple[type[Exception], ...] = (
@@ -85,8 +87,13 @@ def missing_settings(settings: Settings) -> list[Result]:
 
 def mode(settings: Settings) -> Result:
     if settings.esms_sandbox:
-        return ok("mode", "SANDBOX (ESMS_SANDBOX): sends are checked by eSMS, never delivered")
-    return ok("mode", "LIVE: approved sends are delivered to customers and charged")
+        return ok(
+            "mode",
+            "SANDBOX (ESMS_SANDBOX=1): every send is checked by eSMS, not charged, not delivered",
+        )
+    return ok(
+        "mode", "LIVE: approved sends are delivered to customers and charged (ESMS_SANDBOX=0)"
+    )
 
 
 async def esms(settings: Settings) -> list[Result]:
@@ -119,8 +126,11 @@ def _slack_error(exc: Exception) -> str:
         response: Any = exc.response
         error = str(response.get("error") or f"HTTP {response.status_code}")
         needed = response.get("needed")
-        return f"{error} (needs {needed})" if needed else error
-    return f"no answer ({type(exc).__name__})"
+        if error == "missing_scope":  # an app installed from an older manifest
+            scope = f" ({needed})" if needed else ""
+            return f"missing_scope{scope}: update the app from manifest.yml and reinstall it"
+        return error
+    return f"{_NO_ANSWER} ({type(exc).__name__})"
 
 
 async def _call(call: Callable[[], Awaitable[Any]]) -> tuple[Any, str | None]:
@@ -137,13 +147,11 @@ async def slack(settings: Settings, client: AsyncWebClient | None = None) -> lis
     client = client or slack_client(settings)
     auth, error = await _call(client.auth_test)
     if error is not None:
-        return [
-            fail(
-                "Slack",
-                f"SLACK_BOT_TOKEN refused by auth.test: {error} at {settings.slack_api_url} "
-                "(channels and user groups not checked)",
-            )
-        ]
+        if error.startswith(_NO_ANSWER):
+            why = f"{error} at {settings.slack_api_url} (SLACK_API_URL); SLACK_BOT_TOKEN,"
+        else:
+            why = f"SLACK_BOT_TOKEN refused by auth.test: {error};"
+        return [fail("Slack", f"{why} channels and user groups not checked")]
     if not auth.get("bot_id"):  # a user token authenticates too, as a person
         return [fail("Slack", "SLACK_BOT_TOKEN is not a bot token (xoxb-…); use the bot's")]
     bot_name = f"@{auth.get('user')}"

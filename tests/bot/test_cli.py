@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from standins.esms import DEMO_OAID, JOURNEY_TEMPLATE, ORDER_TEMPLATE, OTP_TEMPLATE
-from standins.process import standin_env
+from standins.process import free_port, standin_env
 from standins.socket_mode import DEFAULT_APP_TOKEN as APP_TOKEN
 from storage.store import Store
 from tests.conftest import ESMS_API_KEY, ESMS_SECRET_KEY
@@ -207,7 +207,7 @@ def test_check_everything_ok_prints_the_mode(check):
     assert result.returncode == 0, result.stdout + result.stderr
     assert all(line.startswith(("ok   ", "note ")) for line in result.stdout.splitlines())
     assert lines(result, "mode") == [
-        "ok   mode: LIVE: approved sends are delivered to customers and charged"
+        "ok   mode: LIVE: approved sends are delivered to customers and charged (ESMS_SANDBOX=0)"
     ]
     assert lines(result, "Slack") == [
         "ok   Slack: auth.test as @zns-bot in workspace ZNS Stand-in (T0ZNSTEAM)"
@@ -219,7 +219,7 @@ def test_check_everything_ok_prints_the_mode(check):
     assert "serve creates it" in lines(result, "store")[0]  # no store yet: a first run
     sandbox = check(ESMS_SANDBOX="1")
     assert sandbox.returncode == 0
-    assert lines(sandbox, "mode")[0].startswith("ok   mode: SANDBOX")
+    assert lines(sandbox, "mode")[0].startswith("ok   mode: SANDBOX (ESMS_SANDBOX=1)")
 
 
 def test_check_names_every_missing_setting_and_goes_on(check):
@@ -253,6 +253,15 @@ def test_check_fails_on_a_wrong_slack_token(check, slack_standin):
     assert [c.error for c in slack_standin.calls("auth.test")] == ["invalid_auth"]
 
 
+def test_check_says_when_slack_does_not_answer(check):
+    result = check(SLACK_API_URL=f"http://127.0.0.1:{free_port()}/api/")  # nothing listens
+    assert result.returncode == 1
+    (line,) = lines(result, "Slack")
+    assert line.startswith("FAIL Slack: no answer from Slack (")
+    assert "SLACK_API_URL" in line and "SLACK_BOT_TOKEN" in line
+    assert lines(result, "eSMS")[0].startswith("ok   ")
+
+
 def test_check_fails_on_a_channel_that_does_not_exist(check, slack_standin):
     slack_standin.set_channels({NOTIFY_CHANNEL: "zns-notify"})
     result = check()
@@ -264,6 +273,17 @@ def test_check_fails_on_a_channel_that_does_not_exist(check, slack_standin):
         f"ok   ZNS_NOTIFY_CHANNEL: #zns-notify ({NOTIFY_CHANNEL}), the bot is in it"
     ]
     assert slack_standin.calls("chat.postMessage") == []  # no test post
+
+
+def test_check_tells_an_app_without_a_scope_to_reinstall(check, slack_standin):
+    # an app installed from an older manifest, without channels:read
+    slack_standin.inject("conversations.info", error="missing_scope", times=None)
+    result = check()
+    assert result.returncode == 1
+    for channel in ("ZNS_APPROVAL_CHANNEL", "ZNS_NOTIFY_CHANNEL"):
+        (line,) = lines(result, channel)
+        assert line.startswith(f"FAIL {channel}: conversations.info for C0")
+        assert "missing_scope: update the app from manifest.yml and reinstall it" in line
 
 
 def test_check_fails_when_the_bot_is_not_in_the_notify_channel(check, slack_standin):
