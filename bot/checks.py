@@ -21,7 +21,7 @@ from bot.esms.client import EsmsClient
 from bot.ops.logs import MASK, MIN_SECRET_LENGTH, secrets_from_settings
 from bot.slack_web import slack_client
 from storage.errors import StoreError
-from storage.history import History
+from storage.history import LEGACY_FILE, History
 from storage.store import FILE_NAME
 
 Status = Literal["ok", "note", "FAIL"]
@@ -252,6 +252,8 @@ def store(settings: Settings) -> Result:
         return fail("store", f"ZNS_DATA_DIR {data_dir} is not writable")
     path = data_dir / FILE_NAME
     if not path.exists():
+        if (data_dir / LEGACY_FILE).exists():
+            return ok("store", f"a zns-bot 0.1 store in {data_dir}: serve migrates it")
         return ok("store", f"no store in {data_dir} yet: serve creates it (first run)")
     try:
         history = History.open(data_dir)

@@ -13,7 +13,7 @@ import pytest
 from standins.esms import DEMO_OAID, JOURNEY_TEMPLATE, ORDER_TEMPLATE, OTP_TEMPLATE
 from standins.process import free_port, standin_env
 from standins.socket_mode import DEFAULT_APP_TOKEN as APP_TOKEN
-from storage.store import Store
+from storage.store import FILE_NAME, Store
 from tests.conftest import ESMS_API_KEY, ESMS_SECRET_KEY
 from tests.harness import (
     APPROVAL_CHANNEL,
@@ -338,6 +338,27 @@ def test_check_checks_the_app_token_in_socket_mode(check, slack_standin):
     shape = check(SLACK_APP_TOKEN=BOT_TOKEN)
     assert lines(shape, "SLACK_APP_TOKEN") == [
         "FAIL SLACK_APP_TOKEN: not an app-level token (xapp-…)"
+    ]
+
+
+def test_check_reads_an_existing_store_without_changing_it(cli, check):
+    assert cli(*order_args()).returncode == 0
+    store = cli.data_dir / FILE_NAME
+    before = {p.name: p.stat().st_mtime_ns for p in cli.data_dir.iterdir()}
+    result = check()
+    assert result.returncode == 0, result.stdout
+    assert lines(result, "store") == [
+        f"ok   store: {store} reads (read-only, 1 live send(s)), and is writable"
+    ]
+    assert {p.name: p.stat().st_mtime_ns for p in cli.data_dir.iterdir()} == before
+
+
+def test_check_leaves_a_0_1_store_to_serve(check, tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "zns.db").write_text("{}")
+    result = check(ZNS_DATA_DIR=str(tmp_path / "old"))
+    assert lines(result, "store") == [
+        f"ok   store: a zns-bot 0.1 store in {tmp_path / 'old'}: serve migrates it"
     ]
 
 
