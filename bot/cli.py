@@ -1,16 +1,17 @@
-"""The `zns-bot` command line: serve, send, check, audit and privacy."""
+"""The `zns-bot` command line: serve, send, check, status, audit and privacy."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import getpass
+import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot import auditing, checks, privacy
+from bot import auditing, checks, lookup, privacy, status
 from bot.config import Settings, load_settings
 from bot.errors import ZNS_ERRORS, ConfigError, InputError, StoreError, StoreLockedError
 from bot.esms.client import EsmsClient
@@ -50,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("check", help="validate the settings and show the eSMS balance")
     sub.add_parser("serve", help="run the Slack app, callbacks and scheduler (HOST:PORT)")
+
+    look = sub.add_parser(
+        "status", help="what happened to a send, by send id, SMSID or phone (beside serve)"
+    )
+    look.add_argument("key", metavar="SEND_ID|SMSID|PHONE", help="zns-…, eSMS's SMSID or 09…")
+    look.add_argument("--json", action="store_true", help="print a JSON document for scripts")
+    look.add_argument("--unmask", action="store_true", help="show full phone numbers")
 
     audit = sub.add_parser("audit", help="the audit log (verify and export run beside serve)")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
@@ -203,6 +211,24 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    """Read-only beside serve, like `audit export`: 0 found, 1 not found, 2 a malformed key."""
+    try:
+        found = lookup.find_sends(auditing.open_history(settings.zns_data_dir), args.key)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        document = status.lookup_json(found, unmask=args.unmask)
+        print(json.dumps(document, ensure_ascii=False, indent=2))
+    if found.key is None:
+        print(status.not_found_line(found, unmask=args.unmask), file=sys.stderr)
+        return EXIT_FAILED
+    if not args.json:
+        print("\n".join(status.lookup_lines(found, unmask=args.unmask)))
+    return EXIT_OK
+
+
 def _open_alone(settings: Settings, hint: str) -> Store:
     """The existing store, held by this command alone: refused clearly while serve runs."""
     if not (settings.zns_data_dir / FILE_NAME).exists():
@@ -291,6 +317,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_check(settings))
     if args.command == "serve":
         return _serve(settings, args.name_warnings)
+    if args.command == "status":
+        return _status(settings, args)
     if args.command == "privacy":
         return _erase(settings, args)
     if args.audit_command == "verify":
