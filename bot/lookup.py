@@ -224,12 +224,18 @@ def _record(
     first = created[0]
     data = first.get("data") if isinstance(first.get("data"), Mapping) else {}
     record: dict[str, Any] = {**(data or {}), "created_at": first.get("ts")}
-    for event in events:  # the last state it reached, as its transitions tell
-        if event.get("to_state"):
-            record["state"] = event["to_state"]
-            record["updated_at"] = event.get("ts")
+    for event in events:  # what its events tell: the last state reached, who decided, why
+        to, reason = event.get("to_state"), event.get("reason") or ""
+        if to:
+            record["state"], record["updated_at"] = to, event.get("ts")
         if event.get("action") == "created":
             record["requester"] = event.get("actor")
+        elif to in (SendState.APPROVED, SendState.REJECTED):
+            record["approver"] = event.get("actor")
+        if to == SendState.REJECTED:
+            record["reject_reason"] = reason
+        elif to in (SendState.FAILED, SendState.UNKNOWN):
+            record["error" if to == SendState.FAILED else "unknown_reason"] = reason
     phone, erased = _personal_phone(first)
     return record, phone, erased
 
