@@ -103,6 +103,13 @@ async def test_status_finds_a_send_by_each_key_live_and_archived(
     assert files(data_dir) == before
     assert (await driver.http.get("/healthz")).status_code == 200
 
+    # in a sealed (compressed) segment: the same keys still find it, the same
+    bot.stop()
+    sealed = zns(data_dir, "audit", "seal")
+    assert sealed.returncode == 0 and "sealed audit segment" in sealed.stdout, sealed.stderr
+    assert list((data_dir / "audit").glob("*.jsonl.gz"))
+    assert [found(data_dir, key) for key in (send_id, sms_id, PHONE)] == archived
+
 
 async def test_status_explains_a_failed_send_and_lists_a_phones_sends_newest_first(
     bot: BotProcess,  # noqa: F811
