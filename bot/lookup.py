@@ -86,6 +86,9 @@ class SendView:
     created_at: str
     updated_at: str
     trail: tuple[TrailEntry, ...] = ()
+    oaid: str = ""
+    # the approval card (channel id, message ts): Slack's `/zns status` links its thread
+    card: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,14 @@ def _view(
         created_at=str(record.get("created_at") or ""),
         updated_at=str(record.get("updated_at") or ""),
         trail=tuple(_entry(e) for e in events),
+        oaid=str(record.get("oaid") or ""),
+        card=_card(record),
     )
+
+
+def _card(record: Mapping[str, Any]) -> tuple[str, str] | None:
+    channel, ts = record.get("card_channel"), record.get("card_ts")
+    return (str(channel), str(ts)) if channel and ts else None
 
 
 def _record(

@@ -76,6 +76,9 @@ FAILED_SEND = {
     "error": "older words (Zalo code -118)",
     "error_code": -118,
     "error_category": "delivery",
+    "oaid": "4097311281936189049",
+    "card_channel": "C0APPROVALS",
+    "card_ts": "1765098000.000100",
     "callback_token": "s3cr3t-token",
     "content_salt": "salt",
 }
@@ -254,6 +257,9 @@ def test_json_masks_phones_and_never_carries_secrets_or_parameters(history: Hist
     first = status_json(found.views[0])
     assert (first["phone"], first["phone_masked"]) == ("090****484", True)
     assert first["template"] == {"id": "231001", "name": "Order confirmation"}
+    assert first["oaid"] == "4097311281936189049"
+    assert first["slack_card"] == {"channel": "C0APPROVALS", "ts": "1765098000.000100"}
+    assert status_json(found.views[1])["slack_card"] is None  # archived before it had one
     assert lookup_json(found)["query"]["tried"] == [
         {"kind": "phone", "value": "090****484"},
         {"kind": "sms", "value": "090****484"},

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from standins.driver import AGENT, APPROVER, SlackDriver
+from standins.driver import AGENT, APPROVAL_CHANNEL, APPROVER, SlackDriver
 from standins.process import BotProcess
 from tests.e2e.test_history import (  # noqa: F401 (bot, driver: fixtures used by name)
     accepted,
@@ -61,6 +61,7 @@ async def test_status_finds_a_send_by_each_key_live_and_archived(
     assert (view["requester"], view["approver"]) == (f"slack:{AGENT}", f"slack:{APPROVER}")
     assert view["template"] == {"id": "231001", "name": "Order confirmation"}
     assert view["sandbox"] is False
+    assert view["slack_card"] == {"channel": APPROVAL_CHANNEL, "ts": card["ts"]}
     kinds = [e["kind"] for e in view["trail"]]
     assert kinds[0] == "created" and "transition" in kinds
     assert any("pending_approval → approved" in e["detail"] for e in view["trail"])
