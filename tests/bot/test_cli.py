@@ -143,6 +143,24 @@ def test_esms_refusal_exits_non_zero_with_plain_words(cli, esms_standin):
     assert "not configured for this OA" in result.stderr and "789" in result.stderr
 
 
+def test_status_shows_cli_sends_their_actor_sandbox_and_refusal(cli, esms_standin):
+    me = f"cli:{getpass.getuser()}"
+    assert cli(*order_args(), "--sandbox").returncode == 0
+    esms_standin.inject("SendZaloMessage_V4_post_json", code=789)
+    assert cli(*order_args()).returncode == 1
+    listed = cli("status", "0901 888 484", "--json")
+    assert listed.returncode == 0, listed.stderr
+    refused, sandboxed = json.loads(listed.stdout)["sends"]  # newest first
+    assert (sandboxed["state"], sandboxed["sandbox"]) == ("sandboxed", True)
+    assert (sandboxed["requester"], sandboxed["approver"]) == (me, me)
+    assert refused["state"] == "failed" and "not configured for this OA" in refused["result"]
+    text = cli("status", sandboxed["send_id"])
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith(f"send {sandboxed['send_id']}  [SANDBOX]")
+    assert f"  requester   {me}" in text.stdout and "090****484" in text.stdout
+    assert "0901888484" not in text.stdout + listed.stdout
+
+
 def test_lost_reply_exits_3_and_says_unknown(cli, esms_standin):
     esms_standin.inject("SendZaloMessage_V4_post_json", delay=3, times=3)
     result = cli(*order_args())
