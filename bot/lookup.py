@@ -74,7 +74,7 @@ class SendView:
     meaning: str
     template_id: str
     template_name: str
-    phone: str
+    phone: str = field(repr=False)  # a logged or printed view never shows it in the clear
     phone_erased: bool
     requester: str
     approver: str
@@ -95,8 +95,9 @@ class SendView:
 class Lookup:
     """What a key found: its sends newest first (at most the limit) and how many there are."""
 
-    text: str  # as typed
-    tried: tuple[Key, ...]  # the readings of it, in the order they were tried
+    # the readings of the key, in the order tried (not the text as typed: a phone in it
+    # would be in the clear for whoever prints or logs a Lookup)
+    tried: tuple[Key, ...]
     key: Key | None  # the reading that found something
     views: list[SendView] = field(default_factory=list)
     total: int = 0
@@ -149,8 +150,8 @@ def find_sends(history: History, text: str, *, limit: int = DEFAULT_LIMIT) -> Lo
         views = build_views(history, ids)
         if views:
             views.sort(key=lambda v: (v.created_at, v.send_id), reverse=True)
-            return Lookup(text, tried, key, views[:limit], len(views))
-    return Lookup(text, tried, None)
+            return Lookup(tried, key, views[:limit], len(views))
+    return Lookup(tried, None)
 
 
 def build_views(history: History, send_ids: Iterable[str]) -> list[SendView]:
