@@ -12,7 +12,7 @@ from bot.delivery import PROGRESS
 from bot.errors import InputError, PhoneError
 from bot.esms.zalo import suggestion, zalo_reason
 from bot.ops.logs import mask_phones
-from bot.phones import normalize_phone
+from bot.phones import mask_phone, normalize_phone
 from storage.content import ERASED_ACTION
 from storage.history import History
 from storage.sends import MAX_ID_LENGTH, SendState
@@ -49,6 +49,11 @@ class Key:
 
     kind: KeyKind
     value: str
+
+    def __repr__(self) -> str:
+        # Logged or printed, a phone shows masked, also when it is read as an SMSID
+        shown = mask_phone(self.value) if self.kind == "phone" else mask_phones(self.value)
+        return f"Key({self.kind!r}, {shown!r})"
 
 
 @dataclass(frozen=True)
