@@ -61,6 +61,9 @@ UserSpec = Mapping[str, Any] | str
 # A channel: its name, or {"name": ..., "private": bool, "member": bool, "archived": bool}
 # (defaults: public, the bot in it, not archived).
 ChannelSpec = Mapping[str, Any] | str
+# The people of `make demo` and of `python -m standins.slack` unless --user is given; their
+# ids are standins.driver's AGENT and APPROVER.
+DEMO_USERS: dict[str, UserSpec] = {"U0AGENT01": "Mai Trần", "U0APPROVER1": "Minh Lê"}
 CallPredicate = Callable[["Call"], bool]
 
 logger = logging.getLogger(__name__)
@@ -276,6 +279,13 @@ class SlackStandIn:
     def set_user(self, user_id: str, spec: UserSpec) -> None:
         with self._cond:
             self._users[user_id] = spec
+
+    def user_names(self) -> dict[str, str]:
+        """Each user's name as Slack shows it in a mention: the display name, else the real one."""
+        with self._cond:
+            users = {**self._users, BOT_USER_ID: {"real_name": BOT_USER_NAME}}
+            objects = [_user_object(uid, spec, False) for uid, spec in users.items()]
+        return {o["id"]: o["profile"]["display_name"] or o["profile"]["real_name"] for o in objects}
 
     def set_usergroups(self, usergroups: Mapping[str, Sequence[str]]) -> None:
         with self._cond:

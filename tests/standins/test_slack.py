@@ -23,6 +23,7 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from standins.driver import AGENT, APPROVER
 from standins.payloads import (
     block_action_body,
     checkboxes_state,
@@ -31,7 +32,7 @@ from standins.payloads import (
     slash_command_body,
     view_submission_body,
 )
-from standins.slack import BOT_USER_ID, SlackStandIn
+from standins.slack import BOT_USER_ID, DEMO_USERS, SlackStandIn
 
 TOKEN = "xoxb-standin-test-token"
 SECRET = "signing-secret-for-tests"
@@ -755,3 +756,17 @@ async def test_bolt_accepts_the_signed_requests_and_talks_to_the_standin(
         AsyncBoltRequest(body=forged.decode(), headers=signed_headers(forged, "wrong-secret"))
     )
     assert refused.status == 401
+
+
+def test_user_names_are_what_a_mention_shows() -> None:
+    standin = SlackStandIn(
+        users={"U1": "Mai Trần", "U2": {"real_name": "Lê Văn Minh", "display_name": "Minh"}}
+    )
+    names = standin.user_names()
+    assert names["U1"] == "Mai Trần"
+    assert names["U2"] == "Minh"  # Slack shows the display name when there is one
+    assert names[BOT_USER_ID] == "zns-bot"
+
+
+def test_the_demo_people_are_the_drivers_agent_and_approver() -> None:
+    assert {AGENT, APPROVER} <= set(DEMO_USERS)
