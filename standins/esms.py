@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from standins.servers import ServerThread
+from standins.servers import ServerThread, run_until_stopped
 
 DEFAULT_API_KEY = "standin-api-key"
 DEFAULT_SECRET_KEY = "standin-secret-key"  # noqa: S105 - a fake key for the fake gateway
@@ -928,18 +928,33 @@ def _encode_error_info(outcome: _Outcome, encoding: CallbackEncoding) -> str:
     raise ValueError(f"unknown callback encoding {encoding!r}")
 
 
+DEFAULT_PORT = 3102  # beside the bot's 3000 and the Slack stand-in's 3101
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the local eSMS stand-in.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 = any free port")
-    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
-    parser.add_argument("--secret-key", default=DEFAULT_SECRET_KEY)
+    parser = argparse.ArgumentParser(
+        prog="python -m standins.esms",
+        description=(
+            "Run the local eSMS stand-in on loopback until Ctrl-C, for trying zns-bot "
+            "without an eSMS account. It prints the settings to give the bot."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 = any free port")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the only ApiKey it accepts")
+    parser.add_argument(
+        "--secret-key", default=DEFAULT_SECRET_KEY, help="the only SecretKey it accepts"
+    )
     parser.add_argument(
         "--auto-deliver",
         type=float,
-        default=None,
+        default=argparse.SUPPRESS,  # the help says what happens without it
         metavar="SECONDS",
-        help="deliver every send after SECONDS and fire its callback (numbers ending 000 fail)",
+        help=(
+            "deliver every send after SECONDS and fire its callback (numbers ending 000 "
+            "fail with Zalo -118, no Zalo account) (default: off, sends stay accepted)"
+        ),
     )
     args = parser.parse_args(argv)
     standin = EsmsStandIn(
@@ -947,19 +962,22 @@ def main(argv: list[str] | None = None) -> None:
         secret_key=args.secret_key,
         host=args.host,
         port=args.port,
-        auto_deliver=args.auto_deliver,
+        auto_deliver=getattr(args, "auto_deliver", None),
     )
-    with standin:
-        print(
+
+    def banner() -> str:
+        return (
             f"eSMS stand-in listening on {standin.url}\n"
+            "Give zns-bot these settings (in .env or the environment):\n"
             f"  ESMS_BASE_URL={standin.base_url}\n"
             f"  ESMS_CALLBACK_API_URL={standin.callback_api_url}\n"
+            f"  ESMS_API_KEY={args.api_key}\n"
+            f"  ESMS_SECRET_KEY={args.secret_key}\n"
             f"  ESMS_OAID={DEMO_OAID}\n"
-            "  (it expects the --api-key and --secret-key given; Ctrl-C stops it)",
-            flush=True,
+            "Ctrl-C stops it."
         )
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+
+    run_until_stopped(standin, banner, f"{args.host}:{args.port}")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -267,3 +269,28 @@ async def serve_in_loop(
         yield server.url
     finally:
         await server.stop()
+
+
+def run_until_stopped(
+    server: contextlib.AbstractContextManager[Any], banner: Callable[[], str], where: str
+) -> None:
+    """A stand-in's command line: start `server`, print `banner()`, serve until Ctrl-C.
+
+    SIGTERM (`kill`, a service manager) stops it as cleanly as Ctrl-C. A port that cannot be
+    bound is one line on stderr and exit status 2, not a traceback.
+    """
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(server)
+            except OSError as exc:
+                why = exc.strerror or exc
+                hint = "--port 0 picks a free port"
+                print(f"error: cannot listen on {where}: {why} ({hint})", file=sys.stderr)
+                raise SystemExit(2) from None
+            # flush: whoever reads the banner through a pipe must see it now, not at exit
+            print(banner(), flush=True)
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopped", flush=True)

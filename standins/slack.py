@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import copy
 import itertools
 import json
@@ -26,7 +25,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from standins import blockkit
 from standins.changes import Changes
-from standins.servers import ServerThread
+from standins.servers import ServerThread, run_until_stopped
 from standins.socket_mode import DEFAULT_APP_TOKEN, LINK_PATH, SocketMode
 
 DEFAULT_BOT_TOKEN = "xoxb-test"  # noqa: S105 - a fake token for the fake workspace
@@ -1267,41 +1266,68 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
     return pairs
 
 
+DEFAULT_PORT = 3101  # beside the bot's 3000, so a newcomer's .env lines stay valid
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the local Slack Web API stand-in.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 = any free port")
-    parser.add_argument("--bot-token", default=DEFAULT_BOT_TOKEN)
+    people = ", ".join(f"{k}={v}" for k, v in DEMO_USERS.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m standins.slack",
+        description=(
+            "Run the local Slack Web API stand-in on loopback until Ctrl-C, for trying "
+            "zns-bot without a Slack workspace. It prints the settings to give the bot."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 = any free port")
+    parser.add_argument(
+        "--bot-token", default=DEFAULT_BOT_TOKEN, help="the only bot token it accepts"
+    )
     parser.add_argument("--app-token", default=DEFAULT_APP_TOKEN, help="for Socket Mode")
     parser.add_argument(
-        "--user", action="append", default=[], metavar="ID=REAL NAME", help="repeat for each"
+        "--user",
+        action="append",
+        default=argparse.SUPPRESS,  # the help names the default people itself
+        metavar="ID=REAL NAME",
+        help=f"a workspace member, repeat for each (default: {people})",
     )
     parser.add_argument(
-        "--usergroup", action="append", default=[], metavar="ID=U1,U2", help="repeat for each"
+        "--usergroup",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="ID=U1,U2",
+        help="a user group and its members, repeat for each (default: none)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     groups = {
-        k: [u for u in v.split(",") if u] for k, v in _pairs(args.usergroup, "--usergroup").items()
+        k: [u for u in v.split(",") if u]
+        for k, v in _pairs(getattr(args, "usergroup", []), "--usergroup").items()
     }
+    given = getattr(args, "user", None)
+    users: Mapping[str, UserSpec] = _pairs(given, "--user") if given else DEMO_USERS
     standin = SlackStandIn(
         bot_token=args.bot_token,
-        users=_pairs(args.user, "--user"),
+        users=users,
         usergroups=groups,
         host=args.host,
         port=args.port,
         app_token=args.app_token,
     )
-    with standin:
-        print(
+
+    def banner() -> str:
+        return (
             f"Slack stand-in listening on {standin.url}\n"
+            "Give zns-bot these settings (in .env or the environment):\n"
             f"  SLACK_API_URL={standin.api_url}\n"
-            f"  SLACK_APP_TOKEN={args.app_token} (only for Socket Mode)\n"
-            "  (it expects the --bot-token given; Ctrl-C stops it)",
-            flush=True,
+            f"  SLACK_BOT_TOKEN={args.bot_token}\n"
+            f"  SLACK_APP_TOKEN={args.app_token}   (only for Socket Mode)\n"
+            f"Members: {', '.join(f'{k} ({v})' for k, v in standin.user_names().items())}\n"
+            "Ctrl-C stops it."
         )
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+
+    run_until_stopped(standin, banner, f"{args.host}:{args.port}")
 
 
 if __name__ == "__main__":
