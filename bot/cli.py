@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from importlib import metadata
 
 from bot import auditing, checks, lookup, privacy, status
 from bot.config import Settings, load_settings
@@ -27,13 +28,68 @@ from storage.store import FILE_NAME, Store
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="zns-bot", description="Send Zalo ZNS messages through eSMS.vn, with an audit log."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def _version() -> str:
+    """The installed distribution's version (what pip shows), so a bug report names it."""
+    try:
+        return metadata.version("zns-bot")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        from bot import __version__
 
-    send = sub.add_parser("send", help="send one ZNS message now (recorded and audited)")
+        return f"{__version__} (not installed)"
+
+
+EXIT_STATUS = """\
+exit status:
+  0  done
+  1  failed (the error says why)
+  2  bad input or settings: nothing was changed"""
+
+SEND_EXIT_STATUS = """\
+exit status:
+  0  accepted by eSMS (with --sandbox: checked by eSMS, nothing delivered)
+  1  failed: eSMS refused it (the error says why)
+  2  bad input or settings: nothing was sent or stored
+  3  outcome unknown (no reply from eSMS): do not resend; a running
+     `zns-bot serve` re-submits it with the same request id, which eSMS
+     refuses to send twice within 24 h"""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal; an exit-status table keeps its lines."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("exit status:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def _parser() -> argparse.ArgumentParser:
+    raw = _HelpFormatter  # every parser: wrapped descriptions, exit-status tables kept
+    parser = argparse.ArgumentParser(
+        prog="zns-bot",
+        description=(
+            "Send Zalo ZNS messages through eSMS.vn, with an audit log. Settings come from "
+            "the environment or a .env file in the working directory (see .env.example)."
+        ),
+        epilog=EXIT_STATUS + "\n\n`zns-bot COMMAND --help` describes each command.",
+        formatter_class=raw,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    send = sub.add_parser(
+        "send",
+        help="send one ZNS message now (recorded and audited)",
+        description=(
+            "Send one ZNS template message through eSMS now, from the shell. The phone, the "
+            "template (it must be ENABLE) and each parameter are checked as in Slack; the "
+            "request and its audit events are recorded (actor cli:<os user>, approved by "
+            "the operator, no second person), then it is submitted and its SMSID printed. "
+            "Not while `zns-bot serve` holds the same ZNS_DATA_DIR."
+        ),
+        epilog=SEND_EXIT_STATUS,
+        formatter_class=raw,
+    )
     send.add_argument("--phone", required=True, help="customer's mobile, e.g. 0901888484")
     send.add_argument("--template", required=True, help="ZNS template id (TempID)")
     send.add_argument(
@@ -49,21 +105,83 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--campaign", help="campaign name shown in eSMS reports")
     send.add_argument("--sandbox", action="store_true", help="validate only: not sent, not charged")
 
-    sub.add_parser("check", help="validate the settings and show the eSMS balance")
-    sub.add_parser("serve", help="run the Slack app, callbacks and scheduler (HOST:PORT)")
+    sub.add_parser(
+        "check",
+        help="check everything serve needs: settings, eSMS, Slack, channels, store",
+        description=(
+            "Check everything `serve` needs, one line each: the required settings, LIVE or "
+            "SANDBOX mode, eSMS credentials, balance and OA, the bot token (auth.test), the "
+            "approvals and notification channels (they exist and the bot is in them), the "
+            "approver and requester user groups, PUBLIC_BASE_URL (https) and the store in "
+            "ZNS_DATA_DIR, read-only beside a running bot. Sends and posts nothing."
+        ),
+        epilog=EXIT_STATUS.replace(
+            "1  failed (the error says why)", "1  a check failed (its line says why)"
+        ),
+        formatter_class=raw,
+    )
+    sub.add_parser(
+        "serve",
+        help="run the Slack app, callbacks and scheduler (HOST:PORT)",
+        description=(
+            "Run the bot: the Slack app (POST /slack/events, or Socket Mode when "
+            "SLACK_APP_TOKEN is set), eSMS delivery callbacks (GET /esms/callback/...), "
+            "GET /healthz on HOST:PORT, GET /metrics on METRICS_HOST:METRICS_PORT, and the "
+            "scheduled jobs (delivery polling, reconcile, Slack relay, expiry, archive "
+            "passes). Logs one JSON object "
+            "per line on stderr. Runs until SIGTERM or Ctrl-C."
+        ),
+        formatter_class=raw,
+    )
 
     look = sub.add_parser(
-        "status", help="what happened to a send, by send id, SMSID or phone (beside serve)"
+        "status",
+        help="what happened to a send, by send id, SMSID or phone (beside serve)",
+        description=(
+            "Show a send's state, template, masked phone, requester, approver, SMSID, "
+            "delivery result in plain words and audit trail, whether it is still live or "
+            "archived; a phone lists its recent sends, newest first. Read-only: runs beside "
+            "a live `zns-bot serve`."
+        ),
+        epilog=EXIT_STATUS.replace("1  failed (the error says why)", "1  no such send"),
+        formatter_class=raw,
     )
     look.add_argument("key", metavar="SEND_ID|SMSID|PHONE", help="zns-…, eSMS's SMSID or 09…")
     look.add_argument("--json", action="store_true", help="print a JSON document for scripts")
     look.add_argument("--unmask", action="store_true", help="show full phone numbers")
 
-    audit = sub.add_parser("audit", help="the audit log (verify and export run beside serve)")
-    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_sub.add_parser("verify", help="check the audit log's chain, seals and content")
+    audit = sub.add_parser(
+        "audit",
+        help="the audit log (verify and export run beside serve)",
+        description=(
+            "The tamper-evident audit log in ZNS_DATA_DIR. verify and export only read: they "
+            "run beside a live `zns-bot serve`; seal needs it stopped."
+        ),
+        formatter_class=raw,
+    )
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+    verify = audit_sub.add_parser(
+        "verify",
+        help="check the audit log's chain, seals and content",
+        description=(
+            "Check the whole audit log: the hash chain of every segment and of the live "
+            "store, each seal, and each send's recorded content against its digest. Names "
+            "an edited, missing or replaced event, seal or segment."
+        ),
+        epilog=EXIT_STATUS.replace("1  failed (the error says why)", "1  a problem was found"),
+        formatter_class=raw,
+    )
     verify.add_argument("--send", metavar="SEND_ID", help="check this send only (quick)")
-    export = audit_sub.add_parser("export", help="write audit events to a CSV file")
+    export = audit_sub.add_parser(
+        "export",
+        help="write audit events to a CSV file",
+        description=(
+            "Write audit events to a CSV file (mode 0600), filtered by day, phone, send or "
+            "SMSID. Phones are masked unless --unmask."
+        ),
+        epilog=EXIT_STATUS,
+        formatter_class=raw,
+    )
     export.add_argument("--csv", required=True, metavar="FILE", help="a file, or - for stdout")
     export.add_argument("--since", metavar="YYYY-MM-DD", help="from this UTC day on")
     export.add_argument("--until", metavar="YYYY-MM-DD", help="up to this UTC day, included")
@@ -71,12 +189,36 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--send", metavar="SEND_ID", help="only this send")
     export.add_argument("--sms-id", metavar="SMSID", help="only the send eSMS knows by this")
     export.add_argument("--unmask", action="store_true", help="write full phone numbers")
-    audit_sub.add_parser("seal", help="seal the current audit segment now (serve must be stopped)")
+    audit_sub.add_parser(
+        "seal",
+        help="seal the current audit segment now (serve must be stopped)",
+        description=(
+            "Seal the current audit segment now (read-only, compressed as "
+            "ZNS_AUDIT_COMPRESSION says) and start a new one. `serve` seals each month "
+            "itself when it is over; this refuses while `serve` holds the store."
+        ),
+        epilog=EXIT_STATUS,
+        formatter_class=raw,
+    )
 
-    private = sub.add_parser("privacy", help="a customer's personal data (serve must be stopped)")
-    private_sub = private.add_subparsers(dest="privacy_command", required=True)
+    private = sub.add_parser(
+        "privacy",
+        help="a customer's personal data (serve must be stopped)",
+        description="A customer's personal data in the store and the audit log.",
+        formatter_class=raw,
+    )
+    private_sub = private.add_subparsers(dest="privacy_command", required=True, metavar="COMMAND")
     erase = private_sub.add_parser(
-        "erase", help="erase a customer's phone, parameters and notes everywhere"
+        "erase",
+        help="erase a customer's phone, parameters and notes everywhere",
+        description=(
+            "Erase a customer's phone, parameters, OrderIds and notes from the live store, "
+            "every audit segment and index, keeping `audit verify` valid; an `erased` event "
+            "records who and when, never the phone. Refuses while `serve` holds the store "
+            "or while a send to the number is not final. Asks for confirmation unless --yes."
+        ),
+        epilog=EXIT_STATUS,
+        formatter_class=raw,
     )
     erase.add_argument("--phone", required=True, help="the customer's phone, 0… or +84…")
     erase.add_argument("--dry-run", action="store_true", help="show what would be erased")

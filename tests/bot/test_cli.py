@@ -1,15 +1,19 @@
 """The `zns-bot` console script, run as a real process against the eSMS stand-in."""
 
+import argparse
 import csv
 import getpass
 import json
 import os
+import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
+import bot
 from standins.esms import DEMO_OAID, JOURNEY_TEMPLATE, ORDER_TEMPLATE, OTP_TEMPLATE
 from standins.process import free_port, standin_env
 from standins.socket_mode import DEFAULT_APP_TOKEN as APP_TOKEN
@@ -510,3 +514,53 @@ def test_audit_export_to_a_bad_path_is_one_line_and_creates_nothing(cli, tmp_pat
     assert line.startswith(f"error: --csv {target}") and line.endswith("; nothing was changed")
     assert "Traceback" not in result.stderr
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def _commands(parser, path=()):
+    """Every (sub)command's parser, with the words that reach it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield (*path, name), child
+                yield from _commands(child, (*path, name))
+
+
+def test_version_is_the_installed_packages(cli):
+    done = cli("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"zns-bot {metadata.version('zns-bot')}"
+    assert metadata.version("zns-bot") == bot.__version__  # the one copy, as installed
+
+
+def test_every_command_has_a_description_and_its_help_shows_it():
+    from bot.cli import _parser
+
+    commands = dict(_commands(_parser()))
+    assert {("send",), ("serve",), ("audit", "verify"), ("privacy", "erase")} <= set(commands)
+    for words, parser in commands.items():
+        assert parser.description, f"`zns-bot {' '.join(words)}` has no description"
+        # said more fully than the one-line help the parent's list shows
+        assert len(parser.description) > 40, words
+
+
+def test_send_help_documents_its_exit_codes(cli):
+    done = cli("send", "--help", COLUMNS="100")
+    assert done.returncode == 0
+    epilog = done.stdout[done.stdout.index("exit status:") :]
+    for code, meaning in [
+        ("0", "accepted"),
+        ("1", "failed"),
+        ("2", "nothing was sent"),
+        ("3", "outcome unknown"),
+    ]:
+        assert re.search(rf"^  {code}  .*{meaning}", epilog, re.MULTILINE), (code, epilog)
+    assert "Send one ZNS template message" in done.stdout
+
+
+def test_top_level_help_lists_commands_and_exit_status(cli):
+    done = cli("--help")
+    assert done.returncode == 0
+    for command in ("send", "check", "serve", "audit", "privacy"):
+        assert re.search(rf"^    {command}\s", done.stdout, re.MULTILINE), command
+    assert "--version" in done.stdout
+    assert "exit status:" in done.stdout
