@@ -157,7 +157,7 @@ class Transcript:
             if not new:  # re-sent as it was (the bot renders the card from each event)
                 return
             where = self._channel(str(response.get("channel", args.get("channel"))))
-            self._print(f"zns-bot → card in {where}, updated in place", "", new)
+            self._print("zns-bot", f"updates the card in {where}", new)
         elif call.method == "chat.postEphemeral":
             who = self.text(f"<@{args.get('user')}>")
             self._print(f"zns-bot → {who} (only visible to them)", self.text(str(args["text"])))
@@ -171,11 +171,11 @@ class Transcript:
                 if not self.views:
                     return
                 lines = _changed(self._shown.get(view["id"], []), lines)
-                what = f"modal “{title}” updated"
+                what = f"updates the modal “{title}”"
             else:
-                what = f"modal “{title}” opens"
+                what = f"opens the modal “{title}”"
             self._shown[view["id"]] = flatten(view.get("blocks") or [], self.show)
-            self._print(f"zns-bot → {what}", "", lines if self.views else [])
+            self._print("zns-bot", what, lines if self.views else [])
 
     def _channel(self, channel: str) -> str:
         return f"#{self.channels[channel]}" if channel in self.channels else channel
@@ -318,6 +318,7 @@ async def run_demo(data_dir: Path) -> int:
         print(f"    Phone {body.get('Phone')}  TempID {body.get('TempID')}  ", end="")
         print(f"RequestId {body.get('RequestId')}  Sandbox {body.get('Sandbox')}")
         print(f"        Params {body.get('Params')}")
+    print("    (nothing for story 2: a rejected request never reaches eSMS)")
     print(
         f"\nArchive pass: {archived.sends} send(s) left the live store for the audit log "
         f"({archived.events} events copied to {data_dir / 'audit'})"

@@ -77,7 +77,9 @@ def test_the_demo_prints_events_in_the_order_they_happened(demo: Demo) -> None:
     positions = [delivered.index(line) for line in order]
     assert positions == sorted(positions)
     # the agent's slash command comes before the modal it opens, the card before Review
-    assert delivered.index("/zns 0901 888 484") < delivered.index("modal “Send a ZNS message”")
+    assert delivered.index("/zns 0901 888 484") < delivered.index(
+        "opens the modal “Send a ZNS message”"
+    )
     assert delivered.index("zns-bot → #approvals:") < delivered.index("clicks Review")
 
 
