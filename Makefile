@@ -24,7 +24,7 @@ ifneq ($(call identity,$(PY)),$(call identity,$(BIN)/python))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: check test test-fast format bench demo serve clean clean-demo
+.PHONY: check test test-fast format bench demo standins serve clean clean-demo
 
 $(STAMP): pyproject.toml constraints.txt
 	$(if $(py_check),,$(error $(PY) does not run. $(SUPPORTED)))
@@ -55,6 +55,10 @@ format: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m standins.demo
 
+# Both stand-ins until Ctrl-C, printing a .env for zns-bot against them (no accounts needed).
+standins: $(STAMP)
+	$(BIN)/python -m standins
+
 serve: $(STAMP)
 	$(BIN)/zns-bot serve
 
@@ -66,6 +70,6 @@ clean:
 	rm -rf $(sort $(wildcard .venv .venv-*) $(VENV)) .pytest_cache .ruff_cache build dist *.egg-info
 	find $(wildcard $(SOURCES)) -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# The stores `make demo` left; the live store in data/ stays.
+# The stores `make demo` and `make standins` left; the live store in data/ stays.
 clean-demo:
 	rm -rf $(DEMO_DATA)

@@ -931,6 +931,17 @@ def _encode_error_info(outcome: _Outcome, encoding: CallbackEncoding) -> str:
 DEFAULT_PORT = 3102  # beside the bot's 3000 and the Slack stand-in's 3101
 
 
+def env_lines(standin: EsmsStandIn) -> list[str]:
+    """The settings that point zns-bot at `standin`, as NAME=value lines."""
+    return [
+        f"ESMS_BASE_URL={standin.base_url}",
+        f"ESMS_CALLBACK_API_URL={standin.callback_api_url}",
+        f"ESMS_API_KEY={standin.api_key}",
+        f"ESMS_SECRET_KEY={standin.secret_key}",
+        f"ESMS_OAID={DEMO_OAID}",
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m standins.esms",
@@ -966,14 +977,10 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     def banner() -> str:
+        env = "\n".join(f"  {line}" for line in env_lines(standin))
         return (
             f"eSMS stand-in listening on {standin.url}\n"
-            "Give zns-bot these settings (in .env or the environment):\n"
-            f"  ESMS_BASE_URL={standin.base_url}\n"
-            f"  ESMS_CALLBACK_API_URL={standin.callback_api_url}\n"
-            f"  ESMS_API_KEY={args.api_key}\n"
-            f"  ESMS_SECRET_KEY={args.secret_key}\n"
-            f"  ESMS_OAID={DEMO_OAID}\n"
+            f"Give zns-bot these settings (in .env or the environment):\n{env}\n"
             "Ctrl-C stops it."
         )
 

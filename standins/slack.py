@@ -244,6 +244,12 @@ class SlackStandIn:
         """The base URL for slack_sdk's `base_url` / the bot's SLACK_API_URL."""
         return f"{self.url}/api/"
 
+    @property
+    def bot_token(self) -> str:
+        """The one bot token it accepts (the bot's SLACK_BOT_TOKEN)."""
+        with self._cond:
+            return self._bot_token
+
     def start(self, timeout: float = 10.0) -> Self:
         self._server.start(timeout)
         self.socket_mode.base_url = f"ws://{self._host}:{self.port}"
@@ -1269,6 +1275,11 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
 DEFAULT_PORT = 3101  # beside the bot's 3000, so a newcomer's .env lines stay valid
 
 
+def env_lines(standin: SlackStandIn) -> list[str]:
+    """The settings that point zns-bot at `standin` (HTTP mode), as NAME=value lines."""
+    return [f"SLACK_API_URL={standin.api_url}", f"SLACK_BOT_TOKEN={standin.bot_token}"]
+
+
 def main(argv: list[str] | None = None) -> None:
     people = ", ".join(f"{k}={v}" for k, v in DEMO_USERS.items())
     parser = argparse.ArgumentParser(
@@ -1317,11 +1328,10 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     def banner() -> str:
+        env = "\n".join(f"  {line}" for line in env_lines(standin))
         return (
             f"Slack stand-in listening on {standin.url}\n"
-            "Give zns-bot these settings (in .env or the environment):\n"
-            f"  SLACK_API_URL={standin.api_url}\n"
-            f"  SLACK_BOT_TOKEN={args.bot_token}\n"
+            f"Give zns-bot these settings (in .env or the environment):\n{env}\n"
             f"  SLACK_APP_TOKEN={args.app_token}   (only for Socket Mode)\n"
             f"Members: {', '.join(f'{k} ({v})' for k, v in standin.user_names().items())}\n"
             "Ctrl-C stops it."

@@ -1,4 +1,4 @@
-"""`python -m standins.slack` and `python -m standins.esms`: a newcomer's one command each."""
+"""`python -m standins.slack`, `.esms` and `python -m standins`: a newcomer's commands."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from standins.esms import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, DEMO_OAID
+from standins.esms import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, DEMO_OAID, OTP_TEMPLATE
 from standins.slack import DEFAULT_BOT_TOKEN, DEMO_USERS
 from tests import ROOT
 
@@ -139,6 +140,43 @@ def test_a_taken_port_is_one_line_and_exit_2(commands: list[Command]) -> None:
     ]
 
 
+def test_both_standins_print_a_dotenv_zns_bot_works_with(
+    commands: list[Command], tmp_path: Path
+) -> None:
+    both = Command("standins", "--slack-port", "0", "--esms-port", "0")
+    commands.append(both)
+    both.read_until("Ctrl-C stops both")
+    dotenv = [line for line in both.lines if re.match(r"^[A-Z_]+=", line)]
+    # the .env as printed, in a directory of its own: the bot reads it as any .env
+    (tmp_path / ".env").write_text("\n".join(dotenv) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ESMS_", "ZNS_"))}
+    script = str(Path(sys.executable).with_name("zns-bot"))
+
+    def zns_bot(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [script, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    checked = zns_bot("check")
+    assert checked.returncode == 0, checked.stderr
+    assert "credentials OK" in checked.stdout
+    sent = zns_bot(
+        "send", "--phone", "0901888484", "--template", OTP_TEMPLATE, "--param", "otp=686868"
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith("accepted: SMSID ")
+    assert (tmp_path / "demo-data" / "standins" / "live.db").exists()  # not ./data
+    code, _, err = both.interrupt()
+    assert code == 0
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     ("module", "defaults"),
     [
@@ -150,6 +188,7 @@ def test_a_taken_port_is_one_line_and_exit_2(commands: list[Command]) -> None:
             "standins.esms",
             ["127.0.0.1", "3102", DEFAULT_API_KEY, DEFAULT_SECRET_KEY, "-118"],
         ),
+        ("standins", ["127.0.0.1", "3101", "3102", "2.0", "-118"]),
     ],
 )
 def test_help_shows_the_defaults(module: str, defaults: list[str]) -> None:
