@@ -44,6 +44,7 @@ CHANNELS = {
 
 
 def _raw(text: Mapping[str, Any]) -> str:
+    """A text object's text as sent, markup and all."""
     return str(text.get("text", ""))
 
 
@@ -186,7 +187,10 @@ def _changed(before: list[str], after: list[str]) -> list[str]:
     return [line for line in after if line not in before]
 
 
-async def _card_and_review(driver: SlackDriver, show: Transcript) -> tuple[dict[str, Any], Any]:
+async def _card_and_review(
+    driver: SlackDriver, show: Transcript
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The card the last submit posted, and the approval modal its Review opens."""
     card = await driver.card()
     # the agent's "waiting for approval" note and the priced card are in before the click
     permalink_ts = "p" + card["ts"].replace(".", "")
