@@ -9,8 +9,8 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from importlib import metadata
+from pathlib import Path
 
 from bot import auditing, checks, lookup, privacy, status
 from bot.config import Settings, load_settings
