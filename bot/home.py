@@ -147,6 +147,16 @@ class HomeBook:
                 queued += 1
         return queued
 
+    def card_posted(self, record: SendRecord) -> None:
+        """The send's card is in Slack now: its requester's list links to the thread."""
+        requester = slack_user(record.get("requester"))
+        if not requester:
+            return
+        self.store.recent.note(requester, self._recent_item(record))
+        doc = self.store.homes.get(requester)
+        if doc is not None and (doc.get("opened_at") or "") >= iso(self.store.clock() - ACTIVE_FOR):
+            self.queue(requester)
+
     def _recent_item(self, record: SendRecord) -> dict[str, Any]:
         item = _item(record)
         return {

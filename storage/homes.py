@@ -55,12 +55,14 @@ class Homes:
         return [d for d in self._table.raw_docs().values() if (d.get("opened_at") or "") >= cutoff]
 
     def sweep(self, opened_before: datetime) -> int:
-        """Forget who has not opened their home since `opened_before`; return how many."""
+        """Forget who has not opened their home since `opened_before`; return how many.
+
+        An item still queued for them is published all the same (it needs no record)."""
         cutoff = iso(opened_before)
         old = [
             int(sid)
             for sid, doc in self._table.raw_docs().items()
-            if (doc.get("opened_at") or "") < cutoff and not doc.get("queued")
+            if (doc.get("opened_at") or "") < cutoff
         ]
         return self._table.delete(old) if old else 0
 

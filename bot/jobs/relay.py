@@ -76,6 +76,11 @@ class Relay:
       back the item's channel for that long.
     - Exactly once: see TRIED_FIELD and Poster.post's `tried_since`.
 
+    - App Homes: an item of kind home names a person, not a send. It is rendered when it
+      goes out, paced per person, held back until 10 s after their last publication
+      unless they are looking (`HomeBook.take`), and not sent when the view is the one
+      published last (see `_publish_home`).
+
     `clock` gives the time for pacing and scheduling, `sleep` waits for pacing; tests
     inject both to run without waiting.
     """
@@ -300,9 +305,11 @@ class Relay:
         # worker thread, so that a busy disk never holds the loop.
         with self.store.db.transaction(sync=False):
             if due.kind == Kind.CARD and not record.get("card_ts") and result.get("ts"):
-                self.store.sends.update_fields(
+                carded = self.store.sends.update_fields(
                     due.send_id, card_channel=result["channel"], card_ts=result["ts"]
                 )
+                if self.book is not None:  # the requester's home links to the thread now
+                    self.book.card_posted(carded)
             self.store.outbox.mark_done(item["id"], result)
         await self.store.synced()
         return True

@@ -109,7 +109,8 @@ async def test_the_home_follows_a_request_an_approval_and_a_delivery(bot, esms_s
     # the approver's home gains the request to review, the agent's their request
     view = await approver.until(lambda v: review_ids(v) == [send_id])
     assert f"{WAITING}* (1)" in home_text(view)
-    await agent.until(lambda v: cancel_ids(v) == [send_id])
+    # ... with a link to its thread once the card is posted
+    await agent.until(lambda v: cancel_ids(v) == [send_id] and "|thread>" in home_text(v))
 
     # Review from the home: the card's modal, then approval
     trigger = new_trigger_id()
