@@ -27,9 +27,18 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
+START = datetime(2026, 12, 7, 17, 30, tzinfo=UTC)  # 00:30 on the 8th in Hanoi
+
+
+def service_on(data_dir, store: Store) -> SendService:
+    settings = Settings(_env_file=None, esms_oaid=OA, zns_data_dir=data_dir)
+    # No eSMS here: nothing below submits, prices or asks for a quota.
+    return SendService(settings=settings, store=store, client=None, catalogue=None)
+
+
 @pytest.fixture
 def clock():
-    return Clock(datetime(2026, 12, 7, 17, 30, tzinfo=UTC))  # 00:30 on the 8th in Hanoi
+    return Clock(START)
 
 
 @pytest.fixture
@@ -40,9 +49,7 @@ def store(tmp_path, clock):
 
 @pytest.fixture
 def service(tmp_path, store):
-    settings = Settings(_env_file=None, esms_oaid=OA, zns_data_dir=tmp_path / "data")
-    # No eSMS here: nothing below submits, prices or asks for a quota.
-    return SendService(settings=settings, store=store, client=None, catalogue=None)
+    return service_on(tmp_path / "data", store)
 
 
 def request(phone: str = "0901888484") -> SendRequest:
