@@ -23,7 +23,7 @@ from bot.phones import mask_phone
 from bot.posts import Kind
 from storage.clock import iso
 from storage.outbox import PENDING
-from storage.sends import SendRecord, SendState
+from storage.sends import FINAL_STATES, SendRecord, SendState
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,13 @@ class HomeBook:
     # Days: the counts are kept per day of ZNS_TIMEZONE in which the send was requested.
 
     def day_of(self, moment: datetime | str) -> str:
-        when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-        return when.astimezone(self._zone).date().isoformat()
+        if isinstance(moment, str):
+            return self._day_of_iso(moment)
+        return moment.astimezone(self._zone).date().isoformat()
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one book per process; a send moves ~5 times
+    def _day_of_iso(self, moment: str) -> str:
+        return datetime.fromisoformat(moment).astimezone(self._zone).date().isoformat()
 
     def today(self) -> str:
         return self.day_of(self.store.clock())
@@ -133,7 +138,9 @@ class HomeBook:
         oaid = str(record.get("oaid") or "")
         self.store.day_counts.bump(self.day_of(record["created_at"]), oaid, changes)
         requester = slack_user(record.get("requester"))
-        if requester:
+        # The list shows a live send as it is now (`mine`): only its first and last states
+        # need keeping, for its place in the list and for after it leaves the live store.
+        if requester and (from_state is None or state in FINAL_STATES):
             self.store.recent.note(requester, self._recent_item(record))
         waiting_changed = SendState.PENDING_APPROVAL in (from_state, state)
         queued = 0

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from storage.clock import Clock, iso
-from storage.engine import LogDB
+from storage.engine import LogDB, normalized
 
 HOMES = "homes"
 DAY_COUNTS = "day_counts"
@@ -90,10 +90,11 @@ class DayCounts:
         for state, delta in changes.items():
             counts[state] = max(0, counts.get(state, 0) + delta)
         doc = {"key": key, "day": day, "oaid": oaid, "counts": counts}
+        # plain: a fresh document of str and int, written on every change of every send
         if doc_id is None:
-            self._table.add(doc)
+            self._table.add(doc, plain=True)
         else:
-            self._table.put(doc_id, doc)
+            self._table.put(doc_id, doc, plain=True)
 
     def of_day(self, day: str, oaids: Iterable[str]) -> dict[str, dict[str, int]]:
         """{oaid: {state: count}} for the day, an empty count for an OA with none."""
@@ -133,15 +134,17 @@ class RecentRequests:
         items = list((old or {}).get("items") or [])
         at = next((n for n, i in enumerate(items) if i["id"] == item["id"]), None)
         if at is None:
-            items.insert(0, dict(item))  # the newest, also among requests made the same instant
+            items.insert(0, normalized(item))  # the newest, also among requests made at once
         else:
-            items[at] = dict(item)
+            items[at] = normalized(item)
         items.sort(key=lambda i: i["created_at"], reverse=True)  # stable: ties keep their order
         doc = {"user": user, "items": items[:RECENT_MAX], "updated_at": iso(self._clock())}
+        # plain: the kept items are stored (plain) documents, never changed; the new one is
+        # normalised first
         if doc_id is None:
-            self._table.add(doc)
+            self._table.add(doc, plain=True)
         else:
-            self._table.put(doc_id, doc)
+            self._table.put(doc_id, doc, plain=True)
 
     def of(self, user: str) -> list[Mapping[str, Any]]:
         doc_id = self._table.first_id_by("user", user)
