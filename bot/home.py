@@ -37,6 +37,7 @@ MAX_OAS = 5  # OAs whose counts one home shows
 FIGURES_TTL = 300.0  # seconds eSMS's balance and quotas are cached
 FIGURES_WAIT_S = 3.0  # a slow eSMS must not hold the home back: "unavailable" instead
 UNAVAILABLE = "unavailable"
+LEAVING_STATES = FINAL_STATES | {SendState.UNKNOWN}  # the states a send is archived in
 
 
 def slack_user(actor: str | None) -> str | None:
@@ -139,8 +140,9 @@ class HomeBook:
         self.store.day_counts.bump(self.day_of(record["created_at"]), oaid, changes)
         requester = slack_user(record.get("requester"))
         # The list shows a live send as it is now (`mine`): only its first and last states
-        # need keeping, for its place in the list and for after it leaves the live store.
-        if requester and (from_state is None or state in FINAL_STATES):
+        # need keeping, for its place in the list and for after it leaves the live store
+        # (final, or unknown: a send whose reconcile gave up leaves too).
+        if requester and (from_state is None or state in LEAVING_STATES):
             self.store.recent.note(requester, self._recent_item(record))
         waiting_changed = SendState.PENDING_APPROVAL in (from_state, state)
         queued = 0
