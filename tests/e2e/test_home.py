@@ -189,3 +189,14 @@ async def test_more_pages_through_what_waits(bot):
     await home.click(second, "zns_home_prev", "0")
     back = await home.until(lambda v: "1–20 of 21" in home_text(v))
     assert review_ids(back) == made[:20]
+
+
+async def test_the_home_shows_esms_figures_and_survives_esms_failing(bot, esms_standin):
+    esms_standin.inject("GetBalance_json", status=503, times=20)
+    esms_standin.inject("ZNS/GetQuota", status=503, times=20)
+    failing = await opened(bot.home(STRANGER))  # published all the same
+    assert "eSMS balance: unavailable" in home_text(failing)
+    assert "quota unavailable" in home_text(failing)
+    esms_standin.reset()
+    shown = await opened(bot.home(AGENT))  # the figures were never cached: asked again
+    assert "VND" in home_text(shown) and "left today" in home_text(shown)
