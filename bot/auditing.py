@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from bot.errors import ConfigError, InputError
 from bot.phones import mask_phone, normalize_phone
+from bot.stores import check_data_dir
 from storage.errors import StoreError
 from storage.history import History, MissingStoreError, Verification
 
@@ -72,6 +73,7 @@ def parse_day(text: str | None, option: str) -> date | None:
 
 def open_history(data_dir: Path) -> History:
     """The history read-only; a missing store is an error naming the setting, never "OK"."""
+    check_data_dir(data_dir, write=False)
     try:
         return History.open(data_dir)
     except MissingStoreError as exc:

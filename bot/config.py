@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     @field_validator("esms_base_url", "esms_callback_api_url", "slack_api_url", mode="after")
     @classmethod
     def _api_url(cls, value: str) -> str:
+        value = value.strip()
         if not _is_web_url(value):
             raise ValueError(f"{value!r} is not an http(s) URL with a host")
         return value if value.endswith("/") else value + "/"
@@ -104,7 +105,8 @@ class Settings(BaseSettings):
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
         # http is accepted here (a test or a proxy on loopback); `check` reports it.
-        if value is None or not value.strip():
+        value = (value or "").strip()
+        if not value:
             return None  # `PUBLIC_BASE_URL=` as copied from .env.example: unset
         if not _is_web_url(value):
             raise ValueError(f"{value!r} needs a scheme and a host, e.g. https://zns.example.com")

@@ -191,6 +191,7 @@ def _view(
         return None
     state = str(record.get("state") or "")
     result, advice, code = _result(record)
+    result = mask_phones(result)  # free text (eSMS's error, a reason) may quote a phone
     return SendView(
         send_id=send_id,
         where="live" if live is not None else "archived",
@@ -279,7 +280,7 @@ def _result(record: Mapping[str, Any]) -> tuple[str, str, int | None]:
         return "delivered to the customer's Zalo", "", code
     if state == SendState.REJECTED:
         reason = str(record.get("reject_reason") or "")
-        return (f"rejected: {mask_phones(reason)}" if reason else "rejected"), "", code
+        return (f"rejected: {reason}" if reason else "rejected"), "", code
     if state == SendState.UNKNOWN:
         return str(record.get("unknown_reason") or ""), "do not resend", code
     if state == SendState.ACCEPTED:

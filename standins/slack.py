@@ -1332,7 +1332,7 @@ def main(argv: list[str] | None = None) -> None:
         return (
             f"Slack stand-in listening on {standin.url}\n"
             f"Give zns-bot these settings (in .env or the environment):\n{env}\n"
-            f"  SLACK_APP_TOKEN={args.app_token}   (only for Socket Mode)\n"
+            f"  # only for Socket Mode: SLACK_APP_TOKEN={args.app_token}\n"
             f"Members: {', '.join(f'{k} ({v})' for k, v in standin.user_names().items())}\n"
             "Ctrl-C stops it."
         )

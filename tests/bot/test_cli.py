@@ -389,7 +389,7 @@ def test_check_refuses_a_data_dir_that_is_a_file(check, tmp_path):
     result = check(ZNS_DATA_DIR=str(tmp_path / "a-file"))
     assert result.returncode == 1
     assert lines(result, "store") == [
-        f"FAIL store: ZNS_DATA_DIR {tmp_path / 'a-file'} is not a directory"
+        f"FAIL store: ZNS_DATA_DIR {tmp_path / 'a-file'} is a file, not a directory"
     ]
 
 
