@@ -170,6 +170,7 @@ async def slack(settings: Settings, client: AsyncWebClient | None = None) -> lis
     for name, entries in (
         ("ZNS_APPROVERS", settings.zns_approvers),
         ("ZNS_REQUESTERS", settings.zns_requesters),
+        ("ZNS_AUDITORS", settings.zns_auditors),
     ):
         results += await _groups(client, name, entries)
     return results

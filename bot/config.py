@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     zns_notify_channel: str | None = None
     zns_approvers: CommaList = Field(default_factory=list)
     zns_requesters: CommaList = Field(default_factory=list)
+    zns_auditors: CommaList = Field(default_factory=list)
     zns_allow_self_approval: bool = False
     zns_allow_sandbox: bool = True
     zns_approval_ttl: int = Field(24 * 3600, gt=0)
@@ -86,7 +87,7 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, le=65535)
 
-    @field_validator("zns_approvers", "zns_requesters", mode="before")
+    @field_validator("zns_approvers", "zns_requesters", "zns_auditors", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
