@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,6 +17,7 @@ from bot.phones import mask_phone, normalize_phone
 from storage.content import ERASED_ACTION
 from storage.history import History
 from storage.sends import MAX_ID_LENGTH, SendState
+from storage.store import Store
 
 KeyKind = Literal["send", "sms", "phone"]
 
@@ -157,6 +159,14 @@ def find_sends(history: History, text: str, *, limit: int = DEFAULT_LIMIT) -> Lo
             views.sort(key=lambda v: (v.created_at, v.send_id), reverse=True)
             return Lookup(tried, key, views[:limit], len(views))
     return Lookup(tried, None)
+
+
+async def look_up(store: Store, text: str, *, limit: int = DEFAULT_LIMIT) -> Lookup:
+    """`find_sends` for the running bot: from its store's memory, never re-reading the
+    file, and off the event loop (archive segments are files to open and decompress)."""
+    parse_key(text)  # a malformed key fails here, before any copy or thread
+    history = History.of_store(store)  # on the loop: the store's own thread
+    return await asyncio.to_thread(find_sends, history, text, limit=limit)
 
 
 def build_views(history: History, send_ids: Iterable[str]) -> list[SendView]:
