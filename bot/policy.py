@@ -58,7 +58,7 @@ REFUSAL_LINES: dict[Refusal, str] = {
     Refusal.NOT_A_REQUESTER: "You are not allowed to request ZNS sends. "
     "Ask an admin to add you to ZNS_REQUESTERS.",
     Refusal.NOT_AN_APPROVER: "Only approvers (ZNS_APPROVERS) can do this.",
-    Refusal.NO_ROLE: "Only requesters, approvers and auditors can look up ZNS sends. "
+    Refusal.NO_ROLE: "You have no ZNS role (requester, approver or auditor). "
     "Ask an admin to add you to ZNS_REQUESTERS, ZNS_APPROVERS or ZNS_AUDITORS.",
     Refusal.NOT_AN_AUDITOR: "Only auditors (ZNS_AUDITORS) can see customers' phones unmasked.",
 }
@@ -77,6 +77,12 @@ def may_request(*, on_requesters_list: bool) -> Refusal | None:
 def may_look_up(roles: Roles) -> Refusal | None:
     """`/zns status`: any send, for anyone with a role. The support floor asks about a
     customer's message whoever requested it, and the phone is shown masked to all."""
+    return None if roles.requester or roles.approver or roles.auditor else Refusal.NO_ROLE
+
+
+def may_see_account(roles: Roles) -> Refusal | None:
+    """`/zns templates` and `/zns balance`: the OA's templates and the account's money are
+    for the people who work with it, whatever their role."""
     return None if roles.requester or roles.approver or roles.auditor else Refusal.NO_ROLE
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.listeners.commands import COMMAND
+from handlers.listeners.commands import COMMAND, SUBCOMMANDS
 from tests import ROOT
 
 
@@ -152,3 +152,13 @@ def test_the_socket_mode_manifest_is_the_same_app_without_request_urls():
     del http["settings"]["interactivity"]["message_menu_options_url"]
     http["settings"]["socket_mode_enabled"] = True
     assert http == SOCKET_MANIFEST
+
+
+def test_the_usage_hint_names_every_subcommand():
+    for manifest in (MANIFEST, SOCKET_MANIFEST):
+        (command,) = manifest["features"]["slash_commands"]
+        hint = command["usage_hint"]
+        assert len(hint) <= 1000  # Slack's limit for a usage hint
+        assert "[phone]" in hint
+        for name in SUBCOMMANDS:
+            assert name in hint, name
