@@ -115,9 +115,10 @@ async def open_request(
 
 
 async def refused(slash: Slash, action: str, refusal: policy.Refusal) -> None:
-    """Tell the person in one line, ephemerally, and audit the refusal with its reason."""
-    await slash.ack(text=policy.refusal_line(refusal))
+    """Audit the refusal with its reason, then tell the person in one ephemeral line (in
+    that order: what the person was told is always in the audit log)."""
     slash.deps.service.note(slash.actor, action, reason=refusal)
+    await slash.ack(text=policy.refusal_line(refusal))
 
 
 async def handle_status(slash: Slash) -> None:
@@ -134,13 +135,13 @@ async def handle_status(slash: Slash) -> None:
     try:
         found = await look_up(deps.service.store, slash.args, limit=STATUS_LIMIT)
     except InputError as exc:
-        await slash.ack(text=f":no_entry: {exc}")
         deps.service.note(slash.actor, "status_lookup", reason=f"unreadable key: {exc}")
+        await slash.ack(text=f":no_entry: {exc}")
         return
+    deps.service.note(slash.actor, "status_lookup", reason=lookup_reason(found))
     links = await permalinks(slash.client, found)
     text, blocks = status_blocks(found, links)
     await slash.ack(text=text, blocks=blocks)
-    deps.service.note(slash.actor, "status_lookup", reason=lookup_reason(found))
 
 
 def lookup_reason(found: Lookup) -> str:
