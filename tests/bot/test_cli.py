@@ -334,6 +334,9 @@ def test_check_fails_on_an_unknown_user_group(check):
     requesters = check(ZNS_REQUESTERS="S0NOBODY")
     assert requesters.returncode == 1
     assert "S0NOBODY does not resolve" in lines(requesters, "ZNS_REQUESTERS")[0]
+    auditors = check(ZNS_AUDITORS="S0NOBODY")
+    assert auditors.returncode == 1
+    assert "S0NOBODY does not resolve" in lines(auditors, "ZNS_AUDITORS")[0]
 
 
 def test_check_wants_an_https_public_url(check):
