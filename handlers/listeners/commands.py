@@ -214,13 +214,20 @@ async def on_templates_page(
     ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]
 ) -> None:
     """The "More" button under a page of templates: the next page, as a new ephemeral (an
-    ephemeral cannot be edited)."""
+    ephemeral cannot be edited). The roles are asked again: a page shown yesterday
+    outlives a role taken away since."""
     await ack()
-    value = str((body.get("actions") or [{}])[0].get("value") or "1")
-    page = int(value) if value.isdigit() else 1
-    text, blocks = await templates_answer(deps_of(context), page)
+    deps = deps_of(context)
     user = str(body["user"]["id"])
     channel = (body.get("channel") or {}).get("id")
+    refusal = policy.may_see_account(await deps.roles(user, client))
+    if refusal:
+        deps.service.note(f"slack:{user}", "templates_refused", reason=refusal)
+        await tell(client, user, policy.refusal_line(refusal), channel, about="templates")
+        return
+    value = str((body.get("actions") or [{}])[0].get("value") or "1")
+    page = int(value) if value.isdigit() else 1
+    text, blocks = await templates_answer(deps, page)
     await tell(client, user, text, channel, about="templates", blocks=blocks)
 
 

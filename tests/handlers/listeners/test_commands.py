@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from bot.policy import Refusal, refusal_line
-from handlers.listeners.commands import SUBCOMMANDS, handle_zns
+from handlers.listeners.commands import SUBCOMMANDS, handle_zns, on_templates_page
+from handlers.ui.account import TEMPLATES_PAGE_ACTION
 from handlers.ui.blocks import help_text
 from standins.driver import AGENT
 from standins.payloads import slash_command_body
 from storage.store import Store
-from tests.handlers.listeners.conftest import RecordingSlack
+from tests.handlers.listeners.conftest import REQUEST_CHANNEL, RecordingSlack
 from tests.harness import STRANGER
 
 if TYPE_CHECKING:
@@ -188,3 +189,28 @@ async def test_every_help_line_names_a_subcommand_of_the_table() -> None:
     text = help_text()
     for name in SUBCOMMANDS:
         assert f"`/zns {name}" in text, name
+
+
+async def test_a_more_button_kept_from_before_a_role_was_taken_is_refused(
+    make_context: MakeContext, ack: RecordingAck, slack: RecordingSlack, store: Store
+) -> None:
+    context = make_context(requesters=[AGENT])
+    body = {
+        "type": "block_actions",
+        "user": {"id": STRANGER},
+        "channel": {"id": REQUEST_CHANNEL},
+        "actions": [{"action_id": TEMPLATES_PAGE_ACTION, "value": "2"}],
+    }
+    await on_templates_page(ack, body, slack, context)
+    assert ack.only == {}
+    (told,) = slack.called("chat_postEphemeral")
+    assert told == {
+        "channel": REQUEST_CHANNEL,
+        "user": STRANGER,
+        "text": refusal_line(Refusal.NO_ROLE),
+    }
+    (event,) = events(store)
+    assert (event["action"], event["reason"]) == (
+        "templates_refused",
+        "not a requester, approver or auditor",
+    )
