@@ -86,6 +86,12 @@ def may_see_account(roles: Roles) -> Refusal | None:
     return None if roles.requester or roles.approver or roles.auditor else Refusal.NO_ROLE
 
 
+def may_audit(roles: Roles) -> Refusal | None:
+    """`/zns audit` is for the people who work with sends: requesters (everyone when
+    ZNS_REQUESTERS is empty), approvers and auditors; phones stay masked but for auditors."""
+    return None if roles.requester or roles.approver or roles.auditor else Refusal.NO_ROLE
+
+
 def may_unmask(roles: Roles) -> Refusal | None:
     """Phones in the clear (an audit export) are for auditors only."""
     return None if roles.auditor else Refusal.NOT_AN_AUDITOR

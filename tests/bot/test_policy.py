@@ -13,6 +13,7 @@ from bot.policy import (
     Roles,
     check_decision,
     may_approve_own,
+    may_audit,
     may_cancel,
     may_decide,
     may_look_up,
@@ -75,6 +76,18 @@ def test_there_are_exactly_twelve_refusals() -> None:
         "not a requester, approver or auditor",
         "not in ZNS_AUDITORS",
     }
+
+
+def test_audit_exports_are_for_every_role_and_unmasked_for_auditors_only() -> None:
+    for requester, approver, auditor in [
+        (True, False, False),
+        (False, True, False),
+        (False, False, True),
+    ]:
+        assert may_audit(requester=requester, approver=approver, auditor=auditor) is None
+    refused = may_audit(requester=False, approver=False, auditor=False)
+    assert refused is Refusal.NO_AUDIT_ROLE
+    assert unmasks_audit(auditor=True) and not unmasks_audit(auditor=False)
 
 
 # --- may_request ---------------------------------------------------------------------------
