@@ -36,7 +36,9 @@ SCOPES_FOR = {
     # `check`: the approvals and notification channels, public or private (im:read and
     # mpim:read would be for DMs, which it never asks about)
     "conversations_info": {"channels:read", "groups:read"},
-    "conversations_open": {"im:write"},
+    "conversations_open": {"im:write"},  # failure DMs, and the DM an audit CSV goes to
+    # `/zns audit`: files.getUploadURLExternal and files.completeUploadExternal
+    "files_upload_v2": {"files:write"},
     "usergroups_users_list": {"usergroups:read"},
     "views_open": set(),
     "views_update": set(),

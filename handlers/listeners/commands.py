@@ -20,6 +20,7 @@ from bot.lookup import Lookup, look_up
 from bot.ops.logs import mask_phones
 from handlers.deps import SlackDeps, deps_of
 from handlers.failures import tell, told
+from handlers.listeners.audit import handle_audit
 from handlers.ui.account import TEMPLATES_PAGE_ACTION, balance_blocks, templates_blocks
 from handlers.ui.blocks import help_text, request_modal
 from handlers.ui.metadata import RequestMeta
@@ -261,9 +262,8 @@ async def handle_help(slash: Slash) -> None:
     await slash.ack(text=help_text())
 
 
-async def handle_audit_unavailable(slash: Slash) -> None:
-    # Stands in until handlers/listeners/audit.py's handle_audit is merged (issue 18 part 3).
-    await slash.ack(text=":construction: `/zns audit` is not available yet: use `zns-bot audit`.")
+async def _audit(slash: Slash) -> None:
+    await handle_audit(slash.ack, slash.command, slash.client, slash.deps, slash.args)
 
 
 def _said(text: str) -> tuple[str, list[dict[str, Any]]]:
@@ -277,7 +277,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "templates": handle_templates,
     "balance": handle_balance,
     "help": handle_help,
-    "audit": handle_audit_unavailable,
+    "audit": _audit,
 }
 
 
