@@ -233,7 +233,8 @@ async def _deliver(
 def summary(written: auditing.Written, wanted: auditing.ExportFilter, unmask: bool) -> str:
     """The message that carries the file: rows, filters, masking, and any cut."""
     asked = wanted.describe(unmask=False) or " (no filters)"
-    lines = [f":page_facing_up: ZNS audit export: {written.rows:,} rows{asked}."]
+    rows = f"{written.rows:,} row{'' if written.rows == 1 else 's'}"
+    lines = [f":page_facing_up: ZNS audit export: {rows}{asked}."]
     if written.cut:
         lines.append(
             f":warning: Cut at {written.rows:,} rows: {written.matched:,} matched. "

@@ -93,7 +93,7 @@ async def test_an_agent_gets_masked_phones_and_an_auditor_full_ones(
     assert {r["action"] for r in mine} >= {"created", "transition"}
     assert {r["phone"] for r in mine} == {MASKED}
     assert PHONE not in json.dumps(rows)
-    assert f"{len(rows)} rows (phone {MASKED})." in message["text"]
+    assert f"export: {len(rows)} rows (phone {MASKED})." in message["text"]
     assert "Phones are masked." in message["text"] and "Cut at" not in message["text"]
 
     # the auditor types it with +84: the same send, full numbers, and the erasure warning

@@ -74,6 +74,8 @@ def test_the_summary_says_rows_filters_masking_and_a_cut() -> None:
         ":page_facing_up: ZNS audit export: 12 rows (phone 090****484, to state failed).\n"
         "Phones are masked."
     )
+    one = summary(Written(rows=1, matched=1), ExportFilter(), unmask=False)
+    assert one.startswith(":page_facing_up: ZNS audit export: 1 row (no filters).\n")
     cut = summary(Written(rows=50_000, matched=73_210), wanted, unmask=True)
     assert ":warning: Cut at 50,000 rows: 73,210 matched." in cut
     assert "Phones unmasked (you are an auditor)" in cut and "0901888484" not in cut
