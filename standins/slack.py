@@ -20,7 +20,6 @@ from typing import Any, Self
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
@@ -612,18 +611,18 @@ class SlackStandIn:
         return JSONResponse(body, status_code=status, headers=headers)
 
     async def _upload(self, request: Request) -> PlainTextResponse:
-        """The upload URL of files.getUploadURLExternal: the file's bytes, raw (as slack_sdk
-        sends them) or as a multipart form's `file` (Slack takes both). No token: the URL is
-        the credential. Slack answers 200 with "OK - <length>"."""
+        """The upload URL of files.getUploadURLExternal: the file's bytes, raw, as slack_sdk
+        sends them. No token: the URL is the credential. Slack answers 200 with
+        "OK - <length>". Slack also takes a multipart form; the stand-in refuses one (415)
+        rather than miscount it, since nothing here sends one (no form parser installed)."""
         key = request.path_params["key"]
         data = await request.body()
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            form = await request.form()
-            part = form.get("file") or form.get("filename")
-            data = await part.read() if isinstance(part, UploadFile) else b""
+        multipart = request.headers.get("content-type", "").startswith("multipart/")
         with self._cond:
             found = next((f for f in self._files.values() if f.key == key), None)
-            if found is None:
+            if multipart:
+                status, text = 415, "the stand-in takes the file as raw bytes"
+            elif found is None:
                 status, text = 404, "upload URL not found"
             elif found.data is not None or found.completed:
                 status, text = 400, "this upload URL was already used"

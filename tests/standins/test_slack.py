@@ -816,7 +816,13 @@ async def test_an_upload_of_another_length_or_twice_is_refused(
         assert again.status_code == 400
         unknown = await raw.post(started["upload_url"] + "x", content=b"abcde")
         assert unknown.status_code == 404
+        # a multipart form (curl -F) is refused plainly, not miscounted as raw bytes
+        form = await client.files_getUploadURLExternal(filename="b.csv", length=3)
+        sent = await raw.post(form["upload_url"], files={"file": ("b.csv", b"xyz")})
+        assert sent.status_code == 415
     assert standin.file_bytes(started["file_id"]) == b"abcde"
+    with pytest.raises(LookupError):
+        standin.file_bytes(form["file_id"])
 
 
 @pytest.mark.slack_refuses("invalid_arguments")
