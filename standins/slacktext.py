@@ -25,6 +25,7 @@ EMOJI = {
     "scissors": "✂️",
     "page_facing_up": "📄",
     "lock": "🔒",
+    "mag": "🔍",
 }
 
 # <@U123>, <@U123|name>, <#C123|name>, <!here>, <!subteam^S1|@team>, <https://x|text>

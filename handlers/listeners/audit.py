@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import auditing, policy
 from bot.errors import InputError
 from bot.phones import normalize_phone
-from handlers.deps import SlackDeps, deps_of
+from handlers.deps import SlackDeps
 from handlers.failures import failure_text, slack_cause, tell
 from storage.sends import SendState
 
@@ -148,11 +148,10 @@ async def handle_audit(
     ack: AsyncAck,
     command: dict[str, Any],
     client: AsyncWebClient,
-    context: dict[str, Any],
+    deps: SlackDeps,
     args: str,
 ) -> None:
     """Answer at once; every query, refused or not, is audited with its phones masked."""
-    deps = deps_of(context)
     user = command["user_id"]
     actor = f"slack:{user}"
     wanted, bad = auditing.ExportFilter(), None
@@ -160,10 +159,8 @@ async def handle_audit(
         wanted = parse_filters(args)
     except FilterError as exc:
         bad = exc
-    auditor = await deps.auditors.contains(user, client)
-    approver = await deps.approvers.contains(user, client)
-    requester = deps.requesters.empty or await deps.requesters.contains(user, client)
-    refusal = policy.may_audit(requester=requester, approver=approver, auditor=auditor)
+    roles = await deps.roles(user, client)
+    refusal = policy.may_audit(roles)
     if bad is not None:  # the filter's value stays out of the log: it may be a phone
         asked = f" (bad filter {bad.key})"
     else:
@@ -178,7 +175,7 @@ async def handle_audit(
         await ack(text=f":no_entry: {bad}. {USAGE}")
         deps.service.note(actor, "audit_export_refused", reason=f"bad filter {bad.key}")
         return
-    unmask = policy.unmasks_audit(auditor=auditor)
+    unmask = policy.may_unmask(roles) is None
     masking = "phones unmasked" if unmask else "phones masked"
     # audited before any row is read: a query that fails later was still asked
     deps.service.note(actor, "audit_export", reason=f"filters{asked}; {masking}")

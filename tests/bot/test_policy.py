@@ -79,15 +79,11 @@ def test_there_are_exactly_twelve_refusals() -> None:
 
 
 def test_audit_exports_are_for_every_role_and_unmasked_for_auditors_only() -> None:
-    for requester, approver, auditor in [
-        (True, False, False),
-        (False, True, False),
-        (False, False, True),
-    ]:
-        assert may_audit(requester=requester, approver=approver, auditor=auditor) is None
-    refused = may_audit(requester=False, approver=False, auditor=False)
-    assert refused is Refusal.NO_AUDIT_ROLE
-    assert unmasks_audit(auditor=True) and not unmasks_audit(auditor=False)
+    for roles in [Roles(True, False, False), Roles(False, True, False), Roles(False, False, True)]:
+        assert may_audit(roles) is None
+    assert may_audit(Roles(False, False, False)) is Refusal.NO_ROLE
+    assert may_unmask(Roles(False, False, True)) is None
+    assert may_unmask(Roles(True, True, False)) is Refusal.NOT_AN_AUDITOR
 
 
 # --- may_request ---------------------------------------------------------------------------
