@@ -123,6 +123,7 @@ class Runtime:
         try:
             await self.deps.approvers.warm(client)
             await self.deps.requesters.warm(client)
+            await self.deps.auditors.warm(client)
             for oa in await self.service.catalogue.oas():
                 await self.service.catalogue.templates(oa.oaid)
         except Exception as exc:  # the caches fill on first use instead
@@ -240,6 +241,7 @@ def _slack(
         service=service,
         approvers=approvers,
         requesters=AccessList(settings.zns_requesters),
+        auditors=AccessList(settings.zns_auditors),
     )
     register_all(bolt, deps)
     socket = None

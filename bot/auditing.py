@@ -7,14 +7,16 @@ import csv
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from bot.errors import ConfigError, InputError
 from bot.phones import mask_phone, normalize_phone
+from bot.stores import check_data_dir
 from storage.errors import StoreError
 from storage.history import History, MissingStoreError, Verification
 
@@ -40,13 +42,19 @@ _CARRIERS = frozenset({"created", "archived"})  # the events that carry a send's
 
 @dataclass(frozen=True)
 class ExportFilter:
-    """What `audit export` was asked for; dates are UTC days, both included."""
+    """What `audit export` (or `/zns audit`) was asked for; dates are UTC days, both
+    included. `actor`, `template_id` and `state` pick rows: the events done by that actor
+    (as the log names them, `slack:U…`), of sends of that template, moving a send to that
+    state."""
 
     since: date | None = None
     until: date | None = None
     phone: str | None = None
     send_id: str | None = None
     sms_id: str | None = None
+    actor: str | None = None
+    template_id: str | None = None
+    state: str | None = None
 
     def describe(self, unmask: bool) -> str:
         parts = []
@@ -58,7 +66,29 @@ class ExportFilter:
             parts.append(f"send {self.send_id}")
         if self.sms_id:
             parts.append(f"SMSID {self.sms_id}")
+        if self.actor:
+            parts.append(f"by {self.actor}")
+        if self.template_id:
+            parts.append(f"template {self.template_id}")
+        if self.state:
+            parts.append(f"to state {self.state}")
         return f" ({', '.join(parts)})" if parts else ""
+
+    def picks_rows(self) -> bool:
+        """Whether rows are chosen one by one (beyond the day range and the sends)."""
+        return bool(self.actor or self.template_id or self.state)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What `write_csv` did: rows written, and rows that matched (more when cut at a limit)."""
+
+    rows: int
+    matched: int
+
+    @property
+    def cut(self) -> bool:
+        return self.matched > self.rows
 
 
 def parse_day(text: str | None, option: str) -> date | None:
@@ -72,6 +102,7 @@ def parse_day(text: str | None, option: str) -> date | None:
 
 def open_history(data_dir: Path) -> History:
     """The history read-only; a missing store is an error naming the setting, never "OK"."""
+    check_data_dir(data_dir, write=False)
     try:
         return History.open(data_dir)
     except MissingStoreError as exc:
@@ -195,31 +226,65 @@ def export(data_dir: Path, target: str, wanted: ExportFilter, *, unmask: bool) -
     """Write the selected events as CSV to `target` (a path, or "-" for standard output);
     returns the summary line. The file is created with mode 0600: it holds personal data."""
     if wanted.phone:
-        wanted = ExportFilter(
-            wanted.since, wanted.until, _phone(wanted.phone), wanted.send_id, wanted.sms_id
-        )
+        wanted = replace(wanted, phone=_phone(wanted.phone))
     history = open_history(data_dir)
     with _output(target) as out:
-        count = write_csv(out, history, _selected(history, wanted), unmask=unmask)
+        count = write_csv(out, history, wanted, unmask=unmask).rows
     masking = "phones unmasked" if unmask else "phones masked"
     where = "standard output" if target == "-" else target
     return f"wrote {count} audit events{wanted.describe(unmask)} to {where} ({masking})"
 
 
+def export_to(
+    out: IO[str], data_dir: Path, wanted: ExportFilter, *, unmask: bool, limit: int | None
+) -> Written:
+    """The export into an open file, at most `limit` rows (for `/zns audit`); the phone
+    filter must already be a normalised number."""
+    history = open_history(data_dir)
+    return write_csv(out, history, wanted, unmask=unmask, limit=limit)
+
+
+def export_file(
+    data_dir: Path, wanted: ExportFilter, *, unmask: bool, limit: int | None
+) -> tuple[Path, Written]:
+    """`export_to` into a new temporary file of mode 0600 (mkstemp's), which the caller
+    deletes when done with it; streamed, so memory does not grow with the rows."""
+    fd, name = tempfile.mkstemp(prefix="zns-audit-", suffix=".csv")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
+            written = export_to(out, data_dir, wanted, unmask=unmask, limit=limit)
+    except BaseException:
+        os.unlink(name)  # personal data: never left behind by a failed export
+        raise
+    return Path(name), written
+
+
 def write_csv(
-    out: IO[str], history: History, events: Callable[[], Iterable[Any]], *, unmask: bool
-) -> int:
+    out: IO[str],
+    history: History,
+    wanted: ExportFilter,
+    *,
+    unmask: bool,
+    limit: int | None = None,
+) -> Written:
     """Two walks: the first learns each send's phone and template from the events that
-    carry them (created, archived), so the second writes rows without a lookup per send."""
+    carry them (created, archived), so the second writes rows without a lookup per send.
+    Past `limit` rows the second walk only counts what else matches (the summary says so)."""
+    events = _selected(history, wanted)
     info = _SendInfo(history)
     for event in events():
         info.learn(event)
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
     writer.writeheader()
-    count = 0
+    count = matched = 0
     for event in events():
         send_id = event.get("send_id")
         phone, template = info[str(send_id)] if send_id else ("", "")
+        if wanted.picks_rows() and not _picked(event, template, wanted):
+            continue
+        matched += 1
+        if limit is not None and count >= limit:
+            continue
         row = {
             **event,
             "phone": phone if unmask or phone == ERASED else mask_phone(phone),
@@ -230,7 +295,15 @@ def write_csv(
         }
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
         count += 1
-    return count
+    return Written(rows=count, matched=matched)
+
+
+def _picked(event: Mapping[str, Any], template: str, wanted: ExportFilter) -> bool:
+    return (
+        (not wanted.actor or event.get("actor") == wanted.actor)
+        and (not wanted.template_id or template == wanted.template_id)
+        and (not wanted.state or event.get("to_state") == wanted.state)
+    )
 
 
 def _phone(text: str) -> str:

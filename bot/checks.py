@@ -16,10 +16,11 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.errors import ZNS_ERRORS
+from bot.errors import ZNS_ERRORS, ConfigError
 from bot.esms.client import EsmsClient
-from bot.ops.logs import MASK, MIN_SECRET_LENGTH, secrets_from_settings
+from bot.ops.logs import RedactionFilter, secrets_from_settings
 from bot.slack_web import slack_client
+from bot.stores import check_data_dir
 from storage.errors import StoreError
 from storage.history import LEGACY_FILE, History
 from storage.store import FILE_NAME
@@ -169,6 +170,7 @@ async def slack(settings: Settings, client: AsyncWebClient | None = None) -> lis
     for name, entries in (
         ("ZNS_APPROVERS", settings.zns_approvers),
         ("ZNS_REQUESTERS", settings.zns_requesters),
+        ("ZNS_AUDITORS", settings.zns_auditors),
     ):
         results += await _groups(client, name, entries)
     return results
@@ -239,17 +241,11 @@ def public_url(settings: Settings) -> Result:
 def store(settings: Settings) -> Result:
     """The store read as `audit verify` reads it: no lock, no write, no file created."""
     data_dir = Path(settings.zns_data_dir)
-    if data_dir.exists() and not data_dir.is_dir():
-        return fail("store", f"ZNS_DATA_DIR {data_dir} is not a directory")
-    if not data_dir.exists():
-        parent = next(p for p in data_dir.absolute().parents if p.exists())
-        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            return fail(
-                "store", f"ZNS_DATA_DIR {data_dir} cannot be created: {parent} is read-only"
-            )
-        return ok("store", f"{data_dir} does not exist yet: serve creates it (first run)")
-    if not os.access(data_dir, os.W_OK | os.X_OK):
-        return fail("store", f"ZNS_DATA_DIR {data_dir} is not writable")
+    try:
+        if not check_data_dir(data_dir, write=True):
+            return ok("store", f"{data_dir} does not exist yet: serve creates it (first run)")
+    except ConfigError as exc:
+        return fail("store", str(exc))
     path = data_dir / FILE_NAME
     if not path.exists():
         if (data_dir / LEGACY_FILE).exists():
@@ -273,14 +269,10 @@ async def run_all(settings: Settings) -> list[Result]:
     results += await socket_mode(settings)
     results.append(public_url(settings))
     results.append(await asyncio.to_thread(store, settings))
-    return [_redacted(result, secrets_from_settings(settings)) for result in results]
+    redaction = RedactionFilter(secrets_from_settings(settings))
+    return [_redacted(result, redaction) for result in results]
 
 
-def _redacted(result: Result, secrets: list[str]) -> Result:
-    """No secret in any line, whatever an error message quoted (as the logs redact them:
-    a value too short to be a real secret would blank ordinary words instead)."""
-    detail = result.detail
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= MIN_SECRET_LENGTH:
-            detail = detail.replace(secret, MASK)
-    return Result(result.status, result.subject, detail)
+def _redacted(result: Result, redaction: RedactionFilter) -> Result:
+    """No secret or phone in any line, whatever an error message quoted (as in the logs)."""
+    return Result(result.status, result.subject, redaction.redact(result.detail))

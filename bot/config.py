@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     zns_notify_channel: str | None = None
     zns_approvers: CommaList = Field(default_factory=list)
     zns_requesters: CommaList = Field(default_factory=list)
+    zns_auditors: CommaList = Field(default_factory=list)
     zns_allow_self_approval: bool = False
     zns_allow_sandbox: bool = True
     zns_approval_ttl: int = Field(24 * 3600, gt=0)
@@ -88,7 +89,7 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, le=65535)
 
-    @field_validator("zns_approvers", "zns_requesters", mode="before")
+    @field_validator("zns_approvers", "zns_requesters", "zns_auditors", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -98,6 +99,7 @@ class Settings(BaseSettings):
     @field_validator("esms_base_url", "esms_callback_api_url", "slack_api_url", mode="after")
     @classmethod
     def _api_url(cls, value: str) -> str:
+        value = value.strip()
         if not _is_web_url(value):
             raise ValueError(f"{value!r} is not an http(s) URL with a host")
         return value if value.endswith("/") else value + "/"
@@ -106,7 +108,8 @@ class Settings(BaseSettings):
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
         # http is accepted here (a test or a proxy on loopback); `check` reports it.
-        if value is None or not value.strip():
+        value = (value or "").strip()
+        if not value:
             return None  # `PUBLIC_BASE_URL=` as copied from .env.example: unset
         if not _is_web_url(value):
             raise ValueError(f"{value!r} needs a scheme and a host, e.g. https://zns.example.com")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,6 +17,7 @@ from bot.phones import mask_phone, normalize_phone
 from storage.content import ERASED_ACTION
 from storage.history import History
 from storage.sends import MAX_ID_LENGTH, SendState
+from storage.store import Store
 
 KeyKind = Literal["send", "sms", "phone"]
 
@@ -159,6 +161,14 @@ def find_sends(history: History, text: str, *, limit: int = DEFAULT_LIMIT) -> Lo
     return Lookup(tried, None)
 
 
+async def look_up(store: Store, text: str, *, limit: int = DEFAULT_LIMIT) -> Lookup:
+    """`find_sends` for the running bot: from its store's memory, never re-reading the
+    file, and off the event loop (archive segments are files to open and decompress)."""
+    parse_key(text)  # a malformed key fails here, before any copy or thread
+    history = History.of_store(store)  # on the loop: the store's own thread
+    return await asyncio.to_thread(find_sends, history, text, limit=limit)
+
+
 def build_views(history: History, send_ids: Iterable[str]) -> list[SendView]:
     """A view of each of these sends that the store knows (the others are left out)."""
     wanted = set(send_ids)
@@ -191,6 +201,7 @@ def _view(
         return None
     state = str(record.get("state") or "")
     result, advice, code = _result(record)
+    result = mask_phones(result)  # free text (eSMS's error, a reason) may quote a phone
     return SendView(
         send_id=send_id,
         where="live" if live is not None else "archived",
@@ -279,7 +290,7 @@ def _result(record: Mapping[str, Any]) -> tuple[str, str, int | None]:
         return "delivered to the customer's Zalo", "", code
     if state == SendState.REJECTED:
         reason = str(record.get("reject_reason") or "")
-        return (f"rejected: {mask_phones(reason)}" if reason else "rejected"), "", code
+        return (f"rejected: {reason}" if reason else "rejected"), "", code
     if state == SendState.UNKNOWN:
         return str(record.get("unknown_reason") or ""), "do not resend", code
     if state == SendState.ACCEPTED:

@@ -1,14 +1,20 @@
-"""Who may request, review, approve, reject and cancel a send: every rule in one place.
+"""Who may request, review, approve, reject, cancel and look up a send: every rule here.
 
 The rules take facts (is this person on a list, whose request is it, what do the settings
 allow) and answer with the refusal, if any. Finding the facts, such as resolving Slack user
 groups, is the caller's job; telling the person is the caller's too.
+
+The roles, each a list of users or user groups:
+- requester (ZNS_REQUESTERS; everyone when it is empty): requests sends, looks them up;
+- approver (ZNS_APPROVERS): reviews, approves and rejects others' requests, looks them up;
+- auditor (ZNS_AUDITORS): looks up any send and may unmask the phones of audit exports.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,11 +40,61 @@ class Refusal(enum.StrEnum):
     DIGEST_MISMATCH = "the content differs from what the review showed"
     BAD_DECISION = "a decision other than approve or reject"
     SANDBOX_NOT_ALLOWED = "sandbox while ZNS_ALLOW_SANDBOX=false"
+    NO_ROLE = "not a requester, approver or auditor"
+    NOT_AN_AUDITOR = "not in ZNS_AUDITORS"
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What one person is: the caller resolves the lists (ZNS_REQUESTERS empty: everyone)."""
+
+    requester: bool
+    approver: bool
+    auditor: bool
+
+
+# What each refusal tells the person, in one line; the audit log records the enum's value.
+REFUSAL_LINES: dict[Refusal, str] = {
+    Refusal.NOT_A_REQUESTER: "You are not allowed to request ZNS sends. "
+    "Ask an admin to add you to ZNS_REQUESTERS.",
+    Refusal.NOT_AN_APPROVER: "Only approvers (ZNS_APPROVERS) can do this.",
+    Refusal.NO_ROLE: "You have no ZNS role (requester, approver or auditor). "
+    "Ask an admin to add you to ZNS_REQUESTERS, ZNS_APPROVERS or ZNS_AUDITORS.",
+    Refusal.NOT_AN_AUDITOR: "Only auditors (ZNS_AUDITORS) can see customers' phones unmasked.",
+}
+
+
+def refusal_line(refusal: Refusal) -> str:
+    """The one line a person reads when refused (the reason itself when none is written)."""
+    return f":no_entry: {REFUSAL_LINES.get(refusal, f'Refused: {refusal.value}.')}"
 
 
 def may_request(*, on_requesters_list: bool) -> Refusal | None:
     """Anyone may request when ZNS_REQUESTERS is empty; the caller folds that in."""
     return None if on_requesters_list else Refusal.NOT_A_REQUESTER
+
+
+def may_look_up(roles: Roles) -> Refusal | None:
+    """`/zns status`: any send, for anyone with a role. The support floor asks about a
+    customer's message whoever requested it, and the phone is shown masked to all."""
+    return None if roles.requester or roles.approver or roles.auditor else Refusal.NO_ROLE
+
+
+def may_see_account(roles: Roles) -> Refusal | None:
+    """`/zns templates` and `/zns balance`: the OA's templates and the account's money are
+    for the people who work with it, whatever their role."""
+    return None if roles.requester or roles.approver or roles.auditor else Refusal.NO_ROLE
+
+
+def may_audit(roles: Roles) -> Refusal | None:
+    """`/zns audit` is for the people who work with sends: requesters (everyone when
+    ZNS_REQUESTERS is empty), approvers and auditors; phones stay masked but for auditors."""
+    return None if roles.requester or roles.approver or roles.auditor else Refusal.NO_ROLE
+
+
+def may_unmask(roles: Roles) -> Refusal | None:
+    """Phones in the clear (an audit export) are for auditors only."""
+    return None if roles.auditor else Refusal.NOT_AN_AUDITOR
 
 
 def may_review(

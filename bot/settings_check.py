@@ -31,6 +31,11 @@ BOLT_NAMES = frozenset(
     }
 )
 BOLT_PREFIXES = ("SLACK_INSTALLATION_", "SLACK_STATE_")  # the S3 installation/state stores
+# Names other Slack tools read (slack-ruby-client, Danger, slackcat, CI notifiers): one edit
+# from SLACK_APP_TOKEN, which would switch the bot to Socket Mode, so never a suggestion.
+FOREIGN_NAMES = frozenset({"SLACK_API_TOKEN", "SLACK_TOKEN", "SLACK_WEBHOOK", "SLACK_WEBHOOK_URL"})
+# A short name is near too many others (PGHOST, HOME and POST to HOST or PORT): one edit only.
+SHORT_NAME = 4
 
 
 def distance(a: str, b: str) -> int:
@@ -62,8 +67,12 @@ class NameReport:
 
 
 def _closest(name: str, known: Iterable[str]) -> str | None:
-    best = min(((distance(name, k), k) for k in sorted(known)), default=None)
-    return best[1] if best is not None and best[0] <= MAX_DISTANCE else None
+    near = [
+        (d, k)
+        for k in sorted(known)
+        if (d := distance(name, k)) <= (1 if len(k) <= SHORT_NAME else MAX_DISTANCE)
+    ]
+    return min(near)[1] if near else None
 
 
 def _is_bolts(name: str) -> bool:
@@ -90,6 +99,11 @@ def check_names(
         for name in sorted({str(k).upper() for k in keys}):
             if name in known_names:
                 continue
+            if name in FOREIGN_NAMES:
+                report.warnings.append(
+                    f"{name} (in {where}) is another Slack tool's setting, not zns-bot's; ignored"
+                )
+                continue
             if _is_bolts(name):
                 report.warnings.append(
                     f"{name} (in {where}) is a Slack Bolt setting not used by zns-bot; ignored"
@@ -115,8 +129,12 @@ def read_dotenv(
     found: dict[str, str | None] = {}
     for name in [files] if isinstance(files, str | Path) else files:
         file = Path(name).expanduser()
-        if file.is_file():
-            found.update(dotenv_values(file, encoding=encoding))
+        try:
+            if file.is_file():
+                found.update(dotenv_values(file, encoding=encoding))
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else f"not {encoding} text"
+            raise ConfigError(f"cannot read the settings file {file}: {why}") from None
     return found
 
 

@@ -8,6 +8,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import policy
 from bot.config import Settings
 from bot.service import SendService
 from handlers.access import AccessList
@@ -22,7 +25,18 @@ class SlackDeps:
     service: SendService
     approvers: AccessList
     requesters: AccessList
+    # empty (the default): nobody is an auditor
+    auditors: AccessList = field(default_factory=lambda: AccessList(()))
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def roles(self, user: str, client: AsyncWebClient) -> policy.Roles:
+        """What this person is, from the lists (user groups resolved, cached)."""
+        return policy.Roles(
+            # ZNS_REQUESTERS empty: everyone may request, so everyone is a requester
+            requester=self.requesters.empty or await self.requesters.contains(user, client),
+            approver=await self.approvers.contains(user, client),
+            auditor=await self.auditors.contains(user, client),
+        )
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run work after the ack; keep a reference so it is neither lost nor collected."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -126,19 +126,26 @@ async def on_listener_error(error: Exception, body: dict[str, Any], client: Asyn
 
 
 async def tell(
-    client: AsyncWebClient, user: str, text: str, channel: str | None, *, about: str
+    client: AsyncWebClient,
+    user: str,
+    text: str,
+    channel: str | None,
+    *,
+    about: str,
+    blocks: Sequence[dict[str, Any]] | None = None,
 ) -> None:
     """An ephemeral in `channel`, else (no channel, or one the bot is not in) a DM. If
     Slack cannot take either, the log says so: this never raises."""
+    extra: dict[str, Any] = {"blocks": blocks} if blocks else {}  # a line stays a plain call
     try:
         if channel is not None:
             try:
-                await client.chat_postEphemeral(channel=channel, user=user, text=text)
+                await client.chat_postEphemeral(channel=channel, user=user, text=text, **extra)
                 return
             except SlackApiError:  # a channel the bot is not in: a DM reaches them anyway
                 pass
         opened = await client.conversations_open(users=user)
-        await client.chat_postMessage(channel=opened["channel"]["id"], text=text)
+        await client.chat_postMessage(channel=opened["channel"]["id"], text=text, **extra)
     except SlackClientError as exc:
         told = slack_cause(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
         log.warning("could not tell %s about %s: %s", user, about, told)

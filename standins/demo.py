@@ -271,7 +271,11 @@ async def no_zalo_account(driver: SlackDriver, show: Transcript) -> None:
     await driver.esms.fire_callback(sms_id, success=False, zalo_error=-118)
     # the DM that tells the agent what to do next
     await driver.slack.await_for(
-        lambda c: c.ok and str(c.response.get("channel", "")).startswith("D"),
+        lambda c: (
+            c.ok
+            and str(c.response.get("channel", "")).startswith("D")
+            and "-118" in str(c.args.get("text") or "")  # this story's DM, not an earlier one
+        ),
         method="chat.postMessage",
     )
     show.flush()

@@ -8,11 +8,12 @@ import copy
 import itertools
 import json
 import logging
+import secrets
 import threading
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
 from typing import Any, Self
@@ -20,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 
 from standins import blockkit
@@ -48,7 +49,9 @@ _JSON_FIELDS = {
     "attachments": "invalid_attachments",
     "view": "invalid_arguments",
     "metadata": "invalid_metadata_format",
+    "files": "invalid_arguments",  # files.completeUploadExternal's [{id, title}]
 }
+UPLOAD_PATH = "/upload/v1"  # where files.getUploadURLExternal's upload_url points
 
 # The errors with which Slack refuses a payload that breaks one of its limits: a test that
 # meets one it did not declare fails (tests/conftest.py), since the real Slack would refuse it.
@@ -133,6 +136,33 @@ REFUSALS = RefusalLog()
 
 
 @dataclass(slots=True)
+class _File:
+    """A file being uploaded: announced (getUploadURLExternal), uploaded, completed."""
+
+    id: str
+    name: str
+    length: int
+    key: str  # the secret part of its upload URL
+    data: bytes | None = None
+    completed: bool = False
+    title: str = ""
+    channels: list[str] = field(default_factory=list)
+
+    def describe(self, *, with_data: bool = True) -> dict[str, Any]:
+        shown: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "title": self.title or self.name,
+            "size": self.length,
+            "completed": self.completed,
+            "channels": list(self.channels),
+        }
+        if with_data:
+            shown["uploaded"] = self.data
+        return shown
+
+
+@dataclass(slots=True)
 class _Fault:
     method: str  # a Web API method, or "*" for every method
     status: int
@@ -190,6 +220,7 @@ class SlackStandIn:
         self._last_view_id: str | None = None
         self._homes: dict[str, str] = {}  # user id -> the id of their App Home view
         self._ims: dict[tuple[str, ...], str] = {}
+        self._files: dict[str, _File] = {}  # by file id, from files.getUploadURLExternal on
         self._faults: list[_Fault] = []
         self._outage: _Fault | None = None
         self._changes = Changes(self._cond)
@@ -210,11 +241,14 @@ class SlackStandIn:
             "conversations.open": self._conversations_open,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
         self.socket_mode = SocketMode(app_token, app_id=APP_ID)
         app = Starlette(
             routes=[
                 Route("/api/{method}", self._handle, methods=["GET", "POST"]),
+                Route(UPLOAD_PATH + "/{key}", self._upload, methods=["POST"]),
                 WebSocketRoute(LINK_PATH, self.socket_mode.endpoint),
             ]
         )
@@ -324,6 +358,7 @@ class SlackStandIn:
             self._last_view_id = None
             self._homes.clear()
             self._ims.clear()
+            self._files.clear()
             self._faults.clear()
             self._outage = None
         self.socket_mode.reset()
@@ -472,6 +507,20 @@ class SlackStandIn:
             im = self._ims.get((user,))
             return [] if im is None else self.messages(im)
 
+    def files(self) -> list[dict[str, Any]]:
+        """Every file whose upload was started, in order: {id, name, title, length,
+        uploaded (the bytes, or None), completed, channels}."""
+        with self._cond:
+            return [f.describe() for f in self._files.values()]
+
+    def file_bytes(self, file_id: str) -> bytes:
+        """What was uploaded for `file_id` (a test reads the CSV the bot sent)."""
+        with self._cond:
+            found = self._files.get(file_id)
+            if found is None or found.data is None:
+                raise LookupError(f"no uploaded file {file_id}")
+            return found.data
+
     # --- waiting ------------------------------------------------------------------------
 
     def wait_for(
@@ -560,6 +609,33 @@ class SlackStandIn:
             self._record(method, args, status, body, faulted=fault is not None)
         logger.info("slack stand-in: %s -> %s", method, "ok" if body.get("ok") else body["error"])
         return JSONResponse(body, status_code=status, headers=headers)
+
+    async def _upload(self, request: Request) -> PlainTextResponse:
+        """The upload URL of files.getUploadURLExternal: the file's bytes, raw, as slack_sdk
+        sends them. No token: the URL is the credential. Slack answers 200 with
+        "OK - <length>". Slack also takes a multipart form; the stand-in refuses one (415)
+        rather than miscount it, since nothing here sends one (no form parser installed)."""
+        key = request.path_params["key"]
+        data = await request.body()
+        multipart = request.headers.get("content-type", "").startswith("multipart/")
+        with self._cond:
+            found = next((f for f in self._files.values() if f.key == key), None)
+            if multipart:
+                status, text = 415, "the stand-in takes the file as raw bytes"
+            elif found is None:
+                status, text = 404, "upload URL not found"
+            elif found.data is not None or found.completed:
+                status, text = 400, "this upload URL was already used"
+            elif len(data) != found.length:
+                # The length given to files.getUploadURLExternal is what Slack expects.
+                status, text = 400, f"expected {found.length} bytes, got {len(data)}"
+            else:
+                found.data = data
+                status, text = 200, f"OK - {len(data)}"
+            args = {"file_id": found.id if found else None, "length": len(data)}
+            self._record("upload", args, status, {"ok": status == 200, "text": text}, faulted=False)
+        logger.info("slack stand-in: upload -> %s", status)
+        return PlainTextResponse(text, status_code=status)
 
     def _record(
         self, method: str, args: dict[str, Any], status: int, body: dict[str, Any], *, faulted: bool
@@ -835,6 +911,76 @@ class SlackStandIn:
 
     def _new_hash(self) -> str:
         return f"1700000000.{next(self._id_counter):08X}"
+
+    def _files_get_upload_url_external(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Step 1 of an upload: a file id and a one-time URL for `length` bytes."""
+        problems = []
+        filename = args.get("filename")
+        if not isinstance(filename, str) or not filename.strip():
+            problems.append("[ERROR] missing required field: filename")
+        try:
+            length = int(args.get("length"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            length = -1
+        if length < 1:
+            problems.append("[ERROR] length must be a positive integer")
+        if problems:
+            return _invalid_arguments(problems)
+        file_id = self._new_id("F")
+        key = secrets.token_urlsafe(12)
+        self._files[file_id] = _File(file_id, str(filename), length, key)
+        return {"ok": True, "upload_url": f"{self.url}{UPLOAD_PATH}/{key}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Step 3: the uploaded files shared in `channel_id` (or private without one), with
+        `initial_comment` as the message that carries them."""
+        wanted = args.get("files")
+        if (
+            not isinstance(wanted, list)
+            or not wanted
+            or not all(isinstance(f, dict) and isinstance(f.get("id"), str) for f in wanted)
+        ):
+            return _invalid_arguments(["[ERROR] files must be a list of {id, title}"])
+        found = [self._files.get(f["id"]) for f in wanted]
+        if any(f is None or f.data is None or f.completed for f in found):
+            return _error("file_not_found")  # unknown, never uploaded, or completed already
+        if args.get("channels"):
+            return _error("invalid_arguments")  # the stand-in knows channel_id only
+        channel = self._share_target(args)
+        if isinstance(channel, dict):
+            return channel
+        shared = []
+        for entry, file in zip(wanted, found, strict=True):
+            assert file is not None
+            file.completed = True
+            file.title = str(entry.get("title") or file.name)
+            if channel:
+                file.channels.append(channel)
+            shared.append({"id": file.id, "title": file.title})
+        if channel:
+            comment = {"text": args.get("initial_comment") or ""}
+            message = self._bot_message(comment, self._next_ts())
+            message["files"] = [f.describe(with_data=False) for f in found if f is not None]
+            if args.get("thread_ts"):
+                message["thread_ts"] = str(args["thread_ts"])
+            self._messages.setdefault(channel, []).append(message)
+        return {"ok": True, "files": shared}
+
+    def _share_target(self, args: Mapping[str, Any]) -> str | dict[str, Any]:
+        """Where completed files are shared ("" for nowhere), or Slack's error."""
+        channel = str(args.get("channel_id") or "")
+        if channel.startswith(("U", "W")):
+            channel, _ = self._im_for((channel,))
+        elif channel:
+            if problem := self._check_conversation(channel):
+                return problem
+            spec = None if channel.startswith("D") else self._channel(channel)
+            if spec is not None and not spec.get("member", True):
+                return _error("not_in_channel")
+        thread_ts = args.get("thread_ts")
+        if thread_ts and not (channel and self._find(channel, str(thread_ts))):
+            return _error("invalid_thread_ts")
+        return channel
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         group = args.get("usergroup")
@@ -1332,7 +1478,7 @@ def main(argv: list[str] | None = None) -> None:
         return (
             f"Slack stand-in listening on {standin.url}\n"
             f"Give zns-bot these settings (in .env or the environment):\n{env}\n"
-            f"  SLACK_APP_TOKEN={args.app_token}   (only for Socket Mode)\n"
+            f"  # only for Socket Mode: SLACK_APP_TOKEN={args.app_token}\n"
             f"Members: {', '.join(f'{k} ({v})' for k, v in standin.user_names().items())}\n"
             "Ctrl-C stops it."
         )

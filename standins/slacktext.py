@@ -23,6 +23,9 @@ EMOJI = {
     "outbox_tray": "📤",
     "test_tube": "🧪",
     "scissors": "✂️",
+    "page_facing_up": "📄",
+    "lock": "🔒",
+    "mag": "🔍",
 }
 
 # <@U123>, <@U123|name>, <#C123|name>, <!here>, <!subteam^S1|@team>, <https://x|text>

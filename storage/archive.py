@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,6 +320,12 @@ def find_events(
         try:
             seqs = set(index.seqs(h))
             blocks = {index.block_of(file, seq) for seq in seqs}
+        except sqlite3.OperationalError as exc:
+            if sealed or "no such table" not in str(exc):
+                raise
+            # The current segment's index, created this instant by the archive pass in
+            # its worker thread: no tables yet, so nothing committed to it yet either.
+            continue
         finally:
             index.close()
         for block in sorted(b for b in blocks if b is not None):

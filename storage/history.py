@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage import logfile
 from storage.archive import find_events
@@ -33,7 +33,11 @@ from storage.segments import (
 )
 from storage.store import FILE_NAME
 
+if TYPE_CHECKING:
+    from storage.store import Store
+
 LEGACY_FILE = "zns.db"
+LIVE_TABLES = frozenset({"meta", "audit", "sends"})  # what a History reads of the live store
 
 
 class MissingStoreError(StoreError):
@@ -94,8 +98,20 @@ class History:
             raise StoreError(f"cannot read the store at {path}: {exc.strerror}") from exc
         # A write in flight is cut at the last newline, as a reopen would: nothing is fixed.
         # the small tables only: the sends (for export's joins), never the callbacks or outbox
-        wanted = frozenset({"meta", "audit", "sends"})
-        return cls(data_dir, logfile.parse(raw, path, wanted).data)
+        return cls(data_dir, logfile.parse(raw, path, LIVE_TABLES).data)
+
+    @classmethod
+    def of_store(cls, store: Store) -> History:
+        """The running store's history from its memory, not its file: for the bot itself.
+
+        Call it on the store's thread (the event loop); the History it returns may then be
+        read from any thread. The tables are copied shallowly: the store replaces a
+        document, never changes one in place, so the copy stays the one consistent read
+        that `open` makes of the file, at the cost of one dict copy per table.
+        """
+        storage = store.db.storage
+        live = {name: dict(storage.table_data(name)) for name in LIVE_TABLES}
+        return cls(store.data_dir, live)
 
     def _segment_list(self) -> list[_Segment]:
         found = [

@@ -60,6 +60,18 @@ def test_the_data_directory_is_the_only_writable_path() -> None:
     assert one("UMask") == "0077"
 
 
+def test_the_env_file_from_env_example_keeps_the_units_data_directory() -> None:
+    # README installs .env (copied from .env.example) as the unit's EnvironmentFile, which
+    # overrides Environment=: a ZNS_DATA_DIR there would move the store under the read-only
+    # /opt/zns-bot and the service would fail to start.
+    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    set_there = {
+        line.split("=", 1)[0].strip() for line in lines if "=" in line and not line.startswith("#")
+    }
+    assert "ZNS_DATA_DIR" not in set_there
+    assert "ZNS_LIVE_HOURS" in set_there  # the file is read as expected
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [

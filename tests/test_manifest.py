@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.listeners.commands import COMMAND
+from handlers.listeners.commands import COMMAND, SUBCOMMANDS
 from tests import ROOT
 
 
@@ -36,7 +36,9 @@ SCOPES_FOR = {
     # `check`: the approvals and notification channels, public or private (im:read and
     # mpim:read would be for DMs, which it never asks about)
     "conversations_info": {"channels:read", "groups:read"},
-    "conversations_open": {"im:write"},
+    "conversations_open": {"im:write"},  # failure DMs, and the DM an audit CSV goes to
+    # `/zns audit`: files.getUploadURLExternal and files.completeUploadExternal
+    "files_upload_v2": {"files:write"},
     "usergroups_users_list": {"usergroups:read"},
     "views_open": set(),
     "views_update": set(),
@@ -179,3 +181,13 @@ def test_the_socket_mode_manifest_is_the_same_app_without_request_urls():
     del http["settings"]["event_subscriptions"]["request_url"]
     http["settings"]["socket_mode_enabled"] = True
     assert http == SOCKET_MANIFEST
+
+
+def test_the_usage_hint_names_every_subcommand():
+    for manifest in (MANIFEST, SOCKET_MANIFEST):
+        (command,) = manifest["features"]["slash_commands"]
+        hint = command["usage_hint"]
+        assert len(hint) <= 1000  # Slack's limit for a usage hint
+        assert "[phone]" in hint
+        for name in SUBCOMMANDS:
+            assert name in hint, name

@@ -620,10 +620,17 @@ def approval_modal(
 
 
 def help_text() -> str:
+    """Every subcommand of /zns, one a line."""
     return (
-        "*/zns* opens a form to send a Zalo ZNS message through eSMS.\n"
+        "*/zns* sends a Zalo ZNS message through eSMS, approved by a second person.\n"
         "• `/zns` — choose the template and fill in the parameters\n"
         "• `/zns 0901888484` — the same, with the phone filled in\n"
+        "• `/zns status <send id | SMSID | phone>` — what happened to a send "
+        "(a phone: its last 10)\n"
+        "• `/zns audit phone=… user=@… template=… state=… since=YYYY-MM-DD until=YYYY-MM-DD` "
+        "— the audit log as a CSV, by DM\n"
+        "• `/zns templates [page]` — the OA's templates, their parameters and limits\n"
+        "• `/zns balance` — the eSMS balance and the OA's remaining quota\n"
         "• `/zns help` — this message\n"
         "Every send is approved by a second person in the approvals channel."
     )

@@ -334,6 +334,9 @@ def test_check_fails_on_an_unknown_user_group(check):
     requesters = check(ZNS_REQUESTERS="S0NOBODY")
     assert requesters.returncode == 1
     assert "S0NOBODY does not resolve" in lines(requesters, "ZNS_REQUESTERS")[0]
+    auditors = check(ZNS_AUDITORS="S0NOBODY")
+    assert auditors.returncode == 1
+    assert "S0NOBODY does not resolve" in lines(auditors, "ZNS_AUDITORS")[0]
 
 
 def test_check_wants_an_https_public_url(check):
@@ -389,7 +392,7 @@ def test_check_refuses_a_data_dir_that_is_a_file(check, tmp_path):
     result = check(ZNS_DATA_DIR=str(tmp_path / "a-file"))
     assert result.returncode == 1
     assert lines(result, "store") == [
-        f"FAIL store: ZNS_DATA_DIR {tmp_path / 'a-file'} is not a directory"
+        f"FAIL store: ZNS_DATA_DIR {tmp_path / 'a-file'} is a file, not a directory"
     ]
 
 

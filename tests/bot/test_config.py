@@ -6,7 +6,14 @@ import pytest
 
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
-from bot.settings_check import BOLT_NAMES, check_environment, check_names, distance, read_dotenv
+from bot.settings_check import (
+    BOLT_NAMES,
+    FOREIGN_NAMES,
+    check_environment,
+    check_names,
+    distance,
+    read_dotenv,
+)
 
 KNOWN = tuple(Settings.model_fields)
 
@@ -69,6 +76,32 @@ def test_other_prefixed_names_are_warnings_and_bolts_own_are_named_as_unused():
 def test_bolts_names_are_not_mistaken_for_typos():
     report = check_names(KNOWN, dict.fromkeys(BOLT_NAMES, "x"), {})
     assert report.refused == [] and len(report.warnings) == len(BOLT_NAMES)
+
+
+def test_other_slack_tools_names_are_warnings_never_a_socket_mode_suggestion():
+    # SLACK_API_TOKEN is one edit from SLACK_APP_TOKEN, which would turn on Socket Mode.
+    report = check_names(KNOWN, dict.fromkeys(FOREIGN_NAMES, "x"), {"SLACK_API_TOKEN": "x"})
+    assert report.refused == []
+    assert "SLACK_API_TOKEN (in .env) is another Slack tool's setting, not zns-bot's; ignored" in (
+        report.warnings
+    )
+    assert len(report.warnings) == len(FOREIGN_NAMES) + 1
+
+
+def test_a_short_name_is_near_only_one_edit_away():
+    # a .env shared with docker-compose has PGHOST and PGPORT: two edits from HOST and PORT
+    report = check_names(KNOWN, {}, {"PGHOST": "db", "PGPORT": "5432", "HOTS": "x", "POTR": "1"})
+    assert report.refused == [
+        "unknown setting HOTS (in .env): did you mean HOST?",
+        "unknown setting POTR (in .env): did you mean PORT?",
+    ]
+
+
+def test_an_unreadable_dotenv_is_one_line(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(b"ESMS_OAID=\xff\xfe\x00bad\n")
+    with pytest.raises(ConfigError, match=r"cannot read the settings file .*: not utf-8 text$"):
+        read_dotenv(env_file)
 
 
 def test_the_shared_environment_is_checked_only_against_prefixed_names():

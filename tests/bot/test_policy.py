@@ -10,16 +10,21 @@ import pytest
 from bot.policy import (
     VIEW_TTL,
     Refusal,
+    Roles,
     check_decision,
     may_approve_own,
+    may_audit,
     may_cancel,
     may_decide,
+    may_look_up,
     may_request,
     may_review,
     may_sandbox,
     may_submit_request,
     may_submit_review,
+    may_unmask,
     notice_channel,
+    refusal_line,
 )
 
 ALICE = "slack:U0ALICE"
@@ -44,6 +49,8 @@ NOBODYS_REQUEST: dict[str, Any] = {"id": "zns-2"}  # a record without a requeste
         (Refusal.DIGEST_MISMATCH, "the content differs from what the review showed"),
         (Refusal.BAD_DECISION, "a decision other than approve or reject"),
         (Refusal.SANDBOX_NOT_ALLOWED, "sandbox while ZNS_ALLOW_SANDBOX=false"),
+        (Refusal.NO_ROLE, "not a requester, approver or auditor"),
+        (Refusal.NOT_AN_AUDITOR, "not in ZNS_AUDITORS"),
     ],
 )
 def test_each_refusal_is_recorded_in_the_audit_log_with_its_fixed_spelling(
@@ -54,7 +61,7 @@ def test_each_refusal_is_recorded_in_the_audit_log_with_its_fixed_spelling(
     assert refusal == on_disk
 
 
-def test_there_are_exactly_ten_refusals() -> None:
+def test_there_are_exactly_twelve_refusals() -> None:
     assert {r.value for r in Refusal} == {
         "not in ZNS_REQUESTERS",
         "not an approver",
@@ -66,7 +73,17 @@ def test_there_are_exactly_ten_refusals() -> None:
         "the content differs from what the review showed",
         "a decision other than approve or reject",
         "sandbox while ZNS_ALLOW_SANDBOX=false",
+        "not a requester, approver or auditor",
+        "not in ZNS_AUDITORS",
     }
+
+
+def test_audit_exports_are_for_every_role_and_unmasked_for_auditors_only() -> None:
+    for roles in [Roles(True, False, False), Roles(False, True, False), Roles(False, False, True)]:
+        assert may_audit(roles) is None
+    assert may_audit(Roles(False, False, False)) is Refusal.NO_ROLE
+    assert may_unmask(Roles(False, False, True)) is None
+    assert may_unmask(Roles(True, True, False)) is Refusal.NOT_AN_AUDITOR
 
 
 # --- may_request ---------------------------------------------------------------------------
@@ -271,3 +288,36 @@ def test_sandbox_only_where_allowed(
     requested: bool, allowed: bool, forced: bool, refusal: Refusal | None
 ) -> None:
     assert may_sandbox(requested, allowed=allowed, forced=forced) is refusal
+
+
+# --- roles: requester, approver, auditor ---------------------------------------------------
+
+NOBODY = Roles(requester=False, approver=False, auditor=False)
+
+
+@pytest.mark.parametrize(
+    "roles",
+    [
+        Roles(requester=True, approver=False, auditor=False),
+        Roles(requester=False, approver=True, auditor=False),
+        Roles(requester=False, approver=False, auditor=True),
+        Roles(requester=True, approver=True, auditor=True),
+    ],
+)
+def test_any_one_role_may_look_up_a_send(roles: Roles) -> None:
+    assert may_look_up(roles) is None
+
+
+def test_someone_with_no_role_may_not_look_up() -> None:
+    assert may_look_up(NOBODY) is Refusal.NO_ROLE
+
+
+def test_only_an_auditor_may_unmask() -> None:
+    assert may_unmask(Roles(requester=False, approver=False, auditor=True)) is None
+    assert may_unmask(Roles(requester=True, approver=True, auditor=False)) is Refusal.NOT_AN_AUDITOR
+
+
+@pytest.mark.parametrize("refusal", list(Refusal))
+def test_every_refusal_is_told_in_one_line(refusal: Refusal) -> None:
+    line = refusal_line(refusal)
+    assert line.startswith(":no_entry: ") and "\n" not in line and len(line) < 200

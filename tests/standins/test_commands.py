@@ -165,7 +165,7 @@ def test_both_standins_print_a_dotenv_zns_bot_works_with(
 
     checked = zns_bot("check")
     assert checked.returncode == 0, checked.stderr
-    assert "credentials OK" in checked.stdout
+    assert "ok   eSMS: credentials accepted" in checked.stdout
     sent = zns_bot(
         "send", "--phone", "0901888484", "--template", OTP_TEMPLATE, "--param", "otp=686868"
     )

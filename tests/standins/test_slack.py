@@ -770,3 +770,100 @@ def test_user_names_are_what_a_mention_shows() -> None:
 
 def test_the_demo_people_are_the_drivers_agent_and_approver() -> None:
     assert {AGENT, APPROVER} <= set(DEMO_USERS)
+
+
+# --- files_upload_v2: getUploadURLExternal, the upload URL, completeUploadExternal ----------
+
+
+async def test_files_upload_v2_shares_the_file_in_a_dm_with_its_comment(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    dm = (await client.conversations_open(users="U1"))["channel"]["id"]
+    content = b"seq,phone\n1,090****484\n"
+    done = await client.files_upload_v2(
+        content=content,
+        filename="audit.csv",
+        title="ZNS audit",
+        channel=dm,
+        initial_comment="3 rows",
+    )
+    (file,) = done["files"]
+    assert done["file"] == file and file["title"] == "ZNS audit" and file["id"].startswith("F")
+    assert [c.method for c in standin.calls()][-3:] == [
+        "files.getUploadURLExternal",
+        "upload",
+        "files.completeUploadExternal",
+    ]
+    asked = standin.calls("files.getUploadURLExternal")[0].args
+    assert (asked["filename"], int(asked["length"])) == ("audit.csv", len(content))
+    assert standin.file_bytes(file["id"]) == content
+    (message,) = standin.dms("U1")
+    assert message["text"] == "3 rows" and message["files"][0]["id"] == file["id"]
+    (shown,) = standin.files()
+    assert shown["completed"] and shown["channels"] == [dm] and shown["name"] == "audit.csv"
+
+
+async def test_an_upload_of_another_length_or_twice_is_refused(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    started = await client.files_getUploadURLExternal(filename="a.csv", length=5)
+    async with httpx.AsyncClient() as raw:
+        short = await raw.post(started["upload_url"], content=b"abc")
+        assert short.status_code == 400 and "expected 5 bytes, got 3" in short.text
+        good = await raw.post(started["upload_url"], content=b"abcde")
+        assert (good.status_code, good.text) == (200, "OK - 5")
+        again = await raw.post(started["upload_url"], content=b"abcde")
+        assert again.status_code == 400
+        unknown = await raw.post(started["upload_url"] + "x", content=b"abcde")
+        assert unknown.status_code == 404
+        # a multipart form (curl -F) is refused plainly, not miscounted as raw bytes
+        form = await client.files_getUploadURLExternal(filename="b.csv", length=3)
+        sent = await raw.post(form["upload_url"], files={"file": ("b.csv", b"xyz")})
+        assert sent.status_code == 415
+    assert standin.file_bytes(started["file_id"]) == b"abcde"
+    with pytest.raises(LookupError):
+        standin.file_bytes(form["file_id"])
+
+
+@pytest.mark.slack_refuses("invalid_arguments")
+async def test_files_methods_refuse_what_slack_refuses(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    for bad in ({"filename": "", "length": 3}, {"filename": "a.csv", "length": 0}):
+        with pytest.raises(SlackApiError) as refused:
+            await client.files_getUploadURLExternal(**bad)  # type: ignore[arg-type]
+        assert refused.value.response["error"] == "invalid_arguments"
+
+    started = await client.files_getUploadURLExternal(filename="a.csv", length=2)
+    never_uploaded = {"id": started["file_id"], "title": "a"}
+    for files, channel, error in (
+        ([{"id": "F0NOSUCHFILE", "title": "x"}], None, "file_not_found"),
+        ([never_uploaded], None, "file_not_found"),  # announced but no bytes sent
+    ):
+        with pytest.raises(SlackApiError) as refused:
+            await client.files_completeUploadExternal(files=files, channel_id=channel)
+        assert refused.value.response["error"] == error
+    with pytest.raises(SlackApiError) as refused:
+        await client.files_completeUploadExternal(files=[])
+    assert refused.value.response["error"] == "invalid_arguments"
+
+    async with httpx.AsyncClient() as raw:
+        assert (await raw.post(started["upload_url"], content=b"ok")).status_code == 200
+    with pytest.raises(SlackApiError) as refused:  # a DM nobody opened
+        await client.files_completeUploadExternal(
+            files=[never_uploaded], channel_id="D0NEVEROPENED"
+        )
+    assert refused.value.response["error"] == "channel_not_found"
+    standin.set_channels({"C0PRIVATE": {"name": "ops", "private": True, "member": False}})
+    with pytest.raises(SlackApiError) as refused:
+        await client.files_completeUploadExternal(files=[never_uploaded], channel_id="C0PRIVATE")
+    assert refused.value.response["error"] == "not_in_channel"
+    assert not standin.files()[0]["completed"]  # a refusal changes nothing
+
+    # without a channel Slack keeps the file private: completed, shared nowhere
+    done = await client.files_completeUploadExternal(files=[never_uploaded])
+    assert done["files"] == [{"id": started["file_id"], "title": "a"}]
+    assert standin.files()[0]["channels"] == []
+    with pytest.raises(SlackApiError) as refused:  # once only
+        await client.files_completeUploadExternal(files=[never_uploaded])
+    assert refused.value.response["error"] == "file_not_found"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 from tinydb import Query
 
-from storage.archive import Segments
+from storage.archive import Segments, find_events
 from storage.errors import StoreError
 from storage.segments import (
     RunningDigest,
@@ -113,6 +114,18 @@ def test_lookups_read_one_block_and_keys_hide_phones(tmp_path: Path) -> None:
     index.close()
     assert phone.encode() not in (tmp_path / "audit" / name.index_file()).read_bytes()
     segments.close()
+
+
+def test_a_current_index_caught_before_its_tables_exist_holds_nothing(tmp_path: Path) -> None:
+    """The archive pass creates the current segment's index in a worker thread: a lookup
+    (the bot's `/zns status`, or the audit tools) may open it between the file and its
+    tables. It holds nothing then; a sealed index without tables is still an error."""
+    name = SegmentName("2026-12", 0)
+    (tmp_path / name.index_file()).touch()  # what sqlite3.connect leaves, before any table
+    h = key_hash(SECRET, "send", "zns-1")
+    assert find_events(tmp_path, [(name, name.data_file(), False)], h) == []
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        find_events(tmp_path, [(name, name.data_file(), True)], h)
 
 
 def test_a_crash_between_append_and_index_is_reindexed_at_open(tmp_path: Path) -> None:

@@ -103,7 +103,12 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def make_context(tmp_path: Path, store: Store, esms_client: EsmsClient) -> MakeContext:
     """Bolt's context as register_all() fills it, for the given ZNS_* settings."""
 
-    def make(*, requesters: Iterable[str] = (), allow_self: bool = False) -> dict[str, Any]:
+    def make(
+        *,
+        requesters: Iterable[str] = (),
+        auditors: Iterable[str] = (),
+        allow_self: bool = False,
+    ) -> dict[str, Any]:
         settings = Settings(
             _env_file=None,
             esms_oaid=DEMO_OAID,
@@ -111,6 +116,7 @@ def make_context(tmp_path: Path, store: Store, esms_client: EsmsClient) -> MakeC
             public_base_url="https://bot.example",
             zns_approvers=[APPROVER, APPROVER_GROUP],
             zns_requesters=list(requesters),
+            zns_auditors=list(auditors),
             zns_allow_self_approval=allow_self,
         )
         service = SendService(
@@ -124,6 +130,7 @@ def make_context(tmp_path: Path, store: Store, esms_client: EsmsClient) -> MakeC
             service=service,
             approvers=AccessList(settings.zns_approvers),
             requesters=AccessList(settings.zns_requesters),
+            auditors=AccessList(settings.zns_auditors),
         )
         return {CONTEXT_KEY: deps}
 
