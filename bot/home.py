@@ -1,5 +1,4 @@
-"""The App Home's data: what waits for a person, their requests, today's counts, and when
-their home is published again (at most once per 10 s, through the outbox)."""
+"""The App Home's data, and when each person's home is published again (through the outbox)."""
 
 from __future__ import annotations
 

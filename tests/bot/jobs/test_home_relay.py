@@ -1,5 +1,6 @@
-"""App Home items through the real relay: coalesced, 10 s apart, only when changed, and
-kept through a Slack outage. Time is the test's clock; nothing waits on the wall clock."""
+"""App Home items through the real relay: coalesced, 10 s apart, kept through an outage."""
+
+# Time is the test's clock; nothing waits on the wall clock.
 
 from collections.abc import Mapping
 from typing import Any
