@@ -47,7 +47,7 @@ from bot.web.slack_gate import check_shape, check_signature
 from handlers import register_all
 from handlers.access import AccessList
 from handlers.deps import SlackDeps
-from handlers.poster import SlackPoster
+from handlers.poster import SlackHomes, SlackPoster
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -172,8 +172,9 @@ def build_runtime(settings: Settings) -> Runtime:
     catalogue = TemplateCatalogue(esms, ttl=settings.zns_template_ttl)
     service = SendService(settings=settings, store=store, client=esms, catalogue=catalogue)
     client = slack_client(settings)
-    relay, tracker, scheduler = _jobs(settings, service, client, metrics)
-    bolt, deps, socket = _slack(settings, service, client)
+    approvers = AccessList(settings.zns_approvers)  # the listeners' and the homes' both
+    relay, tracker, scheduler = _jobs(settings, service, client, metrics, approvers)
+    bolt, deps, socket = _slack(settings, service, client, approvers)
     runtime = Runtime(
         settings=settings,
         store=store,
@@ -194,7 +195,11 @@ def build_runtime(settings: Settings) -> Runtime:
 
 
 def _jobs(
-    settings: Settings, service: SendService, client: AsyncWebClient, metrics: Metrics
+    settings: Settings,
+    service: SendService,
+    client: AsyncWebClient,
+    metrics: Metrics,
+    approvers: AccessList,
 ) -> tuple[Relay, DeliveryTracker, AsyncIOScheduler]:
     """The background side: the Slack relay, delivery tracking and polling, on one scheduler."""
     relay = Relay(
@@ -202,6 +207,8 @@ def _jobs(
         SlackPoster(client, settings),
         pace=settings.zns_slack_pace,
         burst=settings.zns_slack_burst,
+        homes=SlackHomes(client, service.homes, approvers),
+        book=service.homes,
     )
     relay.on_error = metrics.slack_error
     tracker = DeliveryTracker(service)
@@ -219,7 +226,7 @@ def _jobs(
 
 
 def _slack(
-    settings: Settings, service: SendService, client: AsyncWebClient
+    settings: Settings, service: SendService, client: AsyncWebClient, approvers: AccessList
 ) -> tuple[AsyncApp, SlackDeps, AsyncSocketModeHandler | None]:
     """Bolt with every listener registered, and its socket when Socket Mode is on."""
     signing = settings.slack_signing_secret
@@ -232,7 +239,7 @@ def _slack(
     deps = SlackDeps(
         settings=settings,
         service=service,
-        approvers=AccessList(settings.zns_approvers),
+        approvers=approvers,
         requesters=AccessList(settings.zns_requesters),
         auditors=AccessList(settings.zns_auditors),
     )

@@ -61,6 +61,11 @@ class SwrCache(Generic[K, V]):
             task.add_done_callback(lambda _: self._refreshing.pop(key, None))
         return value
 
+    def peek(self, key: K) -> V | None:
+        """The cached value, fresh or stale, without fetching; None when there is none."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[1]
+
     async def refresh(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
         """Fetch the value for `key` now, whatever the cache holds (see the class for errors)."""
         if not self._coalesce:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -55,6 +56,7 @@ class Settings(BaseSettings):
     zns_allow_self_approval: bool = False
     zns_allow_sandbox: bool = True
     zns_approval_ttl: int = Field(24 * 3600, gt=0)
+    zns_timezone: str = "Asia/Ho_Chi_Minh"  # where a day begins, for the App Home's counts
     zns_template_ttl: int = Field(600, gt=0)
     zns_data_dir: Path = Path("./data")
     zns_fsync: bool = True
@@ -128,6 +130,19 @@ class Settings(BaseSettings):
         if text not in ZNS_SMS_TYPES:
             raise ValueError(f"{value!r} is not a ZNS SmsType; use 24 (priority) or 25 (normal)")
         return text
+
+    @field_validator("zns_timezone", mode="after")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone, e.g. Asia/Ho_Chi_Minh") from None
+        return value.strip()
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.zns_timezone)
 
     @field_validator("zns_audit_compression", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ class Kind(enum.StrEnum):
     DM = "dm"  # a direct message to the requester (failures)
     NOTIFY = "notify"  # a line in the notification channel (final states)
     EPHEMERAL = "ephemeral"  # a note only the requester sees (e.g. "your request is posted")
+    HOME = "home"  # publish one person's App Home (names a user, not a send)
 
 
 def posts_new_message(kind: Kind, record: SendRecord) -> bool:
@@ -75,4 +76,16 @@ class Poster(Protocol):
 
         Raises PostError when Slack refused or could not be reached.
         """
+        ...
+
+
+class HomePoster(Protocol):
+    """Renders and publishes a person's App Home (the Slack side of `Kind.HOME` items)."""
+
+    async def render_home(self, user: str) -> dict[str, Any]:
+        """The person's home view as it would be published now."""
+        ...
+
+    async def publish_home(self, user: str, view: Mapping[str, Any]) -> None:
+        """views.publish; raises PostError when Slack refused or could not be reached."""
         ...

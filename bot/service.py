@@ -24,6 +24,7 @@ from bot.errors import (
 )
 from bot.esms.client import EsmsClient
 from bot.esms.types import Quota, SubmitOutcome, Template, ZnsMessage
+from bot.home import HomeBook
 from bot.ops.logs import log_event
 from bot.phones import normalize_phone
 from bot.posts import Kind
@@ -167,6 +168,8 @@ class SendService:
         self.client = client
         self.catalogue = catalogue
         self.on_outbox = on_outbox
+        # What the App Home shows is kept with each change of a send (see `move`).
+        self.homes = HomeBook(settings=settings, store=store, client=client, kick=self._kick)
 
     def default_oaid(self, oaid: str | None = None) -> str:
         chosen = (oaid or self.settings.esms_oaid or "").strip()
@@ -285,6 +288,8 @@ class SendService:
         self, fields: dict[str, Any], *, actor: str, origin: str, reply_channel: str | None
     ) -> SendRecord:
         record = self.store.sends.create(fields, actor=actor, reason="requested")
+        if self.homes.moved(record, None):
+            self._kick()
         if origin == "slack":
             self._queue(record, Kind.CARD, f"{record['id']}:card:created")
             self._queue(
@@ -411,11 +416,14 @@ class SendService:
         move; `store.sends.get` gives a copy to change or keep.
         """
         with self.store.db.transaction():
+            before = self.store.sends.view(send_id)
             record = self.store.sends.transition(
                 send_id, to, actor=actor, reason=reason, expect=expect, **fields
             )
             if record is not None:
                 self._announce(record)
+                if self.homes.moved(record, before["state"] if before else None):
+                    self._kick()
         if record is not None:
             log_event(
                 log,

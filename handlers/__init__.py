@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncApp
 
 from handlers import failures
 from handlers.deps import CONTEXT_KEY, SlackDeps
-from handlers.listeners import actions, commands, options, views
+from handlers.listeners import actions, commands, home, options, views
 
 
 def register_all(app: AsyncApp, deps: SlackDeps) -> None:
@@ -19,5 +19,5 @@ def register_all(app: AsyncApp, deps: SlackDeps) -> None:
         await next()
 
     app.use(inject)
-    for module in (commands, actions, options, views, failures):
+    for module in (commands, actions, home, options, views, failures):
         module.register(app)

@@ -15,8 +15,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.home import HomeBook
 from bot.posts import Kind, PostError
+from handlers.access import AccessList
 from handlers.ui.blocks import failure_dm, notify_text, posted_text, request_card, thread_text
+from handlers.ui.home import home_view
 from storage.sends import SendRecord
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,7 @@ OUTBOX_EVENT = "zns_outbox"
 LOOKBACK_MARGIN_S = 300.0  # look this far before the first attempt (clock skew with Slack)
 LOOKUP_PAGE = 200
 LOOKUP_MAX_PAGES = 10
+PERMALINKS_KEPT = 5000  # cards' permalinks remembered (they never change)
 # Slack errors that mean "you may not look here": the look-up is skipped (with a warning) and
 # the item is posted, at least once, rather than kept back forever.
 CANNOT_LOOK = frozenset(
@@ -60,6 +64,62 @@ def relay_client(client: AsyncWebClient) -> AsyncWebClient:
         h for h in client.retry_handlers if isinstance(h, AsyncRateLimitErrorRetryHandler)
     ]
     return derived
+
+
+def post_error(kind: Kind, exc: Exception) -> Exception:
+    """A Slack failure as the relay's PostError; anything else as it is."""
+    if isinstance(exc, SlackApiError):
+        retry_after = exc.response.headers.get("Retry-After") if exc.response else None
+        error = exc.response.get("error") if exc.response else str(exc)
+        return PostError(
+            f"Slack refused {kind}: {error}",
+            retry_after=float(retry_after) if retry_after else None,
+            error=str(error),
+        )
+    if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
+        return PostError(f"Slack unreachable for {kind}: {type(exc).__name__}", error="unreachable")
+    return exc
+
+
+class SlackHomes:
+    """Implements bot.posts.HomePoster: a person's App Home rendered and published."""
+
+    def __init__(self, client: AsyncWebClient, book: HomeBook, approvers: AccessList) -> None:
+        self.client = relay_client(client)
+        self.book = book
+        self.approvers = approvers
+        self._links: dict[tuple[str, str], str] = {}
+
+    async def render_home(self, user: str) -> dict[str, Any]:
+        approver = await self.approvers.contains(user, self.client)
+        data = await self.book.gather(user, approver=approver)
+        links: dict[str, str] = {}
+        for item in data.mine:
+            if item.card_channel and item.card_ts:
+                link = await self._permalink(item.card_channel, item.card_ts)
+                if link:
+                    links[item.send_id] = link
+        return home_view(data, links)
+
+    async def publish_home(self, user: str, view: Mapping[str, Any]) -> None:
+        try:
+            await self.client.views_publish(user_id=user, view=dict(view))
+        except Exception as exc:
+            raise post_error(Kind.HOME, exc) from None
+
+    async def _permalink(self, channel: str, ts: str) -> str | None:
+        """The card's permalink, asked once: a home shows up to 20 and is rendered often."""
+        key = (channel, ts)
+        if key not in self._links:
+            try:
+                response = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+            except SlackApiError as exc:  # the home still shows the request, without a link
+                log.info("no permalink for %s/%s: %s", channel, ts, exc.response.get("error"))
+                return None
+            if len(self._links) >= PERMALINKS_KEPT:
+                self._links.pop(next(iter(self._links)))
+            self._links[key] = str(response.get("permalink") or "")
+        return self._links[key] or None
 
 
 class SlackPoster:
@@ -98,18 +158,8 @@ class SlackPoster:
     ) -> dict[str, Any]:
         try:
             return await self._post_item(kind, record, payload, key, tried_since)
-        except SlackApiError as exc:
-            retry_after = exc.response.headers.get("Retry-After") if exc.response else None
-            error = exc.response.get("error") if exc.response else str(exc)
-            raise PostError(
-                f"Slack refused {kind}: {error}",
-                retry_after=float(retry_after) if retry_after else None,
-                error=str(error),
-            ) from None
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise PostError(
-                f"Slack unreachable for {kind}: {type(exc).__name__}", error="unreachable"
-            ) from None
+        except Exception as exc:
+            raise post_error(kind, exc) from None
 
     async def _post_item(
         self,

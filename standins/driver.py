@@ -15,6 +15,7 @@ import httpx
 from standins.blockkit import check_options_answer
 from standins.esms import EsmsStandIn
 from standins.payloads import (
+    app_home_opened_body,
     block_action_body,
     block_suggestion_body,
     checkboxes_state,
@@ -293,6 +294,10 @@ class SlackDriver:
     ) -> httpx.Response:
         return await self.post(self.decision_body(view, decision, reason, user))
 
+    def home(self, user: str) -> HomeWatch:
+        """Watch `user`'s App Home from now on (open it with `.open()`)."""
+        return HomeWatch(self, user)
+
     def record_for(self, card: Mapping[str, Any]) -> dict[str, Any]:
         assert self.store is not None, "the driver was given no store to look in"
         (record,) = [
@@ -309,6 +314,73 @@ class SlackDriver:
             timeout=wait,
         )
         return call.args["text"]
+
+
+class HomeWatch:
+    """One person's App Home as the bot publishes it: each wait names the publication it
+    waits for (the next one after those already seen), never "any" view."""
+
+    def __init__(self, driver: SlackDriver, user: str) -> None:
+        self.driver = driver
+        self.user = user
+        self.seen = self.published()
+
+    def published(self) -> int:
+        """How many times the bot has published this person's home so far (accepted)."""
+        return sum(
+            c.ok and c.args.get("user_id") == self.user
+            for c in self.driver.slack.calls("views.publish")
+        )
+
+    async def next(self, wait: float = 15.0) -> dict[str, Any]:
+        """The home as the next publication after the last one seen leaves it."""
+        call = await self.driver.slack.await_for(
+            lambda c: c.ok and c.args.get("user_id") == self.user,
+            wait,
+            method="views.publish",
+            count=self.seen + 1,
+        )
+        self.seen += 1
+        return _view_of(call)
+
+    async def until(self, check: Any, wait: float = 30.0) -> dict[str, Any]:
+        """The first publication from now on whose view passes `check(view)`."""
+        while True:
+            view = await self.next(wait)
+            if check(view):
+                return view
+
+    async def open(self, *, tab: str = "home") -> httpx.Response:
+        response = await self.driver.post(app_home_opened_body(self.user, tab=tab))
+        assert response.status_code == 200, response.text
+        return response
+
+    async def click(
+        self, view: Mapping[str, Any], action_id: str, value: str, *, trigger_id: str | None = None
+    ) -> httpx.Response:
+        """Click the button `action_id` valued `value` on this home (Slack sends the view)."""
+        block = next(
+            b
+            for b in view["blocks"]
+            for e in ([b["accessory"]] if b.get("accessory") else b.get("elements") or [])
+            if e.get("action_id") == action_id and e.get("value") == value
+        )
+        body = block_action_body(
+            action_id,
+            value,
+            self.user,
+            block_id=block.get("block_id") or "home",
+            view=view,
+            trigger_id=trigger_id,
+        )
+        response = await self.driver.post(body)
+        assert response.status_code == 200, response.text
+        return response
+
+
+def home_text(view: Mapping[str, Any]) -> str:
+    """The home's text, all blocks, for looking things up in it."""
+    return json.dumps(view.get("blocks") or [], ensure_ascii=False)
 
 
 def _blocks_text(call: Call) -> str:

@@ -77,6 +77,33 @@ def slash_command_body(
     return urlencode(fields).encode()
 
 
+def app_home_opened_body(
+    user_id: str = DEFAULT_USER_ID, *, tab: str = "home", team_id: str = TEAM_ID
+) -> bytes:
+    """The Events API's app_home_opened, JSON as Slack posts it (`tab`: home or messages)."""
+    event: dict[str, Any] = {
+        "type": "app_home_opened",
+        "user": user_id,
+        "channel": f"D{uuid.uuid4().hex[:10].upper()}",
+        "tab": tab,
+        "event_ts": _action_ts(),
+    }
+    body = {
+        "token": VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "api_app_id": APP_ID,
+        "event": event,
+        "type": "event_callback",
+        "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+        "event_time": int(time.time()),
+        "authorizations": [
+            {"team_id": team_id, "user_id": BOT_ID, "is_bot": True, "is_enterprise_install": False}
+        ],
+        "is_ext_shared_channel": False,
+    }
+    return json.dumps(body).encode()
+
+
 def block_action_body(
     action_id: str,
     value: str | None = None,

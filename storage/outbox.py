@@ -23,7 +23,7 @@ class Outbox:
     def __init__(self, db: LogDB, clock: Clock) -> None:
         self._clock = clock
         self._table = db.table(TABLE)
-        for name in ("key", "status", "send_id", "attempts"):
+        for name in ("key", "status", "send_id", "attempts", "deferred"):
             self._table.create_index(name)
 
     def add(
@@ -34,15 +34,16 @@ class Outbox:
         key: str,
         send_id: str | None = None,
         channel: str | None = None,
-    ) -> bool:
-        """Queue a post; False (nothing queued) when an item with this key already exists.
+        due_at: datetime | None = None,
+    ) -> int | None:
+        """Queue a post; its id, or None (nothing queued) when an item with this key exists.
 
-        The item is due at once: `due_ids` counts on every item not tried yet being due.
+        The item is due at once, or at `due_at` if later (a deferred item, see `defer`).
         """
         if self._table.find_ids_by("key", key):
-            return False
+            return None
         now = iso(self._clock())
-        self._table.add(
+        return self._table.add(
             {
                 "key": key,
                 "kind": kind,
@@ -56,9 +57,22 @@ class Outbox:
                 "last_error": None,
                 "result": None,
                 "done_at": None,
+                **self._deferral(now, due_at),
             }
         )
-        return True
+
+    def _deferral(self, now: str, due_at: datetime | None) -> dict[str, Any]:
+        if due_at is None or iso(due_at) <= now:
+            return {"deferred": False}
+        return {"deferred": True, "next_attempt_at": iso(due_at)}
+
+    def defer(self, item_id: int, due_at: datetime) -> None:
+        """Make a pending item due at `due_at` (sooner or later), not counting an attempt."""
+        item = self._live(item_id)
+        if item["status"] == DONE:
+            return
+        when = self._deferral(iso(self._clock()), due_at)
+        self._table.put(item_id, {**item, "next_attempt_at": iso(due_at), **when})
 
     def due(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
         """Pending items whose next attempt is due, oldest (first queued) first (copies)."""
@@ -76,6 +90,11 @@ class Outbox:
         # item of a long backlog scattered over a large heap took milliseconds each time.
         untried = self._table.sids_by("attempts", 0)
         due = set(pending & untried) if untried else set()
+        # An item deferred on purpose (an App Home refresh, at most one per person per
+        # 10 s) is untried and yet not due: its time decides, as a retry's does.
+        deferred = self._table.sids_by("deferred", True)
+        if deferred:
+            due -= deferred
         docs = self._table.raw_docs()
         due.update(sid for sid in pending - due if docs[sid]["next_attempt_at"] <= cutoff)
         return sorted(map(int, due))

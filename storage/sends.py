@@ -317,6 +317,12 @@ class SendRecords:
             doc_ids.update(self._table.find_ids_by("state", str(SendState(state))))
         return [as_record(dict(doc)) for doc in self._table.get_many(sorted(doc_ids))]
 
+    def views_in_state(self, state: SendState | str) -> list[SendRecord]:
+        """Sends in `state` as stored (read only, see `view`), oldest (first created) first."""
+        docs = self._table.raw_docs()
+        sids = sorted(self._table.sids_by("state", str(SendState(state))), key=int)
+        return [as_record(docs[sid]) for sid in sids if sid in docs]
+
     async def earliest(
         self,
         states: Iterable[SendState | str],

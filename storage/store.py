@@ -14,6 +14,7 @@ from storage.clock import Clock, utcnow
 from storage.engine import DEFAULT_COMPACT_MIN_OPS, DEFAULT_COMPACT_RATIO, LogDB, open_db
 from storage.errors import StoreError
 from storage.group_commit import GroupCommit
+from storage.homes import DayCounts, Homes, RecentRequests
 from storage.outbox import Outbox
 from storage.sends import SendRecords
 from storage.views import OpenedViews
@@ -22,7 +23,8 @@ FILE_NAME = "live.db"  # the live store; the history is in audit/ (storage.segme
 
 
 class Store:
-    """Sends, audit events, callback events, the outbox and opened views, sharing one LogDB.
+    """Sends, audit events, callback events, the outbox, opened views and what the App Home
+    keeps (homes, day counts, recent requests), sharing one LogDB.
 
     Use it from one thread (the event loop's): a compare-and-set is atomic because
     nothing else runs between its read and its write.
@@ -46,6 +48,9 @@ class Store:
         self.callbacks = CallbackEvents(db, clock)
         self.outbox = Outbox(db, clock)
         self.views = OpenedViews(db, clock)
+        self.homes = Homes(db, clock)
+        self.day_counts = DayCounts(db)
+        self.recent = RecentRequests(db, clock)
         self._group_commit = GroupCommit(db.storage)
         self.archive = Archiver(
             self, live_hours=live_hours, compression=compression, on_step=on_archive_step

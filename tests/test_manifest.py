@@ -42,6 +42,7 @@ SCOPES_FOR = {
     "usergroups_users_list": {"usergroups:read"},
     "views_open": set(),
     "views_update": set(),
+    "views_publish": set(),  # the App Home (docs: no scope; Tier 4)
     # `check`, with the app-level token (its connections:write), not the bot's
     "apps_connections_open": set(),
 }
@@ -109,13 +110,38 @@ def test_structure_creates_the_app_in_one_step():
         assert command["description"] and command["usage_hint"]
 
 
-def test_the_failure_dms_have_a_read_only_messages_tab():
+def test_the_failure_dms_have_a_read_only_messages_tab_beside_the_home_tab():
     for manifest in (MANIFEST, SOCKET_MANIFEST):
         home = manifest["features"]["app_home"]
         assert home["messages_tab_enabled"] is True  # the DMs that say what failed
         assert home["messages_tab_read_only_enabled"] is True  # nothing reads replies
-        assert home["home_tab_enabled"] is False  # no App Home view is published
-    assert "views_publish" not in used_slack_methods()
+        assert home["home_tab_enabled"] is True  # the App Home is published per person
+    assert "views_publish" in used_slack_methods()
+
+
+def registered_events() -> set[str]:
+    """The event types the listeners register: `app.event("…")` in handlers/."""
+    found = set()
+    for path in (ROOT / "handlers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "event"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                found.add(str(node.args[0].value))
+    return found
+
+
+def test_every_event_the_code_listens_to_is_subscribed_and_no_other():
+    assert registered_events() == {"app_home_opened"}
+    for manifest in (MANIFEST, SOCKET_MANIFEST):
+        events = manifest["settings"]["event_subscriptions"]
+        assert set(events["bot_events"]) == registered_events()
+    assert MANIFEST["settings"]["event_subscriptions"]["request_url"] == EVENTS_URL
+    assert "request_url" not in SOCKET_MANIFEST["settings"]["event_subscriptions"]
 
 
 def test_every_slash_command_the_code_registers_is_declared():
@@ -152,6 +178,7 @@ def test_the_socket_mode_manifest_is_the_same_app_without_request_urls():
         del command["url"]
     del http["settings"]["interactivity"]["request_url"]
     del http["settings"]["interactivity"]["message_menu_options_url"]
+    del http["settings"]["event_subscriptions"]["request_url"]
     http["settings"]["socket_mode_enabled"] = True
     assert http == SOCKET_MANIFEST
 

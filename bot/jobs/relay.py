@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from bot.posts import Kind, Poster, PostError, posts_new_message
+from bot.home import HomeBook, view_hash
+from bot.posts import HomePoster, Kind, Poster, PostError, posts_new_message
 from storage.clock import iso
 from storage.errors import StoreError
 from storage.outbox import PENDING
@@ -75,6 +76,11 @@ class Relay:
       back the item's channel for that long.
     - Exactly once: see TRIED_FIELD and Poster.post's `tried_since`.
 
+    - App Homes: an item of kind home names a person, not a send. It is rendered when it
+      goes out, paced per person, held back until 10 s after their last publication
+      unless they are looking (`HomeBook.take`), and not sent when the view is the one
+      published last (see `_publish_home`).
+
     `clock` gives the time for pacing and scheduling, `sleep` waits for pacing; tests
     inject both to run without waiting.
     """
@@ -90,9 +96,13 @@ class Relay:
         burst: int = BURST,
         base_backoff: float = BASE_BACKOFF_S,
         max_backoff: float = MAX_BACKOFF_S,
+        homes: HomePoster | None = None,
+        book: HomeBook | None = None,
     ) -> None:
         self.store = store
         self.poster = poster
+        self.homes = homes  # publishes App Homes (Kind.HOME items); None: skipped
+        self.book = book
         self.clock = clock
         self.sleep = sleep
         self.pace = pace
@@ -183,6 +193,11 @@ class Relay:
             if self._closed or this.posted >= limit:
                 break
             found = self._look(item_id, this)
+            if found is not None and found.kind == Kind.HOME:
+                # A home names a person, not a send: no order among sends, no card.
+                if await self._publish_home(item_id, this):
+                    this.posted += 1
+                continue
             if found is None or self._held_back(found, this):
                 continue
             try:
@@ -207,6 +222,8 @@ class Relay:
         live = self.store.outbox.view(item_id)
         if live is None or live["status"] != PENDING:
             return None  # settled while an earlier post was awaited
+        if live["kind"] == Kind.HOME:
+            return _Due(item_id, "", None, Kind.HOME, None, None)
         send_id = live.get("send_id") or ""
         if send_id in this.blocked:
             return None
@@ -288,11 +305,63 @@ class Relay:
         # worker thread, so that a busy disk never holds the loop.
         with self.store.db.transaction(sync=False):
             if due.kind == Kind.CARD and not record.get("card_ts") and result.get("ts"):
-                self.store.sends.update_fields(
+                carded = self.store.sends.update_fields(
                     due.send_id, card_channel=result["channel"], card_ts=result["ts"]
                 )
+                if self.book is not None:  # the requester's home links to the thread now
+                    self.book.card_posted(carded)
             self.store.outbox.mark_done(item["id"], result)
         await self.store.synced()
+        return True
+
+    async def _publish_home(self, item_id: int, this: _Pass) -> bool:
+        """Publish one person's App Home as it is now; True when Slack took it.
+
+        Paced per person like a channel, and no sooner than HOME_GAP after their last one
+        unless they are looking (`HomeBook.take`); a view the same as the one published
+        last is not sent again.
+        """
+        live = self.store.outbox.view(item_id)
+        if live is None or live["status"] != PENDING:
+            return False
+        user = (live.get("payload") or {}).get("user")
+        if self.homes is None or self.book is None or not isinstance(user, str):
+            self.store.outbox.mark_done(item_id, {"skipped": "no App Home publisher"})
+            return False
+        lane = f"home:{user}"
+        free_at = None if lane in this.waiting else self._free_at(lane)
+        if lane in this.waiting or free_at is not None:
+            this.waiting.add(lane)
+            if free_at is not None:
+                self._ready_at = free_at if self._ready_at is None else min(self._ready_at, free_at)
+            return False
+        if not self.book.take(item_id, user):
+            return False
+        try:
+            await self.store.synced()  # never show Slack a change the disk may not keep
+            view = await self.homes.render_home(user)
+            digest = view_hash(view)
+            unchanged = self.book.unchanged(user, digest)
+            if not unchanged:
+                await self.homes.publish_home(user, view)
+        except Exception as exc:
+            error = exc.error if isinstance(exc, PostError) else "internal"
+            if not isinstance(exc, PostError):
+                log.exception("home publish crashed item=%s", item_id)
+            self.on_error(Kind.HOME, error)
+            retry_after = exc.retry_after if isinstance(exc, PostError) else None
+            item = self.store.outbox.get(item_id)
+            self._retry_later(item, f"{type(exc).__name__}: {exc}", retry_after, this.now, lane)
+            self.book.failed(user, item_id)
+            return False
+        with self.store.db.transaction(sync=False):
+            if not unchanged:
+                self.book.published(user, digest)
+            self.store.outbox.mark_done(item_id, {"unchanged": unchanged, "hash": digest[:16]})
+        await self.store.synced()
+        if unchanged:
+            return False
+        self._spend(lane)
         return True
 
     def _note_attempt(self, key: str, record: SendRecord) -> tuple[datetime | None, SendRecord]:

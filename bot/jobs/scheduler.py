@@ -90,6 +90,10 @@ async def expire_job(service: SendService) -> int:
     swept = service.sweep_views()
     if swept:
         log_event(log, "forgot opened views past their TTL", level=logging.DEBUG, views=swept)
+    # And the App Home's records: homes not opened for a day, counts of past days.
+    homes = service.homes.sweep()
+    if any(homes.values()):
+        log_event(log, "forgot old App Home records", level=logging.DEBUG, forgot=homes)
     repriced = await service.reprice_stale()
     if repriced:
         log_event(log, "priced requests whose estimate a restart lost", requests=repriced)

@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import policy
 from bot.errors import EsmsError, NotFoundError
 from handlers.deps import SlackDeps, deps_of
-from handlers.failures import told
+from handlers.failures import channel_of, listener_of, tell, told
 from handlers.listeners.commands import render_request
 from handlers.ui.blocks import (
     CANCEL_ACTION,
@@ -67,13 +67,8 @@ REVIEW_REFUSED: dict[policy.Refusal, str] = {  # what the clicker is told
 
 
 async def _tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
-        "channel_id"
-    )
-    if not isinstance(channel, str):  # Slack sends clicks on a card with their channel
-        log.warning("no channel to answer %s in: %s", body["user"]["id"], text)
-        return
-    await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=text)
+    """In the card's channel; a click on the App Home has none, so there by DM."""
+    await tell(client, body["user"]["id"], text, channel_of(body), about=listener_of(body))
 
 
 def decided_text(record: SendRecord) -> str:

@@ -14,6 +14,7 @@ from standins.process import BotProcess, standin_env
 from standins.socket_driver import SocketModeDriver
 from tests.harness import (
     APPROVAL_CHANNEL,
+    APPROVER,
     ORDER,
     bot_settings,
     open_order_modal,
@@ -184,3 +185,16 @@ async def test_zns_bot_serve_is_healthy_only_once_connected_and_closes_its_link(
     # The shutdown closed the link itself (1000), rather than leaving it to the TCP reset.
     assert (await socket.await_closed(link)).close_code == 1000
     assert socket.unacked() == []
+
+
+async def test_the_app_home_opens_over_the_socket(bot):
+    await request_order(bot)
+    home = bot.home(APPROVER)
+    await home.open()  # an events_api envelope, acked
+    view = await home.next()
+    reviews = [
+        b["accessory"]["value"]
+        for b in view["blocks"]
+        if (b.get("accessory") or {}).get("action_id") == "zns_review"
+    ]
+    assert reviews == [bot.runtime.store.sends.in_states({"pending_approval"})[0]["id"]]
