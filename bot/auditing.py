@@ -235,24 +235,16 @@ def export(data_dir: Path, target: str, wanted: ExportFilter, *, unmask: bool) -
     return f"wrote {count} audit events{wanted.describe(unmask)} to {where} ({masking})"
 
 
-def export_to(
-    out: IO[str], data_dir: Path, wanted: ExportFilter, *, unmask: bool, limit: int | None
-) -> Written:
-    """The export into an open file, at most `limit` rows (for `/zns audit`); the phone
-    filter must already be a normalised number."""
-    history = open_history(data_dir)
-    return write_csv(out, history, wanted, unmask=unmask, limit=limit)
-
-
 def export_file(
-    data_dir: Path, wanted: ExportFilter, *, unmask: bool, limit: int | None
+    history: History, wanted: ExportFilter, *, unmask: bool, limit: int | None
 ) -> tuple[Path, Written]:
-    """`export_to` into a new temporary file of mode 0600 (mkstemp's), which the caller
-    deletes when done with it; streamed, so memory does not grow with the rows."""
+    """The export into a new temporary file of mode 0600 (mkstemp's), at most `limit` rows
+    (for `/zns audit`; the phone filter must already be a normalised number), which the
+    caller deletes when done with it; streamed, so memory does not grow with the rows."""
     fd, name = tempfile.mkstemp(prefix="zns-audit-", suffix=".csv")
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
-            written = export_to(out, data_dir, wanted, unmask=unmask, limit=limit)
+            written = write_csv(out, history, wanted, unmask=unmask, limit=limit)
     except BaseException:
         os.unlink(name)  # personal data: never left behind by a failed export
         raise

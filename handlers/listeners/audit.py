@@ -18,6 +18,7 @@ from bot.errors import InputError
 from bot.phones import normalize_phone
 from handlers.deps import SlackDeps
 from handlers.failures import failure_text, slack_cause, tell
+from storage.history import History
 from storage.sends import SendState
 
 log = logging.getLogger(__name__)
@@ -193,10 +194,13 @@ async def _deliver(
 ) -> None:
     path: Path | None = None
     try:
-        # reading the history and writing the CSV block: a worker thread, not the loop
+        # the running store's own history (its memory, as `/zns status` reads it: the file
+        # may lag what the store holds); reading segments and writing the CSV block, so
+        # they run in a worker thread, not on the loop
+        history = History.of_store(deps.service.store)
         path, written = await asyncio.to_thread(
             auditing.export_file,
-            deps.settings.zns_data_dir,
+            history,
             wanted,
             unmask=unmask,
             limit=ROW_LIMIT,

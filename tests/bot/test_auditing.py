@@ -13,7 +13,6 @@ import pytest
 
 from bot import auditing
 from bot.auditing import ExportFilter
-from bot.errors import ConfigError
 from storage.store import Store
 
 
@@ -31,7 +30,8 @@ def data_dir(tmp_path: Path) -> Path:
 
 def export(data_dir: Path, wanted: ExportFilter, limit: int | None) -> tuple[list[str], int]:
     out = io.StringIO()
-    written = auditing.export_to(out, data_dir, wanted, unmask=False, limit=limit)
+    history = auditing.open_history(data_dir)
+    written = auditing.write_csv(out, history, wanted, unmask=False, limit=limit)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert len(rows) == written.rows
     return [r["action"] + ":" + r["actor"] for r in rows], written.matched
@@ -65,11 +65,17 @@ def test_the_export_file_is_private_and_none_is_left_when_it_fails(
     temp = tmp_path / "tmp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    path, written = auditing.export_file(data_dir, ExportFilter(), unmask=True, limit=4)
+    history = auditing.open_history(data_dir)
+    path, written = auditing.export_file(history, ExportFilter(), unmask=True, limit=4)
     assert path.parent == temp and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert (written.rows, written.matched) == (4, 7)
     assert len(path.read_text(encoding="utf-8").splitlines()) == 5  # the header and 4 rows
     path.unlink()
-    with pytest.raises(ConfigError):
-        auditing.export_file(tmp_path / "nowhere", ExportFilter(), unmask=False, limit=4)
+
+    def broken(*args: object, **kwargs: object) -> auditing.Written:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(auditing, "write_csv", broken)
+    with pytest.raises(OSError, match="No space left"):
+        auditing.export_file(history, ExportFilter(), unmask=False, limit=4)
     assert list(temp.iterdir()) == []
