@@ -42,7 +42,7 @@ check: $(STAMP)
 	$(BIN)/lint-imports
 
 test: check
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 2 --dist worksteal
 
 # The unit tests only: no bot process, no end-to-end flow (tests/e2e/).
 test-fast: $(STAMP)

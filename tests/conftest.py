@@ -46,6 +46,13 @@ class _Recorder(logging.Handler):
         self.lines.append(self.format(record))
 
 
+@pytest.hookimpl(trylast=True)  # after any shuffle (pytest-randomly), which it keeps
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests first: xdist hands out tests in this order, and a minute-long test handed
+    out last would keep one worker busy after the other had finished."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def logs_as_serve_configures_them() -> Iterator[_Recorder]:
     """Every record scrubbed as `zns-bot serve` scrubs it (the bot adds its settings' secrets

@@ -377,6 +377,7 @@ async def test_verify_names_a_send_whose_content_was_edited(
     assert zns(data_dir, "audit", "verify").returncode == 0
 
 
+@pytest.mark.long
 async def test_a_customer_is_erased_everywhere_with_the_chain_intact(
     bot: BotProcess, driver: SlackDriver, esms_standin: Any, tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@ import asyncio
 import json
 
 import httpx
+import pytest
 
 from standins.process import BotProcess, standin_env
 
@@ -11,6 +12,7 @@ WINDOW_S = 60.0  # the issue's measure: lines per minute of an idle bot
 MAX_LINES = 10
 
 
+@pytest.mark.long
 async def test_an_idle_serve_at_info_writes_at_most_10_lines_a_minute(
     tmp_path, slack_standin, esms_standin
 ):

@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from standins.driver import AGENT, APPROVAL_CHANNEL, APPROVER, SlackDriver
 from standins.process import BotProcess
 from tests.e2e.test_history import (  # noqa: F401 (bot, driver: fixtures used by name)
@@ -40,6 +42,7 @@ def files(data_dir: Path) -> list[tuple[str, int]]:
     return sorted((str(p.relative_to(data_dir)), p.stat().st_size) for p in data_dir.rglob("*"))
 
 
+@pytest.mark.long
 async def test_status_finds_a_send_by_each_key_live_and_archived(
     bot: BotProcess,  # noqa: F811
     driver: SlackDriver,  # noqa: F811

@@ -117,6 +117,7 @@ def _generation(data_dir: Path) -> int:
         return json.loads(file.readline())["gen"]
 
 
+@pytest.mark.long
 def test_random_sigkills_lose_no_acknowledged_write(tmp_path: Path) -> None:
     rng = random.Random(20260301)
     data_dir, acked = tmp_path / "data", Acked()
