@@ -49,8 +49,8 @@
 #   one keep-alive connection, and GET /healthz every 100 ms on another: the bot has no lag
 #   endpoint, so the longest reply is the longest the event loop could not answer. The same
 #   process watches the data directory every 5 ms (live.db.*.tmp and inode: compaction;
-#   audit/*.tmp: compression of a seal) and the bot's log (APScheduler's "Running job" and
-#   "executed" lines bound each pass, the bot's "archive: ..." line says what it did), and
+#   audit/*.tmp: compression of a seal) and the bot's log (its "archive" line, as a pass that
+#   moved something ends, says what it moved and how long the pass took), and
 #   reads the loop thread's /proc syscall and schedstat every 2 ms (fsync? waiting for the
 #   GIL in futex? running? waiting for a CPU?). After the day, a fresh bot on the store the
 #   day left gives the RSS that store needs. One bench at a time in DIR (DIR/bench.lock).
@@ -136,7 +136,6 @@ SUBMIT_US = 250_000  # eSMS's answer to a submit takes this long (build clock)
 COMPRESSION = "gzip"
 SEGMENT_BATCH = 20_000  # events per Segments.append in the old part
 PROBE_PATH = "/__lag_probe"
-ARCHIVE_JOB = 'ob \\"archive_job'  # APScheduler's lines as the bot logs them (JSON)
 PROBE_EVERY = 0.010
 HEALTH_EVERY = 0.100
 WATCH_EVERY = 0.005
@@ -1222,9 +1221,15 @@ class Watcher:
         self._tail = lines.pop()
         for line in lines:
             text = line.decode(errors="replace")
-            if ARCHIVE_JOB in text or '"archive: ' in text:
-                with contextlib.suppress(ValueError):
-                    self.marks.append((now, "log", str(json.loads(text).get("msg"))[:200]))
+            if '"msg":"archive"' in text:  # the bot's line for a pass that moved something
+                with contextlib.suppress(ValueError, TypeError):
+                    event = json.loads(text)
+                    sealed = ", ".join(event.get("sealed") or ()) or "nothing"
+                    detail = (
+                        f"{float(event['seconds'])} archive: {int(event['sends'])} send(s) left "
+                        f"the live store, {event.get('events')} event(s) copied, sealed {sealed}"
+                    )
+                    self.marks.append((now, "archive_pass", detail))
             elif '"level":"WARNING"' in text or '"level":"ERROR"' in text:
                 with contextlib.suppress(ValueError):
                     event = json.loads(text)
@@ -1838,26 +1843,22 @@ def explain_refused(data_dir: Path, refused: Sequence[tuple[int, int, str, str]]
 
 
 def windows_of(marks: Sequence[tuple[float, str, str]]) -> list[Window]:
-    """Archive passes (APScheduler's "Running job" to "executed" lines, the bot's "archive:"
-    line between them says what it did), the pass that sealed, compressions and compactions
+    """Archive passes (the bot's "archive" line as a pass ends: what it moved and how long
+    it took), the pass that sealed, compressions and compactions
     (while their temp file existed, or the instant the store file was replaced)."""
     found: list[Window] = []
     opened: dict[str, float] = {}
-    current: Window | None = None
     for t, what, detail in marks:
-        if what == "log" and detail.startswith('Running job "archive_job'):
-            current = Window("archive", t, t)
-        elif what == "log" and detail.startswith("archive: ") and current is not None:
-            current.detail = detail
-            words = detail.split()
-            if "sealed nothing" not in detail:
-                current.kind = "seal"
-            elif words[1].isdigit() and int(words[1]) >= 1000:
-                current.kind = "big_archive"
-        elif what == "log" and detail.startswith('Job "archive_job') and current is not None:
-            current.end = t
-            found.append(current)
-            current = None
+        if what == "archive_pass":
+            # the bot logs a pass as it ends, with its span; the watcher reads the line
+            # within WATCH_EVERY of it, so the window starts that much earlier to be sure
+            seconds, _, text = detail.partition(" ")
+            window = Window("archive", t - float(seconds) - WATCH_EVERY, t, text)
+            if "sealed nothing" not in text:
+                window.kind = "seal"
+            elif int(text.split()[1]) >= 1000:
+                window.kind = "big_archive"
+            found.append(window)
         elif what in ("compaction_tmp", "seal_tmp"):
             opened[what] = t
         elif what in ("compaction_tmp_gone", "seal_tmp_gone"):
