@@ -9,14 +9,12 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
-    ContextBlock,
-    MarkdownTextObject,
     PlainTextObject,
-    SectionBlock,
 )
 
 from bot.esms.types import Balance, OfficialAccount, Quota, Template, TemplateParam
 from handlers.ui.blocks import NAME_MAX, SECTION_TEXT_MAX, mrkdwn_escape, param_label
+from handlers.ui.kit import as_dicts, context, section
 from handlers.ui.text import shorten, slack_len
 
 TEMPLATES_PAGE_ACTION = "zns_templates_page"
@@ -79,14 +77,14 @@ def templates_blocks(
     oa_name = mrkdwn_escape(shorten(oa.name or oa.oaid, NAME_MAX))
     if not templates:
         text = f"OA {oa_name} ({oa.oaid}) has no templates at eSMS."
-        return text, _dicts([_section(text)])
+        return text, as_dicts([section(text)])
     pages = template_pages(templates)
     page = min(max(page, 1), len(pages))
     heading = (
         f"Templates of OA {oa_name} (`{oa.oaid}`): {len(templates)}, page {page} of {len(pages)}"
     )
-    blocks: list[Block] = [_section(f"*{heading}*")]
-    blocks += [_section(template_text(t)) for t in pages[page - 1]]
+    blocks: list[Block] = [section(f"*{heading}*")]
+    blocks += [section(template_text(t)) for t in pages[page - 1]]
     if page < len(pages):
         blocks.append(
             ActionsBlock(
@@ -99,8 +97,8 @@ def templates_blocks(
                 ]
             )
         )
-        blocks.append(_context(f"Or type `/zns templates {page + 1}`"))
-    return heading, _dicts(blocks)
+        blocks.append(context(f"Or type `/zns templates {page + 1}`"))
+    return heading, as_dicts(blocks)
 
 
 def balance_blocks(
@@ -122,21 +120,9 @@ def balance_blocks(
             lines.append(f"• promotion quota left: {left}")
     lines += [f":warning: {mrkdwn_escape(shorten(f, 500))}" for f in failures]
     text = "\n".join(lines) or "Nothing to show."
-    return text.splitlines()[0], _dicts([_section(text)])
+    return text.splitlines()[0], as_dicts([section(text)])
 
 
 def _count(left: int | None, of: int | None) -> str:
     left_text = f"{left:,}" if left is not None else "unknown"
     return f"{left_text} of {of:,}" if of is not None else left_text
-
-
-def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=text))
-
-
-def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=text)])
-
-
-def _dicts(blocks: list[Block]) -> list[dict[str, Any]]:
-    return [block.to_dict() for block in blocks]

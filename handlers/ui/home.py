@@ -21,6 +21,7 @@ from slack_sdk.models.views import View
 
 from bot.home import WAITING_PAGE, HomeData, HomeItem
 from handlers.ui.blocks import CANCEL_ACTION, REVIEW_ACTION, mrkdwn_escape, one_line
+from handlers.ui.kit import section
 from handlers.ui.text import shorten
 from storage.sends import SendState
 
@@ -68,7 +69,7 @@ def _button(text: str, action_id: str, value: str, style: str | None = None) -> 
 
 
 def _section(text: str, accessory: ButtonElement | None = None) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=shorten(text, 3000)), accessory=accessory)
+    return section(shorten(text, 3000), accessory)
 
 
 def _waiting(data: HomeData) -> list[Block]:

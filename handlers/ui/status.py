@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 
 from bot.lookup import Lookup, SendView
 from bot.status import key_text, not_found_line, status_fields, summary_line
 from handlers.ui.blocks import mrkdwn_escape, user_ref
+from handlers.ui.kit import as_dicts, context, section
 from handlers.ui.text import shorten
 
 # A field's value on the answer. The fields of three sends in full stay far inside the
@@ -28,7 +29,7 @@ def status_blocks(
     its card thread's permalink (None: Slack gave none; absent: the send has no card)."""
     if lookup.key is None:
         line = not_found_line(lookup)
-        return line, _dicts([_section(f":mag: {mrkdwn_escape(line)}")])
+        return line, as_dicts([section(f":mag: {mrkdwn_escape(line)}")])
     if lookup.key.kind == "phone":
         return _phone_blocks(lookup, links)
     blocks: list[Block] = []
@@ -36,22 +37,22 @@ def status_blocks(
         blocks += _send_blocks(view, links)
     if len(lookup.views) > FULL_SENDS_MAX:
         more = len(lookup.views) - FULL_SENDS_MAX
-        blocks.append(_context(f"… and {more} more with this key: look each up by its send id"))
+        blocks.append(context(f"… and {more} more with this key: look each up by its send id"))
     first = lookup.views[0]
-    return f"ZNS send {first.send_id}: {first.state}", _dicts(blocks)
+    return f"ZNS send {first.send_id}: {first.state}", as_dicts(blocks)
 
 
 def _send_blocks(view: SendView, links: Mapping[str, str | None]) -> list[Block]:
     """One send in full: its id, every field of `status_fields`, its thread."""
     tag = " [SANDBOX]" if view.sandbox else ""
-    blocks: list[Block] = [_section(f"*ZNS send* `{view.send_id}`{tag}")]
+    blocks: list[Block] = [section(f"*ZNS send* `{view.send_id}`{tag}")]
     fields = [
         MarkdownTextObject(text=f"*{label}*\n{_value(label, value)}")
         for label, value in status_fields(view)
     ]
     for start in range(0, len(fields), FIELDS_PER_SECTION):
         blocks.append(SectionBlock(fields=fields[start : start + FIELDS_PER_SECTION]))
-    blocks.append(_context(_thread(view, links)))
+    blocks.append(context(_thread(view, links)))
     return blocks
 
 
@@ -80,21 +81,9 @@ def _phone_blocks(
     shown = key_text(lookup.key)  # masked
     newest = f", the newest {len(lookup.views)} shown" if lookup.more else ""
     heading = f"{lookup.total} send(s) to {shown}, newest first{newest}"
-    blocks: list[Block] = [_section(f"*{mrkdwn_escape(heading)}*")]
+    blocks: list[Block] = [section(f"*{mrkdwn_escape(heading)}*")]
     for view in lookup.views:
         line = mrkdwn_escape(shorten(summary_line(view), LINE_MAX))
-        blocks.append(_section(f"{line}\n{_thread(view, links)}"))
-    blocks.append(_context("Details of one: `/zns status <send id>`"))
-    return heading, _dicts(blocks)
-
-
-def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=text))
-
-
-def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=text)])
-
-
-def _dicts(blocks: list[Block]) -> list[dict[str, Any]]:
-    return [block.to_dict() for block in blocks]
+        blocks.append(section(f"{line}\n{_thread(view, links)}"))
+    blocks.append(context("Details of one: `/zns status <send id>`"))
+    return heading, as_dicts(blocks)
