@@ -2215,10 +2215,24 @@ def own_lag(metrics: Mapping[str, float]) -> str:
     if worst is None or not count:
         return "the bot reports no zns_event_loop_lag_seconds (older version)"
     within = metrics.get('zns_event_loop_lag_seconds_bucket{le="0.05"}', count)
-    return (
+    lag = (
         f"the bot's own loop-lag metric (a 10 ms timer inside serve, since it started): "
         f"max {worst * 1000:.0f} ms; {int(count - within):,} of {int(count):,} wake-ups "
         f"later than 50 ms"
+    )
+    gc_max = metrics.get("zns_gc_pause_max_seconds")
+    if gc_max is None:
+        return lag
+    passes = {g: metrics.get(f'zns_gc_pause_seconds_count{{generation="{g}"}}', 0) for g in "012"}
+    over = sum(
+        metrics.get(f'zns_gc_pause_seconds_count{{generation="{g}"}}', 0)
+        - metrics.get(f'zns_gc_pause_seconds_bucket{{generation="{g}",le="0.05"}}', 0)
+        for g in "012"
+    )
+    counts = ", ".join(f"gen {g}: {int(n):,}" for g, n in passes.items())
+    return (
+        f"{lag}; garbage collector: longest pass {gc_max * 1000:.0f} ms, {int(over)} over "
+        f"50 ms ({counts})"
     )
 
 

@@ -326,7 +326,8 @@ async def serve(settings: Settings) -> None:
             if sock is not None:
                 sock.close()
         raise
-    settle_long_lived()  # the loaded store must not slow the collector's full passes
+    # the loaded store must not slow the collector's full passes; each pass is measured
+    settle_long_lived(runtime.metrics.gc_pass)
     share_the_gil_quickly()  # file work in worker threads must not hold up the loop
     metrics_port = metrics.getsockname()[1]
     # One server, two listeners: one set of signal handlers, limits and connection cap.

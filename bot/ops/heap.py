@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import functools
 import gc
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ _installed = False
 FULL_PASS_EVERY = 3
 
 
-def settle_long_lived() -> None:
+def settle_long_lived(on_pass: Callable[[int, float], None] | None = None) -> None:
     """Move everything alive now out of the collector's reach, and keep doing so.
 
     The store keeps every document in memory: about a million containers at 100k sends. A
@@ -30,7 +31,8 @@ def settle_long_lived() -> None:
     makes none: over 30,000 callbacks no pass of any generation collected anything (the
     `collected` figure of gc.callbacks).
     """
-    global _installed
+    global _installed, _on_pass
+    _on_pass = on_pass
     gc.collect()
     gc.freeze()
     # A full pass also records how many objects it left for the next one, which is then
@@ -45,9 +47,21 @@ def settle_long_lived() -> None:
         _installed = True
 
 
+_on_pass: Callable[[int, float], None] | None = None  # told each pass: (generation, seconds)
+_started = 0.0
+
+
 def _freeze_after_full_pass(phase: str, info: dict[str, Any]) -> None:
-    if phase == "stop" and info["generation"] == 2:
+    global _started
+    if phase == "start":
+        _started = time.perf_counter()  # passes never overlap: the collector holds the GIL
+        return
+    if info["generation"] == 2:
         gc.freeze()
+    if _on_pass is not None:
+        # the collector pauses whichever thread ran it, the loop's included: /metrics shows
+        # whether a long loop pause was a collection
+        _on_pass(info["generation"], time.perf_counter() - _started)
 
 
 def release_free_memory() -> bool:

@@ -256,8 +256,21 @@ class Metrics:
             "The longest event-loop pause since the process started",
             registry=self.registry,
         )
+        self._gc_pause = Histogram(
+            "zns_gc_pause_seconds",
+            "How long each garbage-collector pass stopped the thread that ran it",
+            ["generation"],
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self._gc_pause_max = Gauge(
+            "zns_gc_pause_max_seconds",
+            "The longest garbage-collector pass since the process started",
+            registry=self.registry,
+        )
         self._caps: dict[tuple[str, str], _LabelCap] = {}
         self._loop_max = 0.0
+        self._gc_max = 0.0
 
     def attach_store(self, store: Store, *, clock: Clock = utcnow) -> None:
         """Expose the store's gauges from now on; a second store is refused."""
@@ -273,6 +286,13 @@ class Metrics:
         if seconds > self._loop_max:
             self._loop_max = seconds
             self._loop_lag_max.set(seconds)
+
+    def gc_pass(self, generation: int, seconds: float) -> None:
+        """Record one garbage-collector pass (bot/ops/heap.py)."""
+        self._gc_pause.labels(generation=str(generation)).observe(seconds)
+        if seconds > self._gc_max:
+            self._gc_max = seconds
+            self._gc_pause_max.set(seconds)
 
     def callback_received(self, outcome: str) -> None:
         """Count one eSMS callback: delivered, failed, progress, duplicate, bad_token, ..."""

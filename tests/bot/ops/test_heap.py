@@ -148,3 +148,19 @@ def test_release_free_memory_hands_freed_heap_pages_back() -> None:
         assert kept[0] == 2047 % 251
         """
     )
+
+
+def test_every_pass_is_reported_with_its_generation_and_duration() -> None:
+    run_script(
+        """
+        passes = []
+        heap.settle_long_lived(lambda generation, seconds: passes.append((generation, seconds)))
+        garbage = [[n] for n in range(50_000)]  # its allocation runs young passes itself
+        assert passes and all(0 < s < 10 for _, s in passes), passes
+        del passes[:]
+        gc.collect(0)
+        gc.collect(2)
+        assert [g for g, _ in passes] == [0, 2], passes
+        assert all(0 < s < 10 for _, s in passes), passes
+        """
+    )

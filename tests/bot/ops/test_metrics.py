@@ -191,6 +191,19 @@ def test_esms_latency_fills_the_histogram_and_counts_codes():
     assert value(samples, "zns_esms_requests_total", endpoint="GetBalance_json", code="none") == 1
 
 
+def test_gc_passes_fill_a_histogram_by_generation_and_keep_the_longest():
+    metrics = Metrics()
+    metrics.gc_pass(0, 0.0004)
+    metrics.gc_pass(2, 0.12)
+    metrics.gc_pass(2, 0.03)
+
+    samples = scrape(metrics)
+    assert value(samples, "zns_gc_pause_seconds_count", generation="0") == 1
+    assert value(samples, "zns_gc_pause_seconds_count", generation="2") == 2
+    assert value(samples, "zns_gc_pause_seconds_bucket", generation="2", le="0.05") == 1
+    assert value(samples, "zns_gc_pause_max_seconds") == pytest.approx(0.12)
+
+
 def test_phone_numbers_ids_and_query_strings_never_become_label_values():
     metrics = Metrics()
     metrics.callback_received(PHONE)
