@@ -52,6 +52,11 @@ class Roles:
     approver: bool
     auditor: bool
 
+    @property
+    def any(self) -> bool:
+        """Whether this person has a role at all: the bar for looking things up."""
+        return self.requester or self.approver or self.auditor
+
 
 # What each refusal tells the person, in one line; the audit log records the enum's value.
 REFUSAL_LINES: dict[Refusal, str] = {
@@ -77,19 +82,19 @@ def may_request(*, on_requesters_list: bool) -> Refusal | None:
 def may_look_up(roles: Roles) -> Refusal | None:
     """`/zns status`: any send, for anyone with a role. The support floor asks about a
     customer's message whoever requested it, and the phone is shown masked to all."""
-    return None if roles.requester or roles.approver or roles.auditor else Refusal.NO_ROLE
+    return None if roles.any else Refusal.NO_ROLE
 
 
 def may_see_account(roles: Roles) -> Refusal | None:
     """`/zns templates` and `/zns balance`: the OA's templates and the account's money are
     for the people who work with it, whatever their role."""
-    return None if roles.requester or roles.approver or roles.auditor else Refusal.NO_ROLE
+    return None if roles.any else Refusal.NO_ROLE
 
 
 def may_audit(roles: Roles) -> Refusal | None:
     """`/zns audit` is for the people who work with sends: requesters (everyone when
     ZNS_REQUESTERS is empty), approvers and auditors; phones stay masked but for auditors."""
-    return None if roles.requester or roles.approver or roles.auditor else Refusal.NO_ROLE
+    return None if roles.any else Refusal.NO_ROLE
 
 
 def may_unmask(roles: Roles) -> Refusal | None:
