@@ -184,6 +184,15 @@ REJECT_REASON = "wrong template for this order"
 # iterations over 30 ms, the mutex's sigprocmask, getenv and sscanf were a third of the
 # samples and futex waits most of the rest.
 # Monotonic time stays real (FAKETIME_DONT_FAKE_MONOTONIC): faked, every timed wait hangs.
+# And with it real, libfaketime's "monotonic fix" must be off (FAKETIME_FORCE_MONOTONIC_FIX=0;
+# it turns itself on with this glibc): it makes a timed wait on a CLOCK_MONOTONIC condition
+# variable return at once, and CPython's GIL is one, so every thread waiting for the GIL
+# spins on a CPU instead of sleeping. A thread running 20 ms of Python at a time beside one
+# that wants the GIL back after each fsync: with a bench busy on the other CPU, the 20 ms
+# took 45-52 ms with the fix on and 21.6 ms with it off; on an idle machine 23.4 against
+# 20.7 ms, the waiting thread using 45-48% of a CPU against 9-12% (8% without libfaketime;
+# GIL_CHECK, run before every measurement). In the day run, `perf sched` showed the loop's
+# slow iterations waiting for a CPU behind a spinning worker thread, the other CPU idle.
 FAKETIME_LIBS = tuple(
     f"{root}/faketime/libfaketime.so.1"
     for root in (
@@ -1364,6 +1373,47 @@ def find_faketime() -> str | None:
     return next((lib for lib in FAKETIME_LIBS if Path(lib).exists()), None)
 
 
+# 0.8 s of Python on the main thread while a second thread wants the GIL back after every
+# fsync: prints the second thread's CPU time as a share of that time. It should sleep while
+# it waits; under a libfaketime that makes GIL waiters spin it uses 5-6 times as much CPU
+# as without libfaketime (and makes the main thread 15% slower on an idle machine, twice as
+# slow when the CPUs are busy). See FAKETIME_LIBS.
+GIL_CHECK = """
+import os, sys, threading, time
+sys.setswitchinterval(0.001)
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+stop, used = False, []
+def waiter():
+    start = time.thread_time()
+    while not stop:
+        os.write(fd, b"x")
+        os.fsync(fd)
+    used.append(time.thread_time() - start)
+thread = threading.Thread(target=waiter)
+thread.start()
+cpu = time.thread_time()
+while time.thread_time() - cpu < 0.8:
+    pass
+stop = True
+thread.join()
+print(used[0] / 0.8)
+"""
+
+
+def gil_check(env: Mapping[str, str], scratch: Path) -> float:
+    """GIL_CHECK's share of a CPU used by the waiting thread, in a process with `env` added."""
+    found = subprocess.run(
+        [sys.executable, "-c", GIL_CHECK, str(scratch)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    scratch.unlink(missing_ok=True)
+    return float(found.stdout)
+
+
 class Timeline:
     """Virtual time: each bot starts with an offset (libfaketime) that keeps it at or after
     every virtual time used so far."""
@@ -1393,6 +1443,7 @@ class Timeline:
             "LD_PRELOAD": self.lib,
             "FAKETIME": f"{self.offset:+d}",
             "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            "FAKETIME_FORCE_MONOTONIC_FIX": "0",
             "FAKETIME_DONT_RESET": "1",
         }
 
@@ -1468,6 +1519,8 @@ class Results:
     pauses: dict[str, float] = field(default_factory=dict)
     pause_counts: dict[str, int] = field(default_factory=dict)
     slowest: list[str] = field(default_factory=list)
+    slowest_callbacks: list[str] = field(default_factory=list)
+    gil_check: str = ""
     windows: list[str] = field(default_factory=list)
     day_left: dict[str, float] = field(default_factory=dict)
     day_log: list[str] = field(default_factory=list)
@@ -1810,7 +1863,7 @@ async def day_run(bench: Bench) -> None:
     probe_found = Probe(
         found["lag"], found["health"], found["marks"], found["calls"], found["sched"]
     )
-    analyse_day(res, probe_found, ready)
+    analyse_day(res, probe_found, ready, [(s[1], s[2]) for s in fired["samples"]])
     res.day_log = [f"{t - ready:7.2f} s  {what} {detail}" for t, what, detail in probe_found.marks]
     used, wall = sum(cpu_after) - sum(cpu_before), wall_after - wall_before
     spent = [after - before for after, before in zip(harness, harness_before, strict=True)]
@@ -1882,8 +1935,16 @@ def windows_of(marks: Sequence[tuple[float, str, str]]) -> list[Window]:
     return found
 
 
-def analyse_day(res: Results, probe: Probe, ready: float) -> None:
+def analyse_day(
+    res: Results, probe: Probe, ready: float, callbacks: Sequence[tuple[float, float]]
+) -> None:
+    """The day's figures from the probe's samples and `callbacks` (sent, reply ms)."""
     windows = windows_of(probe.marks)
+
+    def during(sent: float, ms: float) -> str:
+        kinds = {w.kind for w in windows if sent <= w.end and sent + ms / 1000 >= w.start}
+        return ", ".join(sorted(kinds)) or "no pass, seal or compaction"
+
     res.windows = [
         f"{w.kind:<12} {w.start - ready:7.2f} -> {w.end - ready:7.2f} s  {w.detail}"
         for w in windows
@@ -1905,10 +1966,14 @@ def analyse_day(res: Results, probe: Probe, ready: float) -> None:
     if probe.lag:
         res.pauses["whole day"] = max(s[1] for s in probe.lag)
     for sent, ms, _ in sorted(probe.lag, key=lambda s: -s[1])[:10]:
-        during = [w.kind for w in windows if sent <= w.end and sent + ms / 1000 >= w.start]
-        what = ", ".join(sorted(set(during))) or "no pass, seal or compaction"
         states = probe.loop_states(sent, sent + ms / 1000)
-        res.slowest.append(f"{ms:7.1f} ms at {sent - ready:7.2f} s, during {what}; loop: {states}")
+        res.slowest.append(
+            f"{ms:7.1f} ms at {sent - ready:7.2f} s, during {during(sent, ms)}; loop: {states}"
+        )
+    res.slowest_callbacks = [
+        f"{ms:7.1f} ms at {sent - ready:7.2f} s, during {during(sent, ms)}"
+        for sent, ms in sorted(callbacks, key=lambda s: -s[1])[:10]
+    ]
     for names, label in ((("fsync", "fdatasync"), "fsync"), (("futex",), "futex")):
         seconds, at = probe.longest(names)
         res.loop_longest[label] = f"{seconds * 1000:.0f} ms at {at - ready:.2f} s"
@@ -2071,6 +2136,17 @@ async def run(opts: Options) -> Results:
         if not res.verify_build["ok"]:
             raise SystemExit("the built history does not verify: " + repr(res.verify_build))
         res.store = store_figures(bench.data)
+        if bench.timeline.lib is not None:
+            scratch = opts.dir / "gil-check.tmp"
+            faked = await asyncio.to_thread(gil_check, bench.timeline.env(), scratch)
+            real = await asyncio.to_thread(gil_check, {}, scratch)
+            res.gil_check = (
+                f"a thread waiting for the GIL used {100 * faked:.0f}% of a CPU under the bots' "
+                f"libfaketime, {100 * real:.0f}% without"
+            )
+            say(f"  {res.gil_check}")
+            if faked > 2 * real:
+                res.notes.append(f"threads spin under this libfaketime: {res.gil_check}")
         say("idle run")
         await idle_run(bench)
         say("day run")
@@ -2133,6 +2209,8 @@ def print_report(
         )
         for problem in found.get("problems") or []:
             print(f"  {problem}")
+    if res.gil_check:
+        print(f"clock check: {res.gil_check}")
     print()
     rows = figure_rows(res, base)
     width = max(len(r[0]) for r in rows) + 2
@@ -2279,6 +2357,9 @@ def print_day(res: Results) -> None:
         print(f"day: the loop thread during {kind} windows: {states}")
     print("day: slowest probe replies, what was running, and where the loop thread was:")
     for line in res.slowest:
+        print(f"  {line}")
+    print("day: slowest callback replies (sent to answered), and what was running:")
+    for line in res.slowest_callbacks:
         print(f"  {line}")
     print("day: windows (seconds after the bot answered):")
     for line in res.windows:
