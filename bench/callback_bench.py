@@ -45,11 +45,11 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -201,14 +201,26 @@ class Report:
     ceiling: Load | None = None
 
     def median_round(self) -> tuple[BotRun, Load]:
-        """The round whose bot/bare ratio is the median one (the lower middle of an even count)."""
-        ordered = sorted(self.rounds, key=lambda pair: ratio_of(*pair))
-        return ordered[(len(ordered) - 1) // 2]
+        """The round whose bot/bare ratio is the median one."""
+        return median_by(self.rounds, lambda pair: ratio_of(*pair))
+
+
+_T = TypeVar("_T")
+
+
+def median_by(items: Sequence[_T], key: Callable[[_T], float]) -> _T:
+    """The item whose key is the median one (the lower middle of an even count)."""
+    ordered = sorted(items, key=key)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def rate_ratio(bot: Load, bare: Load) -> float:
+    """Bot callbacks/s over bare requests/s; 0 when the bare app served nothing."""
+    return bot.rate / bare.rate if bare.rate else 0.0
 
 
 def ratio_of(run: BotRun, bare: Load) -> float:
-    """Bot callbacks/s over bare requests/s; 0 when the bare app served nothing."""
-    return run.load.rate / bare.rate if bare.rate else 0.0
+    return rate_ratio(run.load, bare)
 
 
 # --- the store: real template sends, cloned --------------------------------------------------

@@ -1417,6 +1417,20 @@ def gil_check(env: Mapping[str, str], scratch: Path) -> float:
     return float(found.stdout)
 
 
+async def clock_check(bench: Bench) -> None:
+    """GIL_CHECK under the bots' libfaketime and without it; a note when threads spin."""
+    res, scratch = bench.results, bench.opts.dir / "gil-check.tmp"
+    faked = await asyncio.to_thread(gil_check, bench.timeline.env(), scratch)
+    real = await asyncio.to_thread(gil_check, {}, scratch)
+    res.gil_check = (
+        f"a thread waiting for the GIL used {100 * faked:.0f}% of a CPU under the bots' "
+        f"libfaketime, {100 * real:.0f}% without"
+    )
+    say(f"  {res.gil_check}")
+    if faked > 2 * real:
+        res.notes.append(f"threads spin under this libfaketime: {res.gil_check}")
+
+
 class Timeline:
     """Virtual time: each bot starts with an offset (libfaketime) that keeps it at or after
     every virtual time used so far."""
@@ -2048,10 +2062,9 @@ async def intake_run(bench: Bench) -> None:
         res.verify_beside["bot_rss_mib"] = cb.memory_mb(bot.pid)[0]
     finally:
         await bench.stop_bot(bot)
-    ordered = sorted(rounds, key=lambda pair: pair[0].rate / pair[1].rate)
-    load, bare = ordered[len(ordered) // 2]
+    load, bare = cb.median_by(rounds, lambda pair: cb.rate_ratio(*pair))
     res.intake_rate, res.bare_rate = load.rate, bare.rate
-    res.intake_rounds = [f"{mine.rate / theirs.rate:.2f}" for mine, theirs in rounds]
+    res.intake_rounds = [f"{cb.rate_ratio(*pair):.2f}" for pair in rounds]
     res.intake_p99_ms = pct([ms for mine, _ in rounds for ms in mine.ms()], 99)
     res.intake_bad = sum(1 for mine, _ in rounds for s in mine.samples if s[1] != 200)
 
@@ -2152,16 +2165,7 @@ async def run(opts: Options) -> Results:
             raise SystemExit("the built history does not verify: " + repr(res.verify_build))
         res.store = store_figures(bench.data)
         if bench.timeline.lib is not None:
-            scratch = opts.dir / "gil-check.tmp"
-            faked = await asyncio.to_thread(gil_check, bench.timeline.env(), scratch)
-            real = await asyncio.to_thread(gil_check, {}, scratch)
-            res.gil_check = (
-                f"a thread waiting for the GIL used {100 * faked:.0f}% of a CPU under the bots' "
-                f"libfaketime, {100 * real:.0f}% without"
-            )
-            say(f"  {res.gil_check}")
-            if faked > 2 * real:
-                res.notes.append(f"threads spin under this libfaketime: {res.gil_check}")
+            await clock_check(bench)
         say("idle run")
         await idle_run(bench)
         say("day run")
